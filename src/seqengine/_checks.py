@@ -1,0 +1,226 @@
+"""The pre-action check chain (R-CHECK 1–8), in exactly the spec's order.
+
+Each check looks at a :class:`Situation` (everything known about one due action, read as of
+execution time) and returns ``None`` to pass or a :class:`CheckFailure` with a machine-readable
+``check`` name, what to do (``verdict``) and a reason a person can read. Hosts add their own
+checks with :meth:`CheckChain.inserted`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from datetime import datetime
+
+import attrs
+
+from seqengine._exceptions import ConfigError
+from seqengine._flow import Sequence
+from seqengine._model import (
+    Account,
+    Action,
+    ActionKind,
+    ActionStatus,
+    Enrollment,
+    Lead,
+    Platform,
+)
+
+__all__ = [
+    "DEFAULT_CHECKS",
+    "Check",
+    "CheckChain",
+    "CheckFailure",
+    "Situation",
+    "Verdict",
+]
+
+
+@attrs.frozen
+class Situation:
+    """Everything the core needs to decide one due action.
+
+    ``sequence_count_today`` is how many actions the sequence has started on the local day of
+    ``now`` (its time zone); the connection counts are the account's, for today and for the
+    rolling 7 days ending today.
+    """
+
+    action: Action
+    lead: Lead
+    enrollment: Enrollment
+    sequence: Sequence
+    account: Account
+    now: datetime
+    seed: int = 0
+    sequence_count_today: int = 0
+    connect_count_today: int = 0
+    connect_count_week: int = 0
+    account_paused: bool = False
+    account_paused_until: datetime | None = None
+
+
+class Verdict(enum.StrEnum):
+    """What a failed check means for the action."""
+
+    SKIP = "skip"  # the action is skipped; the flow advances
+    STOP = "stop"  # skipped, and the lead's enrollment stops: nothing later can pass either
+    REMOVE_LEAD = "remove_lead"  # the lead leaves the sequence (R-DM-5)
+    RESCHEDULE = "reschedule"  # try again next day inside the activity window (R-CHECK-9)
+    IGNORE = "ignore"  # the action is not waiting (check 1): leave it as it is
+
+
+@attrs.frozen
+class CheckFailure:
+    """A failed check: ``check`` is machine-readable, ``reason`` is for people."""
+
+    check: str
+    verdict: Verdict
+    reason: str
+
+
+Check = Callable[[Situation], CheckFailure | None]
+
+
+def check_status(s: Situation) -> CheckFailure | None:
+    """1. The action is Pending or Queued."""
+    if s.action.status in (ActionStatus.PENDING, ActionStatus.QUEUED):
+        return None
+    return CheckFailure(
+        "status",
+        Verdict.IGNORE,
+        f"status: action is {s.action.status.value}, not pending or queued",
+    )
+
+
+def check_not_terminal(s: Situation) -> CheckFailure | None:
+    """2. The lead is not terminal (Replied, Meeting Booked, Lost, Completed)."""
+    if not s.lead.is_terminal:
+        return None
+    return CheckFailure(
+        "lead_terminal", Verdict.STOP, f"lead_terminal: lead status is {s.lead.status.value}"
+    )
+
+
+def check_crm_stage(s: Situation) -> CheckFailure | None:
+    """3. The lead is not in the CRM at a stage other than "new"."""
+    stage = (s.lead.crm_stage or "").strip().lower()
+    if stage in ("", "new"):
+        return None
+    return CheckFailure(
+        "crm_stage", Verdict.STOP, f"crm_stage: lead is in the CRM at stage {s.lead.crm_stage!r}"
+    )
+
+
+def check_competitor(s: Situation) -> CheckFailure | None:
+    """4. The lead is not marked as a competitor."""
+    if not s.lead.competitor:
+        return None
+    return CheckFailure("competitor", Verdict.STOP, "competitor: lead is marked as a competitor")
+
+
+def check_blacklist(s: Situation) -> CheckFailure | None:
+    """5. The lead is not blacklisted."""
+    if not s.lead.blacklisted:
+        return None
+    return CheckFailure("blacklisted", Verdict.STOP, "blacklisted: lead is blacklisted")
+
+
+def check_can_receive_dm(s: Situation) -> CheckFailure | None:
+    """6. For X DMs, the lead can receive DMs (unknown is left to the executor)."""
+    a = s.action
+    if (
+        a.kind is ActionKind.DM
+        and a.platform is Platform.X
+        and s.lead.x is not None
+        and s.lead.x.can_dm is False
+    ):
+        return CheckFailure(
+            "cannot_receive_dm",
+            Verdict.REMOVE_LEAD,
+            "cannot_receive_dm: lead does not accept DMs on X",
+        )
+    return None
+
+
+def check_daily_limit(s: Situation) -> CheckFailure | None:
+    """7. The sequence's unified daily action limit is not reached (R-CHECK-9)."""
+    if (
+        not s.action.counts_toward_daily_limit
+        or s.sequence_count_today < s.sequence.daily_action_limit
+    ):
+        return None
+    return CheckFailure(
+        "daily_action_limit",
+        Verdict.RESCHEDULE,
+        f"daily_action_limit: sequence reached {s.sequence.daily_action_limit} actions today; "
+        "rescheduled to the next day",
+    )
+
+
+def check_platform_data(s: Situation) -> CheckFailure | None:
+    """8. The lead has the platform data the action needs."""
+    if s.action.kind is ActionKind.WITHDRAW_CONNECTION or s.lead.has_platform_data(
+        s.action.platform
+    ):
+        return None
+    what = {
+        Platform.X: "an X profile",
+        Platform.LINKEDIN: "a LinkedIn profile",
+        Platform.EMAIL: "an email address",
+    }[s.action.platform]
+    return CheckFailure(
+        "missing_platform_data", Verdict.SKIP, f"missing_platform_data: lead has no {what}"
+    )
+
+
+@attrs.frozen
+class CheckChain:
+    """An ordered chain of named checks; the first failure wins."""
+
+    checks: tuple[tuple[str, Check], ...]
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The check names in order."""
+        return tuple(name for name, _ in self.checks)
+
+    def run(self, situation: Situation) -> CheckFailure | None:
+        """Run the checks in order; return the first failure, or None when all pass."""
+        for _name, check in self.checks:
+            failure = check(situation)
+            if failure is not None:
+                return failure
+        return None
+
+    def inserted(
+        self, name: str, check: Check, *, before: str | None = None, after: str | None = None
+    ) -> CheckChain:
+        """A new chain with ``check`` added before or after a named check (default: last)."""
+        if name in self.names:
+            msg = f"a check named {name!r} is already in the chain; choose another name"
+            raise ConfigError(msg)
+        anchor = before or after
+        if anchor is None:
+            return CheckChain((*self.checks, (name, check)))
+        if anchor not in self.names:
+            msg = f"no check named {anchor!r}; the chain has: {', '.join(self.names)}"
+            raise ConfigError(msg)
+        index = self.names.index(anchor) + (0 if before else 1)
+        items = list(self.checks)
+        items.insert(index, (name, check))
+        return CheckChain(tuple(items))
+
+
+#: R-CHECK 1–8, in the spec's order.
+DEFAULT_CHECKS = CheckChain(
+    (
+        ("status", check_status),
+        ("lead_terminal", check_not_terminal),
+        ("crm_stage", check_crm_stage),
+        ("competitor", check_competitor),
+        ("blacklisted", check_blacklist),
+        ("cannot_receive_dm", check_can_receive_dm),
+        ("daily_action_limit", check_daily_limit),
+        ("missing_platform_data", check_platform_data),
+    )
+)

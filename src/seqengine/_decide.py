@@ -1,0 +1,498 @@
+"""Deciding one action: what happens when it comes due, and when its outcome comes back.
+
+These two pure functions are the engine. :func:`decide` takes a due action's
+:class:`~seqengine._checks.Situation` and returns a :class:`Decision` (start it, skip it,
+reschedule it, defer it ...); :func:`resolve` takes a started action's situation and the
+executor's outcome and returns the decision that finishes it and queues what comes next.
+Both drivers use them: the in-memory reducer (``_engine.step``) and the storage-backed worker.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+import attrs
+
+from seqengine import _rand
+from seqengine._checks import DEFAULT_CHECKS, CheckChain, Situation, Verdict
+from seqengine._flow import END, Sequence, Step
+from seqengine._lifecycle import check_transition
+from seqengine._model import (
+    Action,
+    ActionKind,
+    ActionStatus,
+    ConditionKind,
+    Enrollment,
+    EnrollmentStatus,
+)
+from seqengine._outcomes import (
+    BudgetExhausted,
+    Completed,
+    CriticalError,
+    Effect,
+    ExecuteAction,
+    LeadRemoved,
+    MinorError,
+    Notify,
+    Outcome,
+    PauseAccount,
+    RetryLater,
+    Skipped,
+    Unknown,
+)
+from seqengine._timing import (
+    human_delays,
+    in_window,
+    load_zone,
+    local_date,
+    place_in_window,
+    random_time_on_next_active_day,
+)
+
+__all__ = [
+    "MAX_TRIES",
+    "Budget",
+    "Decision",
+    "action_id_for",
+    "decide",
+    "first_action",
+    "resolve",
+    "step_action",
+]
+
+#: Transient failures (RetryLater) tolerated before an action fails for good.
+MAX_TRIES = 5
+_PAUSE_RETRY = timedelta(hours=24)
+
+
+@attrs.frozen
+class Budget:
+    """A shared budget a starting action consumes: one unit of ``counter`` on ``day``.
+
+    Allowed only while the sum of ``counter`` over the ``span_days`` days ending at ``day`` is
+    below ``limit``. Storage enforces this atomically when the action starts.
+    """
+
+    counter: str
+    day: date
+    limit: int
+    span_days: int = 1
+
+
+@attrs.frozen
+class Decision:
+    """The result of deciding or resolving an action.
+
+    ``action`` is the action's new state; ``enrollment`` the lead's new place in the sequence
+    (None: unchanged); ``new_actions`` are to be stored as pending; ``cancel`` lists other
+    pending actions of the enrollment to cancel (with ``cancel_reason``); ``budgets`` are the
+    counters consumed when the action starts; ``effects`` are for the shell to carry out.
+    """
+
+    action: Action
+    enrollment: Enrollment | None = None
+    new_actions: tuple[Action, ...] = ()
+    cancel: tuple[str, ...] = ()
+    cancel_reason: str | None = None
+    budgets: tuple[Budget, ...] = ()
+    effects: tuple[Effect, ...] = ()
+
+
+def _move(action: Action, status: ActionStatus, **changes: object) -> Action:
+    check_transition(action.status, status, action_id=action.id)
+    return attrs.evolve(action, status=status, **changes)  # type: ignore[arg-type]
+
+
+def action_id_for(
+    sequence_id: str, lead_id: str, step_id: str, attempt: int, generation: int = 0
+) -> str:
+    """The stable id of a flow action (unique per enrollment, step, attempt, generation)."""
+    base = f"{sequence_id}:{lead_id}:{step_id}:{attempt}"
+    return f"{base}~{generation}" if generation else base
+
+
+def step_action(
+    seq: Sequence,
+    enrollment: Enrollment,
+    step: Step,
+    at: datetime,
+    now: datetime,
+    seed: int,
+    attempt: int = 1,
+) -> Action:
+    """A pending action for ``step`` due at ``at`` (moved into the activity window)."""
+    aid = action_id_for(seq.id, enrollment.lead_id, step.id, attempt, enrollment.generation)
+    zone = load_zone(seq.timezone)
+    when = place_in_window(seq.activity_window, zone, at, _rand.unit(seed, aid, "place"))
+    return Action(
+        id=aid,
+        sequence_id=seq.id,
+        step_id=step.id,
+        lead_id=enrollment.lead_id,
+        account_id=enrollment.account_id,
+        kind=step.action,
+        platform=step.platform,
+        scheduled_at=when,
+        attempt=attempt,
+        created_at=now,
+    )
+
+
+def first_action(seq: Sequence, enrollment: Enrollment, now: datetime, seed: int) -> Action:
+    """The first action of a new enrollment (the start step, after its delay)."""
+    step = seq.start_step
+    return step_action(seq, enrollment, step, now + timedelta(hours=step.delay_hours), now, seed)
+
+
+def _next_day(seq: Sequence, now: datetime, seed: int, key: str) -> datetime:
+    zone = load_zone(seq.timezone)
+    return random_time_on_next_active_day(
+        seq.activity_window, zone, now, _rand.unit(seed, key, "next-day")
+    )
+
+
+def _without(pending: tuple[str, ...], *ids: str) -> tuple[str, ...]:
+    return tuple(p for p in pending if p not in ids)
+
+
+def _back_to_pending(
+    s: Situation, action: Action, at: datetime, reason: str, **changes: object
+) -> Decision:
+    when = place_in_window(
+        s.sequence.activity_window,
+        load_zone(s.sequence.timezone),
+        at,
+        _rand.unit(s.seed, action.id, "resched", action.tries, reason),
+    )
+    return Decision(
+        _move(action, ActionStatus.PENDING, scheduled_at=when, reason=reason, **changes)
+    )
+
+
+def decide(s: Situation, checks: CheckChain = DEFAULT_CHECKS) -> Decision:
+    """Decide what happens to a due action.
+
+    Order: claim (``queued``); outside the activity window → back to pending at the next
+    window opening; the pre-check chain (R-CHECK 1–8); a paused account → pending until the
+    pause ends; LinkedIn connection limits → deferred to the next day (R-CONNECT-2);
+    otherwise start it (``in_progress``) with its human delays and the budgets it consumes.
+    """
+    action, seq, now = s.action, s.sequence, s.now
+    if action.status in (ActionStatus.PENDING, ActionStatus.DEFERRED):
+        action = _move(action, ActionStatus.QUEUED)
+        s = attrs.evolve(s, action=action)
+    zone = load_zone(seq.timezone)
+    if action.status is ActionStatus.QUEUED and not in_window(seq.activity_window, zone, now):
+        return _back_to_pending(
+            s, action, now, "outside_activity_window: waiting for the sequence's activity window"
+        )
+    failure = checks.run(s)
+    if failure is not None:
+        if failure.verdict is Verdict.IGNORE:
+            return Decision(action)
+        if failure.verdict is Verdict.RESCHEDULE:
+            when = _next_day(seq, now, s.seed, f"{action.id}/{action.tries}/{now.isoformat()}")
+            return Decision(
+                _move(action, ActionStatus.PENDING, scheduled_at=when, reason=failure.reason)
+            )
+        if failure.verdict is Verdict.REMOVE_LEAD:
+            return _remove(s, action, failure.reason)
+        skipped = _move(action, ActionStatus.SKIPPED, reason=failure.reason, finished_at=now)
+        if failure.verdict is Verdict.STOP:
+            return _stop(s, skipped, failure.reason)
+        return _advance(s, skipped, _target_after(s, skipped))
+    if s.account_paused:
+        until = s.account_paused_until or now + _PAUSE_RETRY
+        return _back_to_pending(s, action, max(until, now), "account_paused: the account is paused")
+    budgets: list[Budget] = []
+    if action.counts_toward_daily_limit:
+        budgets.append(Budget(f"sequence:{seq.id}", local_date(now, zone), seq.daily_action_limit))
+    if action.kind is ActionKind.CONNECTION_REQUEST:
+        acc = s.account
+        acc_day = local_date(now, load_zone(acc.timezone))
+        over = None
+        if s.connect_count_today >= acc.connection_request_daily_limit:
+            over = (
+                f"connection_request_limit: account {acc.id} reached its daily limit of "
+                f"{acc.connection_request_daily_limit} connection requests; deferred to "
+                "the next day"
+            )
+        elif s.connect_count_week >= acc.weekly_invitation_limit:
+            over = (
+                f"weekly_invitation_limit: account {acc.id} sent "
+                f"{acc.weekly_invitation_limit} invitations in the last 7 days; deferred "
+                "to the next day"
+            )
+        if over is not None:
+            when = _next_day(seq, now, s.seed, f"{action.id}/defer/{now.isoformat()}")
+            return Decision(_move(action, ActionStatus.DEFERRED, scheduled_at=when, reason=over))
+        budgets.append(Budget(f"connect:{acc.id}", acc_day, acc.connection_request_daily_limit))
+        budgets.append(Budget(f"connect:{acc.id}", acc_day, acc.weekly_invitation_limit, 7))
+    started = _move(action, ActionStatus.IN_PROGRESS, started_at=now, reason=None)
+    return Decision(started, budgets=tuple(budgets), effects=(_execute(s, started),))
+
+
+def _execute(s: Situation, action: Action) -> ExecuteAction:
+    seq = s.sequence
+    step = seq.step(action.step_id) if seq.has_step(action.step_id) else None
+    template = subject = prompt = condition = None
+    if step is not None:
+        template = {
+            ActionKind.CONNECTION_REQUEST: step.note,
+            ActionKind.DM: step.template,
+            ActionKind.EMAIL: step.body,
+        }.get(action.kind)
+        subject = step.subject
+        prompt = step.prompt or seq.settings.comment_prompt
+        condition = step.condition.value if step.condition else None
+    text_len = len(template or "") + len(subject or "")
+    settings = attrs.asdict(seq.settings)
+    return ExecuteAction(
+        action=action,
+        lead=s.lead,
+        idempotency_key=action.id,
+        delays=human_delays(action.kind.value, text_len, s.seed, action.id),
+        template=template,
+        subject=subject,
+        prompt=prompt,
+        condition=condition,
+        note_limit=s.account.connection_note_limit
+        if action.kind is ActionKind.CONNECTION_REQUEST
+        else None,
+        settings=settings,
+    )
+
+
+def _remove(s: Situation, action: Action, reason: str) -> Decision:
+    cancelled = _move(action, ActionStatus.CANCELLED, reason=reason, finished_at=s.now)
+    others = _without(s.enrollment.pending, action.id)
+    enrollment = attrs.evolve(
+        s.enrollment, status=EnrollmentStatus.REMOVED, pending=(), reason=reason
+    )
+    return Decision(
+        cancelled, enrollment=enrollment, cancel=others, cancel_reason=f"lead_removed: {reason}"
+    )
+
+
+def _stop(s: Situation, action: Action, reason: str) -> Decision:
+    others = _without(s.enrollment.pending, action.id)
+    enrollment = attrs.evolve(
+        s.enrollment, status=EnrollmentStatus.STOPPED, pending=(), reason=reason
+    )
+    return Decision(
+        action, enrollment=enrollment, cancel=others, cancel_reason=f"enrollment_stopped: {reason}"
+    )
+
+
+def _target_after(s: Situation, action: Action) -> str | None:
+    """The step that follows a finished (non-condition) action, or None at the end."""
+    if not s.sequence.has_step(action.step_id):
+        return None
+    step = s.sequence.step(action.step_id)
+    if step.action is ActionKind.CONDITION:
+        # A condition that could not be evaluated counts as not met, without retries.
+        return step.if_false
+    return step.next
+
+
+def _advance(
+    s: Situation,
+    finished: Action,
+    target: str | None,
+    extra: tuple[Action, ...] = (),
+    cancel: tuple[str, ...] = (),
+    cancel_reason: str | None = None,
+) -> Decision:
+    """Finish ``finished`` and queue the step ``target`` (R-FLOW-1)."""
+    enrollment = s.enrollment
+    pending = _without(enrollment.pending, finished.id, *cancel)
+    new: tuple[Action, ...] = extra
+    if finished.kind is ActionKind.WITHDRAW_CONNECTION or finished.manual:
+        target = None  # R-WITHDRAW-2: withdrawals never advance the lead
+        status = enrollment.status
+    elif target is None or target == END:
+        status = EnrollmentStatus.COMPLETED
+    else:
+        step = s.sequence.step(target)
+        nxt = step_action(
+            s.sequence, enrollment, step, s.now + timedelta(hours=step.delay_hours), s.now, s.seed
+        )
+        new = (*new, nxt)
+        status = enrollment.status
+    pending = pending + tuple(a.id for a in new)
+    return Decision(
+        finished,
+        enrollment=attrs.evolve(enrollment, status=status, pending=pending),
+        new_actions=new,
+        cancel=cancel,
+        cancel_reason=cancel_reason,
+    )
+
+
+def resolve(s: Situation, outcome: Outcome) -> Decision:
+    """Finish a started action with the executor's ``outcome`` and queue what follows."""
+    action, now = s.action, s.now
+    if isinstance(outcome, Completed):
+        return _completed(s, outcome)
+    if isinstance(outcome, Skipped | MinorError):
+        prefix = "" if isinstance(outcome, Skipped) else "minor_error: "
+        skipped = _move(
+            action,
+            ActionStatus.SKIPPED,
+            reason=prefix + outcome.reason,
+            finished_at=now,
+            facts=dict(getattr(outcome, "facts", {})) or dict(action.facts),
+        )
+        return _advance(s, skipped, _target_after(s, skipped))
+    if isinstance(outcome, LeadRemoved):
+        return _remove(s, action, outcome.reason)
+    if isinstance(outcome, CriticalError):
+        until = outcome.until
+        retry_at = until if until is not None and until > now else now + _PAUSE_RETRY
+        reason = f"{outcome.kind.value}: {outcome.reason}"
+        decision = _back_to_pending(s, action, retry_at, reason, started_at=None)
+        until_text = until.isoformat() if until else "a person resumes it"
+        notify = Notify(
+            account_id=s.account.id,
+            subject=f"seqengine paused account {s.account.id}: {outcome.kind.value}",
+            body=(
+                f"Account {s.account.id} was paused because of {outcome.kind.value} on "
+                f"{action.platform.value}: {outcome.reason}.\nPaused until: {until_text}.\n"
+                "Its actions wait and resume automatically when the pause ends; check the "
+                "account's session or credentials before resuming it by hand."
+            ),
+        )
+        pause = PauseAccount(s.account.id, outcome.kind, outcome.reason, until)
+        return attrs.evolve(decision, effects=(pause, notify))
+    if isinstance(outcome, BudgetExhausted):
+        at = (
+            outcome.until
+            if outcome.until is not None and outcome.until > now
+            else _next_day(s.sequence, now, s.seed, f"{action.id}/budget/{action.tries}")
+        )
+        return _back_to_pending(
+            s, action, at, f"budget_exhausted: {outcome.reason}", started_at=None
+        )
+    if isinstance(outcome, RetryLater):
+        tries = action.tries + 1
+        if tries >= MAX_TRIES:
+            failed = _move(
+                action,
+                ActionStatus.FAILED,
+                finished_at=now,
+                tries=tries,
+                reason=f"failed: gave up after {tries} tries: {outcome.reason}",
+            )
+            return _failed(s, failed)
+        at = (
+            outcome.at
+            if outcome.at is not None and outcome.at > now
+            else now + timedelta(minutes=15 * 2 ** (tries - 1))
+        )
+        return _back_to_pending(
+            s, action, at, f"retry: {outcome.reason}", tries=tries, started_at=None
+        )
+    if isinstance(outcome, Unknown):
+        failed = _move(
+            action,
+            ActionStatus.FAILED,
+            finished_at=now,
+            reason=f"unknown_outcome: {outcome.reason}",
+        )
+        return _failed(s, failed)
+    msg = f"not an outcome: {outcome!r}"  # pragma: no cover - guarded by the type
+    raise TypeError(msg)
+
+
+def _failed(s: Situation, failed: Action) -> Decision:
+    """A failed action ends the lead's flow here; a person decides what comes next."""
+    pending = _without(s.enrollment.pending, failed.id)
+    enrollment = attrs.evolve(
+        s.enrollment,
+        pending=pending,
+        status=EnrollmentStatus.STOPPED if not pending else s.enrollment.status,
+        reason=failed.reason,
+    )
+    return Decision(failed, enrollment=enrollment)
+
+
+def _completed(s: Situation, outcome: Completed) -> Decision:
+    action, seq, now = s.action, s.sequence, s.now
+    done = _move(
+        action,
+        ActionStatus.COMPLETED,
+        finished_at=now,
+        reason=None,
+        provider_id=outcome.provider_id,
+        content=outcome.content,
+        result=outcome.result if action.kind is ActionKind.CONDITION else None,
+        facts={**action.facts, **outcome.facts},
+    )
+    if (
+        action.kind is ActionKind.WITHDRAW_CONNECTION
+        or action.manual
+        or not seq.has_step(action.step_id)
+    ):
+        return _advance(s, done, None)
+    step = seq.step(action.step_id)
+    if step.action is ActionKind.CONDITION:
+        return _condition(s, step, done, bool(outcome.result))
+    extra: tuple[Action, ...] = ()
+    if step.action is ActionKind.CONNECTION_REQUEST and step.auto_withdraw_after_days:
+        extra = (_withdrawal(s, step, now),)
+    return _advance(s, done, step.next, extra=extra)
+
+
+def _withdrawal(s: Situation, step: Step, now: datetime) -> Action:
+    """R-CONNECT-4: a withdrawal N days after the request (never a builder step)."""
+    seq, enrollment = s.sequence, s.enrollment
+    aid = f"{seq.id}:{enrollment.lead_id}:{step.id}:withdraw"
+    if enrollment.generation:
+        aid += f"~{enrollment.generation}"
+    at = now + timedelta(days=step.auto_withdraw_after_days or 0)
+    when = place_in_window(
+        seq.activity_window, load_zone(seq.timezone), at, _rand.unit(s.seed, aid, "place")
+    )
+    return Action(
+        id=aid,
+        sequence_id=seq.id,
+        step_id=step.id,
+        lead_id=enrollment.lead_id,
+        account_id=enrollment.account_id,
+        kind=ActionKind.WITHDRAW_CONNECTION,
+        platform=step.platform,
+        scheduled_at=when,
+        created_at=now,
+    )
+
+
+def _condition(s: Situation, step: Step, done: Action, met: bool) -> Decision:
+    """R-COND-2/3: met → TRUE branch; not met → retry, FALSE only after the last attempt."""
+    if met:
+        cancel: tuple[str, ...] = ()
+        if step.condition is ConditionKind.CONNECTION_ACCEPTED:
+            cancel = tuple(
+                p for p in s.enrollment.pending if p.endswith(":withdraw") or ":withdraw~" in p
+            )
+        return _advance(
+            s,
+            done,
+            step.if_true,
+            cancel=cancel,
+            cancel_reason="connection_accepted: withdrawal no longer needed" if cancel else None,
+        )
+    if done.attempt < step.max_attempts:
+        retry = step_action(
+            s.sequence,
+            s.enrollment,
+            step,
+            s.now + timedelta(hours=step.retry_interval_hours),
+            s.now,
+            s.seed,
+            attempt=done.attempt + 1,
+        )
+        pending = (*_without(s.enrollment.pending, done.id), retry.id)
+        return Decision(
+            done, enrollment=attrs.evolve(s.enrollment, pending=pending), new_actions=(retry,)
+        )
+    return _advance(s, done, step.if_false)

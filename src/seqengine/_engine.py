@@ -1,0 +1,353 @@
+"""The in-memory reducer: ``step(world, clock) -> (world, effects)``.
+
+A :class:`World` holds sequences, accounts, leads, enrollments, actions, counters and the due
+queue as persistent (structure-sharing) containers, so one step costs O(log n) whatever the
+number of leads held. ``step`` takes the due actions, decides each (``_decide.decide``) and
+returns :class:`~seqengine.ExecuteAction` effects; the caller runs them and hands the outcome
+back with :func:`feed`. Same world, clock and seed → same effects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime, timedelta
+from typing import Protocol
+
+import attrs
+
+from seqengine._checks import DEFAULT_CHECKS, CheckChain, Situation
+from seqengine._decide import Budget, Decision, decide, first_action, resolve, step_action
+from seqengine._exceptions import ConfigError
+from seqengine._flow import Sequence
+from seqengine._lifecycle import RUNNABLE, check_transition
+from seqengine._model import (
+    Account,
+    Action,
+    ActionStatus,
+    Enrollment,
+    EnrollmentStatus,
+    Lead,
+)
+from seqengine._outcomes import Effect, Outcome, PauseAccount
+from seqengine._pheap import PHeap
+from seqengine._pmap import PMap
+from seqengine._timing import load_zone, local_date
+
+__all__ = [
+    "Clock",
+    "FixedClock",
+    "World",
+    "enroll",
+    "feed",
+    "new_world",
+    "next_due",
+    "pause_sequence",
+    "remove_lead",
+    "resume_account",
+    "resume_sequence",
+    "step",
+    "supersede",
+    "update_lead",
+]
+
+
+class Clock(Protocol):
+    """Where time comes from: a real clock in production, a virtual one in simulation."""
+
+    def now(self) -> datetime:
+        """The current instant, timezone-aware (UTC)."""
+        ...
+
+
+@attrs.frozen
+class FixedClock:
+    """A clock that always says ``at`` (handy for driving the reducer by hand)."""
+
+    at: datetime
+
+    def now(self) -> datetime:
+        """The fixed instant."""
+        return self.at
+
+
+@attrs.frozen
+class World:
+    """Everything the reducer knows, as immutable, structure-sharing data."""
+
+    seed: int = 0
+    sequences: PMap[str, Sequence] = attrs.field(factory=PMap.empty)
+    accounts: PMap[str, Account] = attrs.field(factory=PMap.empty)
+    leads: PMap[str, Lead] = attrs.field(factory=PMap.empty)
+    enrollments: PMap[tuple[str, str], Enrollment] = attrs.field(factory=PMap.empty)
+    actions: PMap[str, Action] = attrs.field(factory=PMap.empty)
+    order: PMap[str, int] = attrs.field(factory=PMap.empty)
+    due: PHeap[tuple[float, int, str]] = attrs.field(factory=PHeap.empty)
+    counters: PMap[tuple[str, date], int] = attrs.field(factory=PMap.empty)
+    paused: PMap[str, PauseAccount] = attrs.field(factory=PMap.empty)
+    created: int = 0
+    checks: CheckChain = DEFAULT_CHECKS
+
+    def actions_in_order(self) -> Iterator[Action]:
+        """Every action, in the order they were created."""
+        return iter(sorted(self.actions.values(), key=lambda a: self.order[a.id]))
+
+    def count(self, counter: str, day: date, span_days: int = 1) -> int:
+        """Units of ``counter`` used over the ``span_days`` days ending at ``day``."""
+        return sum(
+            self.counters.get((counter, day - timedelta(days=i)), 0) for i in range(span_days)
+        )
+
+
+def new_world(
+    *,
+    seed: int = 0,
+    sequences: Iterable[Sequence] = (),
+    accounts: Iterable[Account] = (),
+    checks: CheckChain = DEFAULT_CHECKS,
+) -> World:
+    """A world with these sequences and accounts and no leads yet."""
+    return World(
+        seed=seed,
+        sequences=PMap.from_items((s.id, s) for s in sequences),
+        accounts=PMap.from_items((a.id, a) for a in accounts),
+        checks=checks,
+    )
+
+
+def _add_actions(world: World, actions: Iterable[Action]) -> World:
+    acts, order, due, created = world.actions, world.order, world.due, world.created
+    for action in actions:
+        if action.id not in order:
+            order = order.set(action.id, created)
+            created += 1
+        acts = acts.set(action.id, action)
+        if action.status in RUNNABLE:
+            due = due.push((action.scheduled_at.timestamp(), order[action.id], action.id))
+    return attrs.evolve(world, actions=acts, order=order, due=due, created=created)
+
+
+def enroll(world: World, lead: Lead, sequence_id: str, account_id: str, now: datetime) -> World:
+    """Enrol ``lead`` in a sequence, worked by an account; its first action is queued.
+
+    Enrolling a lead already in the sequence changes nothing (the lead's data is updated).
+    """
+    seq = world.sequences.get(sequence_id)
+    if seq is None:
+        msg = f"no sequence {sequence_id!r}; known: {', '.join(sorted(world.sequences))}"
+        raise ConfigError(msg)
+    if account_id not in world.accounts:
+        msg = f"no account {account_id!r}; known: {', '.join(sorted(world.accounts))}"
+        raise ConfigError(msg)
+    world = attrs.evolve(world, leads=world.leads.set(lead.id, lead))
+    key = (sequence_id, lead.id)
+    if key in world.enrollments:
+        return world
+    enrollment = Enrollment(
+        sequence_id=sequence_id, lead_id=lead.id, account_id=account_id, enrolled_at=now
+    )
+    action = first_action(seq, enrollment, now, world.seed)
+    enrollment = attrs.evolve(enrollment, pending=(action.id,))
+    world = attrs.evolve(world, enrollments=world.enrollments.set(key, enrollment))
+    return _add_actions(world, [action])
+
+
+def update_lead(world: World, lead: Lead) -> World:
+    """Replace a lead's facts; the pre-checks see them from the next step on."""
+    return attrs.evolve(world, leads=world.leads.set(lead.id, lead))
+
+
+def situation(world: World, action: Action, now: datetime) -> Situation:
+    """The situation of one action in ``world`` at ``now`` (counters read for ``now``)."""
+    seq = world.sequences[action.sequence_id]
+    account = world.accounts[action.account_id]
+    day = local_date(now, load_zone(seq.timezone))
+    acc_day = local_date(now, load_zone(account.timezone))
+    pause = world.paused.get(account.id)
+    paused = pause is not None and (pause.until is None or pause.until > now)
+    return Situation(
+        action=action,
+        lead=world.leads[action.lead_id],
+        enrollment=world.enrollments[(action.sequence_id, action.lead_id)],
+        sequence=seq,
+        account=account,
+        now=now,
+        seed=world.seed,
+        sequence_count_today=world.count(f"sequence:{seq.id}", day),
+        connect_count_today=world.count(f"connect:{account.id}", acc_day),
+        connect_count_week=world.count(f"connect:{account.id}", acc_day, 7),
+        account_paused=paused,
+        account_paused_until=pause.until if paused and pause is not None else None,
+    )
+
+
+def _apply(world: World, decision: Decision, now: datetime) -> World:
+    counters = world.counters
+    for key in {(b.counter, b.day) for b in decision.budgets}:
+        counters = counters.set(key, counters.get(key, 0) + 1)
+    world = attrs.evolve(world, counters=counters)
+    world = _add_actions(world, [decision.action, *decision.new_actions])
+    if decision.cancel:
+        world = _cancel(world, decision.cancel, decision.cancel_reason or "cancelled", now)
+    if decision.enrollment is not None:
+        e = decision.enrollment
+        world = attrs.evolve(world, enrollments=world.enrollments.set(e.key, e))
+    for effect in decision.effects:
+        if isinstance(effect, PauseAccount):
+            world = attrs.evolve(world, paused=world.paused.set(effect.account_id, effect))
+    return world
+
+
+def _cancel(world: World, ids: Iterable[str], reason: str, now: datetime) -> World:
+    acts = world.actions
+    for aid in ids:
+        action = acts.get(aid)
+        if action is None or action.status not in RUNNABLE:
+            continue
+        if action.status is ActionStatus.QUEUED:
+            action = attrs.evolve(action, status=ActionStatus.PENDING)
+        check_transition(action.status, ActionStatus.CANCELLED, action_id=aid)
+        acts = acts.set(
+            aid, attrs.evolve(action, status=ActionStatus.CANCELLED, reason=reason, finished_at=now)
+        )
+    return attrs.evolve(world, actions=acts)
+
+
+def step(world: World, clock: Clock, *, max_actions: int = 1) -> tuple[World, tuple[Effect, ...]]:
+    """Decide up to ``max_actions`` due actions; return the new world and the effects.
+
+    Started actions come back as ``ExecuteAction`` effects: run them and call :func:`feed`
+    with the outcome. Actions rescheduled, deferred, skipped or cancelled produce no effect.
+    """
+    now = clock.now()
+    limit = now.timestamp()
+    effects: list[Effect] = []
+    decided = 0
+    due = world.due
+    while decided < max_actions and due:
+        when, _, aid = due.peek()
+        if when > limit:
+            break
+        _, due = due.pop()
+        action = world.actions.get(aid)
+        # Stale queue entries (cancelled, rescheduled) are dropped here instead of searched for.
+        if (
+            action is None
+            or action.status not in RUNNABLE
+            or action.scheduled_at.timestamp() != when
+        ):
+            continue
+        world = attrs.evolve(world, due=due)
+        decision = decide(situation(world, action, now), world.checks)
+        world = _apply(world, decision, now)
+        due = world.due
+        effects.extend(decision.effects)
+        decided += 1
+    return attrs.evolve(world, due=due), tuple(effects)
+
+
+def feed(
+    world: World, action_id: str, outcome: Outcome, clock: Clock
+) -> tuple[World, tuple[Effect, ...]]:
+    """Hand an executor's outcome for a started action back to the reducer."""
+    action = world.actions.get(action_id)
+    if action is None:
+        msg = f"no action {action_id!r} in this world"
+        raise ConfigError(msg)
+    check_transition(
+        action.status,
+        ActionStatus.COMPLETED
+        if action.status is ActionStatus.IN_PROGRESS
+        else ActionStatus.IN_PROGRESS,
+        action_id=action_id,
+    )
+    now = clock.now()
+    decision = resolve(situation(world, action, now), outcome)
+    return _apply(world, decision, now), decision.effects
+
+
+def next_due(world: World) -> datetime | None:
+    """When the earliest waiting action is due (stale entries may make this early)."""
+    due = world.due
+    while due:
+        when, _, aid = due.peek()
+        action = world.actions.get(aid)
+        if (
+            action is not None
+            and action.status in RUNNABLE
+            and action.scheduled_at.timestamp() == when
+        ):
+            return action.scheduled_at
+        _, due = due.pop()
+    return None
+
+
+def remove_lead(world: World, sequence_id: str, lead_id: str, reason: str, now: datetime) -> World:
+    """Remove a lead from a sequence: its waiting actions are cancelled."""
+    e = world.enrollments.get((sequence_id, lead_id))
+    if e is None:
+        return world
+    world = _cancel(world, e.pending, f"lead_removed: {reason}", now)
+    e = attrs.evolve(e, status=EnrollmentStatus.REMOVED, pending=(), reason=reason)
+    return attrs.evolve(world, enrollments=world.enrollments.set(e.key, e))
+
+
+def pause_sequence(world: World, sequence_id: str, now: datetime) -> World:
+    """Pause a sequence: waiting actions are cancelled, remembered for :func:`resume_sequence`."""
+    for key, e in list(world.enrollments.items()):
+        if key[0] != sequence_id or e.status is not EnrollmentStatus.ACTIVE:
+            continue
+        resume = tuple(
+            (world.actions[p].step_id, world.actions[p].attempt)
+            for p in e.pending
+            if world.actions[p].status in RUNNABLE and not p.endswith(":withdraw")
+        )
+        world = _cancel(world, e.pending, "sequence_paused", now)
+        e = attrs.evolve(e, status=EnrollmentStatus.PAUSED, pending=(), resume=resume)
+        world = attrs.evolve(world, enrollments=world.enrollments.set(key, e))
+    return world
+
+
+def resume_sequence(world: World, sequence_id: str, now: datetime) -> World:
+    """Resume a paused sequence: each lead continues at the step it was waiting for."""
+    seq = world.sequences[sequence_id]
+    for key, e in list(world.enrollments.items()):
+        if key[0] != sequence_id or e.status is not EnrollmentStatus.PAUSED:
+            continue
+        e = attrs.evolve(e, status=EnrollmentStatus.ACTIVE, generation=e.generation + 1, resume=())
+        new = [
+            step_action(seq, e, seq.step(step_id), now, now, world.seed, attempt)
+            for step_id, attempt in world.enrollments[key].resume
+        ]
+        e = attrs.evolve(e, pending=tuple(a.id for a in new))
+        world = attrs.evolve(world, enrollments=world.enrollments.set(key, e))
+        world = _add_actions(world, new)
+    return world
+
+
+def supersede(world: World, action_id: str, manual: Action, now: datetime) -> World:
+    """A manual action replaces a waiting one (which is cancelled); the flow continues after it.
+
+    The manual action is added as given (``manual=True`` is set); when it finishes the lead
+    does not advance — the superseded step's successors are queued by the host if wanted.
+    """
+    old = world.actions.get(action_id)
+    if old is None or old.status not in RUNNABLE:
+        msg = f"action {action_id!r} is not waiting, so nothing can supersede it"
+        raise ConfigError(msg)
+    world = _cancel(world, [action_id], f"superseded: by manual action {manual.id}", now)
+    manual = attrs.evolve(manual, manual=True)
+    key = (old.sequence_id, old.lead_id)
+    e = world.enrollments[key]
+    e = attrs.evolve(e, pending=(*(p for p in e.pending if p != action_id), manual.id))
+    world = attrs.evolve(world, enrollments=world.enrollments.set(key, e))
+    return _add_actions(world, [manual])
+
+
+def resume_account(world: World, account_id: str) -> World:
+    """Lift an account's pause; its waiting actions run when next due."""
+    return attrs.evolve(world, paused=world.paused.delete(account_id))
+
+
+def budgets_used(world: World, budgets: Iterable[Budget]) -> dict[Budget, int]:
+    """How much of each budget is used (for tests and reports)."""
+    return {b: world.count(b.counter, b.day, b.span_days) for b in budgets}

@@ -1,0 +1,343 @@
+"""The domain model: leads, accounts, actions and enrollments as frozen values.
+
+Sequences and steps (the flow graph) live in ``_flow``; this module holds what the engine
+works *on*. Every class is an ``attrs.frozen`` value: change one with ``attrs.evolve``.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+
+from seqengine._exceptions import ConfigError
+
+__all__ = [
+    "TERMINAL_LEAD_STATUSES",
+    "Account",
+    "Action",
+    "ActionKind",
+    "ActionStatus",
+    "ConditionKind",
+    "Enrollment",
+    "EnrollmentStatus",
+    "Lead",
+    "LeadStatus",
+    "LinkedInProfile",
+    "Mailbox",
+    "MailboxKind",
+    "Platform",
+    "XProfile",
+]
+
+
+class Platform(enum.StrEnum):
+    """Where an action happens."""
+
+    X = "x"
+    LINKEDIN = "linkedin"
+    EMAIL = "email"
+
+
+class ActionKind(enum.StrEnum):
+    """What an action does (the ``action`` field of a step)."""
+
+    LIKE = "like"
+    COMMENT = "comment"
+    FOLLOW = "follow"
+    DM = "dm"
+    EMAIL = "email"
+    CONNECTION_REQUEST = "connection_request"
+    WITHDRAW_CONNECTION = "withdraw_connection"
+    CONDITION = "condition"
+
+
+class ConditionKind(enum.StrEnum):
+    """What a condition step checks (R-COND-1)."""
+
+    REPLIED = "replied"
+    FOLLOWED_BACK = "followed_back"
+    CONNECTION_ACCEPTED = "connection_accepted"
+    HAS_PROFILE = "has_profile"
+
+
+class ActionStatus(enum.StrEnum):
+    """The lifecycle states of an action (R-LIFE); transitions live in ``_lifecycle``."""
+
+    PENDING = "pending"
+    QUEUED = "queued"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    DEFERRED = "deferred"
+
+
+class LeadStatus(enum.StrEnum):
+    """A lead's status as the host's CRM sees it."""
+
+    NEW = "new"
+    ACTIVE = "active"
+    REPLIED = "replied"
+    MEETING_BOOKED = "meeting_booked"
+    LOST = "lost"
+    COMPLETED = "completed"
+
+
+#: Statuses after which nothing more runs for a lead (pre-check 2).
+TERMINAL_LEAD_STATUSES = frozenset(
+    {LeadStatus.REPLIED, LeadStatus.MEETING_BOOKED, LeadStatus.LOST, LeadStatus.COMPLETED}
+)
+
+
+class EnrollmentStatus(enum.StrEnum):
+    """Where a lead stands in one sequence."""
+
+    ACTIVE = "active"
+    COMPLETED = "completed"  # reached the end of the flow
+    STOPPED = "stopped"  # a lead-level pre-check failed (terminal, CRM, competitor, blacklist)
+    REMOVED = "removed"  # removed by the host or by R-DM-5
+    PAUSED = "paused"  # its sequence is paused
+
+
+class MailboxKind(enum.StrEnum):
+    """Kinds of connected mailbox (R-EMAIL-1)."""
+
+    GMAIL = "gmail"
+    OUTLOOK = "outlook"
+    SMTP = "smtp"
+
+
+_mapping_eq = attrs.cmp_using(eq=lambda a, b: dict(a) == dict(b))
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+-]*$")
+
+
+def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(value or {}))
+
+
+def _check_id(kind: str) -> Any:
+    def check(_inst: object, _attr: attrs.Attribute[str], value: str) -> None:
+        if not isinstance(value, str) or not _ID.match(value) or len(value) > 200:
+            msg = (
+                f"{kind} id {value!r} is not valid; use letters, digits and _ . : @ + - "
+                "(at most 200 characters, starting with a letter or digit)"
+            )
+            raise ConfigError(msg)
+
+    return check
+
+
+@attrs.frozen
+class XProfile:
+    """A lead's X profile. ``can_dm`` is ``receives_your_dm`` when known (None = unknown)."""
+
+    user_id: str | None = None
+    username: str | None = None
+    can_dm: bool | None = None
+
+
+@attrs.frozen
+class LinkedInProfile:
+    """A lead's LinkedIn profile (public id as in the profile URL, and/or member URN)."""
+
+    public_id: str | None = None
+    urn: str | None = None
+
+
+@attrs.frozen
+class Lead:
+    """A person a sequence reaches out to.
+
+    Facts read by the pre-checks (``status``, ``crm_stage``, ``competitor``, ``blacklisted``)
+    are read as of execution time: the host updates the lead, the next check sees it.
+    """
+
+    id: str = attrs.field(validator=_check_id("lead"))
+    name: str = ""
+    first_name: str = ""
+    company: str = ""
+    company_size: str = ""
+    location: str = ""
+    bio: str = ""
+    followers: str = ""
+    email: str | None = None
+    x: XProfile | None = None
+    linkedin: LinkedInProfile | None = None
+    status: LeadStatus = attrs.field(default=LeadStatus.NEW, converter=LeadStatus)
+    crm_stage: str | None = None
+    competitor: bool = False
+    blacklisted: bool = False
+    bounced: bool = False
+    latest_post: str | None = None
+    enrichment: Mapping[str, str] = attrs.field(
+        factory=dict,
+        converter=_frozen_mapping,
+        eq=attrs.cmp_using(eq=lambda a, b: dict(a) == dict(b)),
+    )
+
+    @property
+    def is_terminal(self) -> bool:
+        """True when nothing more should run for this lead (pre-check 2)."""
+        return self.status in TERMINAL_LEAD_STATUSES
+
+    def has_platform_data(self, platform: Platform) -> bool:
+        """True when the lead has the profile data actions on ``platform`` need (pre-check 8)."""
+        if platform is Platform.X:
+            return self.x is not None and bool(self.x.user_id or self.x.username)
+        if platform is Platform.LINKEDIN:
+            return self.linkedin is not None and bool(self.linkedin.public_id or self.linkedin.urn)
+        return bool(self.email and self.email.strip())
+
+    def template_values(self) -> dict[str, str]:
+        """The values templates can use: profile fields, then enrichment (R-DM-2)."""
+        values = {k: str(v) for k, v in self.enrichment.items()}
+        for key in (
+            "name",
+            "first_name",
+            "company",
+            "company_size",
+            "location",
+            "bio",
+            "followers",
+        ):
+            value = getattr(self, key)
+            if value:
+                values[key] = value
+        if "first_name" not in values and self.name:
+            values["first_name"] = self.name.split()[0]
+        if self.latest_post:
+            values.setdefault("post", self.latest_post)
+        if self.email:
+            values.setdefault("email", self.email)
+        return values
+
+
+def _limit(lo: int, hi: int, what: str) -> Any:
+    def check(_inst: object, _attr: attrs.Attribute[int], value: int) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            msg = f"{what} must be a whole number from {lo} to {hi}, got {value!r}"
+            raise ConfigError(msg)
+
+    return check
+
+
+@attrs.frozen
+class Mailbox:
+    """A connected mailbox of an account."""
+
+    kind: MailboxKind = attrs.field(converter=MailboxKind)
+    address: str
+    active: bool = True
+
+
+@attrs.frozen
+class Account:
+    """A sender: its X and LinkedIn identities, its mailboxes, and its limits.
+
+    ``connection_request_daily_limit`` is R-CONNECT-1 (1..100, default 15);
+    ``weekly_invitation_limit`` caps LinkedIn invitations over any rolling 7 days, because
+    LinkedIn's binding limit is weekly.
+    """
+
+    id: str = attrs.field(validator=_check_id("account"))
+    connection_request_daily_limit: int = attrs.field(
+        default=15, validator=_limit(1, 100, "connection_request_daily_limit")
+    )
+    weekly_invitation_limit: int = attrs.field(
+        default=100, validator=_limit(1, 1000, "weekly_invitation_limit")
+    )
+    linkedin_tier: str = attrs.field(default="premium")
+    timezone: str = "UTC"
+    x_user_id: str | None = None
+    linkedin_id: str | None = None
+    mailboxes: tuple[Mailbox, ...] = attrs.field(default=(), converter=tuple)
+    primary_mailbox: MailboxKind | None = None
+
+    @linkedin_tier.validator
+    def _tier(self, _attr: attrs.Attribute[str], value: str) -> None:
+        if value not in ("free", "premium"):
+            msg = f"linkedin_tier must be 'free' or 'premium', got {value!r}"
+            raise ConfigError(msg)
+
+    @property
+    def connection_note_limit(self) -> int:
+        """Characters LinkedIn allows in a connection note for this account."""
+        return 200 if self.linkedin_tier == "free" else 300
+
+
+@attrs.frozen
+class Action:
+    """One execution of a step for one lead (or a withdrawal, or a manual action).
+
+    ``attempt`` is 1-based; condition retries create new actions with ``attempt + 1``
+    (R-COND-2). ``result`` is set for conditions; ``content`` is what was sent to the lead.
+    ``facts`` holds what the executor reported (post chosen, provider ids, ...).
+    """
+
+    id: str
+    sequence_id: str
+    step_id: str
+    lead_id: str
+    account_id: str
+    kind: ActionKind = attrs.field(converter=ActionKind)
+    platform: Platform = attrs.field(converter=Platform)
+    scheduled_at: datetime
+    status: ActionStatus = attrs.field(default=ActionStatus.PENDING, converter=ActionStatus)
+    attempt: int = 1
+    reason: str | None = None
+    result: bool | None = None
+    content: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    created_at: datetime | None = None
+    provider_id: str | None = None
+    facts: Mapping[str, str] = attrs.field(
+        factory=dict,
+        converter=_frozen_mapping,
+        eq=attrs.cmp_using(eq=lambda a, b: dict(a) == dict(b)),
+    )
+    tries: int = 0
+    manual: bool = False
+
+    @property
+    def counts_toward_daily_limit(self) -> bool:
+        """Whether starting this action uses the sequence's daily budget.
+
+        Conditions only read, and withdrawals tidy up (R-WITHDRAW-2): neither is outreach, so
+        neither counts. Everything else counts once, when it starts.
+        """
+        return self.kind not in (ActionKind.CONDITION, ActionKind.WITHDRAW_CONNECTION)
+
+
+@attrs.frozen
+class Enrollment:
+    """A lead's place in one sequence, worked by one account.
+
+    ``pending`` lists the ids of the lead's not-yet-finished actions in this sequence (the flow
+    action and, after a connection request with auto-withdraw, the withdrawal), so removing a
+    lead or pausing a sequence never has to scan every action.
+    """
+
+    sequence_id: str
+    lead_id: str
+    account_id: str
+    status: EnrollmentStatus = attrs.field(
+        default=EnrollmentStatus.ACTIVE, converter=EnrollmentStatus
+    )
+    enrolled_at: datetime | None = None
+    pending: tuple[str, ...] = ()
+    generation: int = 0
+    reason: str | None = None
+    resume: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(sequence id, lead id): an enrollment's identity."""
+        return (self.sequence_id, self.lead_id)

@@ -1,0 +1,1 @@
+"""seqengine_email: channel executors (work in progress)."""

@@ -1,0 +1,1 @@
+"""seqengine_linkedin: channel executors (work in progress)."""

@@ -1,0 +1,1 @@
+"""seqengine_x: channel executors (work in progress)."""

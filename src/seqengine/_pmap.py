@@ -350,6 +350,9 @@ class PMap(Generic[K, V]):
             self._hash = hash(frozenset(self.items()))
         return self._hash
 
+    def __copy__(self) -> PMap[K, V]:
+        return self  # immutable: a copy may share everything
+
     def __reduce__(self) -> tuple[Callable[[list[tuple[K, V]]], PMap[K, V]], tuple[Any, ...]]:
         # Rebuild from items rather than pickling nodes: the layout depends on hash(key), which
         # for str keys differs between processes.

@@ -124,8 +124,8 @@ def _positive(_: object, attribute: attrs.Attribute[int], value: int) -> None:
         raise ConfigError(msg)
 
 
-def _frozen_map(value: Mapping[str, str] | None) -> Mapping[str, str]:
-    return MappingProxyType({str(k): str(v) for k, v in (value or {}).items()})
+def _frozen_map(value: Mapping[str, object] | None) -> Mapping[str, str]:
+    return MappingProxyType({str(k): str(v) for k, v in (value or {}).items() if v is not None})
 
 
 @attrs.frozen

@@ -275,8 +275,8 @@ def clean_value(name: str, value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        # str.strip on a subclass still returns a plain str; no user method is called.
-        return _CONTROL.sub("", str.strip(value))
+        # str.__str__ on a subclass yields a plain str without calling the subclass's methods.
+        return _CONTROL.sub("", str.__str__(value)).strip()
     if type(value) is int:
         return int.__repr__(value)
     msg = f"template variable '{name}' holds {type(value).__name__}; lead data must be text"

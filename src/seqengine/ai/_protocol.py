@@ -17,7 +17,7 @@ Errors, by who is at fault:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Final, Literal, Protocol, runtime_checkable
 
@@ -124,6 +124,14 @@ def _positive(_: object, attribute: attrs.Attribute[int], value: int) -> None:
         raise ConfigError(msg)
 
 
+def _names(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _messages(value: Iterable[ConversationMessage]) -> tuple[ConversationMessage, ...]:
+    return tuple(value)
+
+
 def _frozen_map(value: Mapping[str, object] | None) -> Mapping[str, str]:
     return MappingProxyType({str(k): str(v) for k, v in (value or {}).items() if v is not None})
 
@@ -139,7 +147,7 @@ class AIContext:
     """
 
     web_enrichment: str = ""
-    knowledge: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    knowledge: tuple[str, ...] = attrs.field(default=(), converter=_names)
     platform: str = ""
 
 
@@ -157,7 +165,7 @@ class PlaceholderRequest:
         feedback: on a retry, why the previous answer was rejected.
     """
 
-    placeholders: tuple[str, ...] = attrs.field(converter=tuple)
+    placeholders: tuple[str, ...] = attrs.field(converter=_names)
     template: str
     lead: Mapping[str, str] = attrs.field(converter=_frozen_map)
     language: str = attrs.field(validator=_language)
@@ -197,8 +205,8 @@ class CommentRequest:
 class ConversationMessage:
     """One message of an existing conversation, oldest first in a :class:`ReplyRequest`."""
 
-    sender: Literal["us", "lead"]
-    text: str
+    sender: Literal["us", "lead"] = attrs.field()
+    text: str = attrs.field()
 
     @sender.validator
     def _check_sender(self, _: attrs.Attribute[str], value: str) -> None:
@@ -220,7 +228,7 @@ class ReplyRequest:
         feedback: on a retry, why the previous answer was rejected.
     """
 
-    conversation: tuple[ConversationMessage, ...] = attrs.field(converter=tuple)
+    conversation: tuple[ConversationMessage, ...] = attrs.field(converter=_messages)
     language: str = attrs.field(validator=_language)
     lead: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map)
     prompt: str = ""

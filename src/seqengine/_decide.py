@@ -57,6 +57,7 @@ __all__ = [
     "decide",
     "first_action",
     "resolve",
+    "skip_queued",
     "step_action",
 ]
 
@@ -230,6 +231,13 @@ def decide(s: Situation, checks: CheckChain = DEFAULT_CHECKS) -> Decision:
         budgets.append(Budget(f"connect:{acc.id}", acc_day, acc.weekly_invitation_limit, 7))
     started = _move(action, ActionStatus.IN_PROGRESS, started_at=now, reason=None)
     return Decision(started, budgets=tuple(budgets), effects=(_execute(s, started),))
+
+
+def skip_queued(s: Situation, reason: str) -> Decision:
+    """Skip a queued action that cannot be carried out (e.g. its template cannot be filled
+    for this lead) and queue the next step, as any skip does (R-FLOW-1)."""
+    skipped = _move(s.action, ActionStatus.SKIPPED, reason=reason, finished_at=s.now)
+    return _advance(s, skipped, _target_after(s, skipped))
 
 
 def _execute(s: Situation, action: Action) -> ExecuteAction:

@@ -1,0 +1,353 @@
+"""The worker: claim due actions, decide, persist, execute, commit — never sending twice.
+
+For each claimed action the worker asks the core to :func:`~seqengine.decide`. A decision
+that starts the action is rendered (template, booking link, AI placeholders) and persisted
+with its idempotency key and content *before* the platform call (``storage.start``, which
+also consumes the shared budgets atomically). The outcome and whatever it schedules are then
+committed in one fenced transaction. An action found in flight after a crash is reconciled
+through its executor, never resent; if the executor cannot tell, the action ends with an
+explicit unknown outcome for a person to resolve.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import uuid
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+import attrs
+
+from seqengine._checks import DEFAULT_CHECKS, CheckChain, Situation
+from seqengine._decide import Decision, decide, resolve, skip_queued
+from seqengine._exceptions import LeaseLost, StorageError, TemplateError
+from seqengine._model import Action, ActionStatus, Platform
+from seqengine._outcomes import (
+    ExecuteAction,
+    Notify,
+    Outcome,
+    PauseAccount,
+    RetryLater,
+    Skipped,
+    Unknown,
+)
+from seqengine._timing import load_zone, local_date, total_seconds
+from seqengine.runtime._executor import ExecContext, Executor, Notifier
+from seqengine.runtime._render import render_content
+from seqengine.storage._protocol import Claim, Storage
+
+__all__ = ["Worker", "WorkerStats"]
+
+log = logging.getLogger("seqengine.worker")
+
+
+@attrs.define
+class WorkerStats:
+    """Counts of what a worker did."""
+
+    claimed: int = 0
+    started: int = 0
+    committed: int = 0
+    reconciled: int = 0
+    unknown: int = 0
+    lease_lost: int = 0
+    budget_races: int = 0
+
+
+class Worker:
+    """Runs due actions from ``storage`` through ``executors``.
+
+    Args:
+        storage: a backend bound to one workspace.
+        executors: platform → executor (see :func:`seqengine.runtime.route`).
+        clock: ``SystemClock()`` in production, ``VirtualClock`` in rehearsals.
+        worker_id: unique per worker process (default: random).
+        lease_seconds: how long a claim is ours without a heartbeat.
+        batch: how many actions to claim at once.
+        concurrency: how many actions run at the same time (human delays overlap).
+        seed: the seed for the core's randomness (schedule jitter, human delays).
+        wait_human_delays: really wait the human delays (real clock) before executing.
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        executors: Mapping[Platform, Executor],
+        *,
+        clock: Any,
+        worker_id: str | None = None,
+        lease_seconds: float = 120.0,
+        batch: int = 32,
+        concurrency: int = 16,
+        seed: int = 0,
+        checks: CheckChain = DEFAULT_CHECKS,
+        writer: Any = None,
+        notifier: Notifier | None = None,
+        wait_human_delays: bool = True,
+    ) -> None:
+        self.storage = storage
+        self.executors = dict(executors)
+        self.clock = clock
+        self.worker_id = worker_id or f"worker-{uuid.uuid4().hex[:12]}"
+        self.lease_seconds = lease_seconds
+        self.batch = batch
+        self.concurrency = max(1, concurrency)
+        self.seed = seed
+        self.checks = checks
+        self.writer = writer
+        self.notifier = notifier
+        self.wait_human_delays = wait_human_delays and not getattr(clock, "virtual", False)
+        self.stats = WorkerStats()
+        self.notifications: list[Notify] = []
+        self._held: dict[str, Claim] = {}
+        self._stopping = asyncio.Event()
+        self._ctx = ExecContext(storage=storage, clock=clock, writer=writer)
+
+    # -- the loop ---------------------------------------------------------------------------
+    async def run_once(self) -> int:
+        """Claim one batch and process it; returns how many actions were claimed."""
+        now = self.clock.now()
+        claims = self.storage.claim(self.worker_id, now, self.lease_seconds, self.batch)
+        self.stats.claimed += len(claims)
+        if not claims:
+            return 0
+        for claim in claims:
+            self._held[claim.action.id] = claim
+        if self.concurrency == 1 or len(claims) == 1:
+            for claim in claims:
+                await self._guarded(claim)
+        else:
+            sem = asyncio.Semaphore(self.concurrency)
+
+            async def one(c: Claim) -> None:
+                async with sem:
+                    await self._guarded(c)
+
+            await asyncio.gather(*(one(c) for c in claims))
+        return len(claims)
+
+    async def run(
+        self,
+        *,
+        idle_seconds: float = 1.0,
+        grace_seconds: float = 30.0,
+        handle_signals: bool = True,
+        until_idle: bool = False,
+    ) -> WorkerStats:
+        """Work until stopped (SIGTERM/SIGINT or :meth:`stop`), or until idle if asked.
+
+        On stop, no new claims are made; running actions get ``grace_seconds`` to finish,
+        then their leases are released (or, if already started, left to be reconciled).
+        """
+        loop = asyncio.get_running_loop()
+        if handle_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.add_signal_handler(sig, self.stop)
+        beat = asyncio.create_task(self._heartbeat())
+        try:
+            while not self._stopping.is_set():
+                work = asyncio.create_task(self.run_once())
+                stop_wait = asyncio.create_task(self._stopping.wait())
+                done, _ = await asyncio.wait({work, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+                if work not in done:
+                    try:
+                        await asyncio.wait_for(asyncio.shield(work), grace_seconds)
+                    except TimeoutError:
+                        work.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await work
+                    break
+                stop_wait.cancel()
+                claimed = work.result()
+                if claimed == 0:
+                    if until_idle:
+                        break
+                    waiter = getattr(self.storage, "wait_for_work", None)
+                    if waiter is not None:
+                        await asyncio.to_thread(waiter, idle_seconds)
+                    else:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._stopping.wait(), idle_seconds)
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+            self._release_all()
+            if handle_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    with contextlib.suppress(NotImplementedError, RuntimeError):
+                        loop.remove_signal_handler(sig)
+        return self.stats
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to finish gracefully."""
+        self._stopping.set()
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(max(self.lease_seconds / 3, 0.05))
+            if self._held and not getattr(self.clock, "virtual", False):
+                try:
+                    kept = self.storage.heartbeat(
+                        list(self._held.values()), self.clock.now(), self.lease_seconds
+                    )
+                except StorageError as exc:
+                    log.warning("heartbeat failed: %s", exc)
+                    continue
+                for claim in kept:
+                    if claim.action.id in self._held:
+                        self._held[claim.action.id] = claim
+
+    def _release_all(self) -> None:
+        for claim in list(self._held.values()):
+            with contextlib.suppress(StorageError):
+                self.storage.release(claim)
+        self._held.clear()
+
+    # -- one action -------------------------------------------------------------------------
+    async def _guarded(self, claim: Claim) -> None:
+        try:
+            await self._process(claim)
+        except LeaseLost:
+            self.stats.lease_lost += 1
+            log.info("lease on %s was taken over; our write was rejected", claim.action.id)
+        except StorageError as exc:
+            log.warning(
+                "storage error on %s: %s (the lease will expire and it is retried)",
+                claim.action.id,
+                exc,
+            )
+        finally:
+            self._held.pop(claim.action.id, None)
+
+    def _situation(self, action: Action, now: datetime) -> Situation:
+        ctx = self.storage.context(action)
+        seq, account = ctx.sequence, ctx.account
+        day = local_date(now, load_zone(seq.timezone))
+        acc_day = local_date(now, load_zone(account.timezone))
+        pause = ctx.pause
+        paused = pause is not None and (pause.until is None or pause.until > now)
+        return Situation(
+            action=action,
+            lead=ctx.lead,
+            enrollment=ctx.enrollment,
+            sequence=seq,
+            account=account,
+            now=now,
+            seed=self.seed,
+            sequence_count_today=self.storage.count(f"sequence:{seq.id}", day),
+            connect_count_today=self.storage.count(f"connect:{account.id}", acc_day),
+            connect_count_week=self.storage.count(f"connect:{account.id}", acc_day, 7),
+            account_paused=paused,
+            account_paused_until=pause.until if paused and pause is not None else None,
+        )
+
+    async def _process(self, claim: Claim) -> None:
+        if claim.in_flight:
+            await self._reconcile(claim)
+            return
+        for _ in range(3):
+            now = self.clock.now()
+            situation = self._situation(claim.action, now)
+            decision = decide(situation, self.checks)
+            request = next((e for e in decision.effects if isinstance(e, ExecuteAction)), None)
+            if request is None:
+                self._commit(claim, decision, now)
+                return
+            try:
+                content = await render_content(request, self.writer)
+            except TemplateError as exc:
+                self._commit(claim, _skip_before_start(situation, decision, str(exc)), now)
+                return
+            started = attrs.evolve(decision.action, content=content)
+            decision = attrs.evolve(decision, action=started)
+            request = attrs.evolve(request, action=started)
+            if self.storage.start(claim, decision, now):
+                self.stats.started += 1
+                await self._execute(claim, situation, request, content)
+                return
+            self.stats.budget_races += 1  # another worker used the budget first: decide again
+        self.storage.release(claim)
+
+    async def _execute(
+        self, claim: Claim, situation: Situation, request: ExecuteAction, content: str | None
+    ) -> None:
+        executor = self.executors.get(request.action.platform)
+        delay = total_seconds(request.delays)
+        if executor is None:
+            name = request.action.platform.value
+            outcome: Outcome = Skipped(
+                f"no_executor: no channel executor serves {name}; install and configure one "
+                f'(pip install "seqengine[{name}]")'
+            )
+        else:
+            if self.wait_human_delays:
+                await self.clock.sleep(delay)
+            try:
+                outcome = await executor.execute(request, content, self._ctx)
+            except Exception as exc:  # an executor bug must not lose the action
+                log.exception("executor failed on %s", request.action.id)
+                outcome = RetryLater(f"executor_error: {type(exc).__name__}: {exc}")
+        started_at = request.action.started_at or situation.now
+        done_at = max(self.clock.now(), started_at + timedelta(seconds=delay))
+        await self._finish(claim, situation, request.action, outcome, done_at)
+
+    async def _reconcile(self, claim: Claim) -> None:
+        self.stats.reconciled += 1
+        action = claim.action
+        now = self.clock.now()
+        situation = self._situation(action, now)
+        executor = self.executors.get(action.platform)
+        outcome: Outcome | None = None
+        if executor is not None:
+            request = ExecuteAction(action=action, lead=situation.lead, idempotency_key=action.id)
+            try:
+                outcome = await executor.reconcile(request, action.content, self._ctx)
+            except Exception as exc:
+                log.warning("reconcile failed on %s: %s", action.id, exc)
+                outcome = None
+        if outcome is None:
+            self.stats.unknown += 1
+            outcome = Unknown(
+                "the worker stopped during the platform call and the platform "
+                "could not confirm whether it happened; check and resolve by hand"
+            )
+        await self._finish(claim, situation, action, outcome, now)
+
+    async def _finish(
+        self, claim: Claim, situation: Situation, action: Action, outcome: Outcome, now: datetime
+    ) -> None:
+        situation = attrs.evolve(situation, action=action, now=now)
+        decision = resolve(situation, outcome)
+        self._commit(claim, decision, now)
+        for effect in decision.effects:
+            if isinstance(effect, Notify):
+                self.notifications.append(effect)
+                if self.notifier is not None:
+                    try:
+                        await self.notifier.notify(effect.account_id, effect.subject, effect.body)
+                    except Exception as exc:
+                        log.warning("notifier failed for %s: %s", effect.account_id, exc)
+
+    def _commit(self, claim: Claim, decision: Decision, now: datetime) -> None:
+        self.storage.commit(claim, decision, now)
+        self.stats.committed += 1
+        for effect in decision.effects:
+            if isinstance(effect, PauseAccount):
+                log.warning(
+                    "account %s paused (%s): %s",
+                    effect.account_id,
+                    effect.kind.value,
+                    effect.reason,
+                )
+
+
+def _skip_before_start(situation: Situation, decision: Decision, reason: str) -> Decision:
+    """The action cannot be written for this lead: skip it and advance the flow."""
+    queued = attrs.evolve(decision.action, status=ActionStatus.QUEUED, started_at=None)
+    return skip_queued(attrs.evolve(situation, action=queued), f"template: {reason}")

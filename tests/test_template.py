@@ -53,7 +53,10 @@ def test_r_dm_2_every_lead_variable_renders_from_lead_data() -> None:
 
 def test_r_dm_2_post_and_replied_post_are_ordinary_variables() -> None:
     rendered = render("Loved “{{post}}” — and thanks for reading {{replied_post}}", LEAD)
-    assert rendered.text == "Loved “Engines can compose music.” — and thanks for reading Notes on the engine."
+    assert (
+        rendered.text
+        == "Loved “Engines can compose music.” — and thanks for reading Notes on the engine."
+    )
 
 
 def test_r_dm_2_enrichment_fields_render_like_lead_fields() -> None:
@@ -262,7 +265,7 @@ def test_r_connect_3_note_over_300_characters_is_rejected_with_a_hint() -> None:
 def test_r_connect_3_free_accounts_allow_200_characters() -> None:
     limit = limit_for("connection_request", "linkedin", linkedin_tier="free")
     assert limit is not None and limit.max_chars == 200
-    with pytest.raises(TemplateError, match="201 characters; LinkedIn .free account. allows"):
+    with pytest.raises(TemplateError, match=r"201 characters; LinkedIn \(free account\) allows"):
         check_length("y" * 201, limit)
 
 
@@ -284,7 +287,9 @@ def test_limits_absent_where_the_platform_has_none() -> None:
 
 
 def test_check_length_with_a_plain_number_names_the_text() -> None:
-    with pytest.raises(TemplateError, match="^subject is 4 characters; the platform allows at most 3"):
+    with pytest.raises(
+        TemplateError, match=r"^subject is 4 characters; the platform allows at most 3"
+    ):
         check_length("abcd", 3, "subject")
 
 
@@ -396,7 +401,7 @@ def test_property_rendering_is_exact_substitution(
             missing = True
     template = Template.parse(_source(parts))
     if missing:
-        with pytest.raises(TemplateError, match="template variable '.+' is (unknown|empty)"):
+        with pytest.raises(TemplateError, match=r"template variable '.+' is (unknown|empty)"):
             template.render(recording, on_missing=policy)  # type: ignore[arg-type]
     else:
         text = template.render(recording, on_missing=policy).text  # type: ignore[arg-type]
@@ -408,7 +413,9 @@ def test_property_rendering_is_exact_substitution(
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.text(alphabet=st.sampled_from("{}|ab _.0\n\x00é")) | st.text(), st.dictionaries(NAMES, VALUE))
+@given(
+    st.text(alphabet=st.sampled_from("{}|ab _.0\n\x00é")) | st.text(), st.dictionaries(NAMES, VALUE)
+)
 def test_property_any_text_renders_or_fails_with_template_error(
     text: str, values: dict[str, object]
 ) -> None:

@@ -1,0 +1,19 @@
+"""Simulation: sequences against simulated platforms on a virtual clock (R-LIB-5)."""
+
+from seqengine.sim._leads import synthetic_leads
+from seqengine.sim._platforms import PlatformBehaviour, SimulatedExecutor, route_mailbox
+from seqengine.sim._report import Report, action_record, build_report
+from seqengine.sim._simulate import DEFAULT_START, simulate, simulated_accounts
+
+__all__ = [
+    "DEFAULT_START",
+    "PlatformBehaviour",
+    "Report",
+    "SimulatedExecutor",
+    "action_record",
+    "build_report",
+    "route_mailbox",
+    "simulate",
+    "simulated_accounts",
+    "synthetic_leads",
+]

@@ -1,0 +1,493 @@
+"""The in-memory reference backend: plain dicts behind one lock.
+
+It is the yardstick the agreement tests hold every other backend to, so it favours being
+obviously right over being fast. Several :class:`MemoryStorage` objects can share one
+:class:`MemoryStore` (one per workspace), which is how isolation between workspaces is tested.
+Nothing survives the process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Sequence as Seq
+from datetime import date, datetime, timedelta
+
+import attrs
+
+from seqengine._decide import Decision
+from seqengine._exceptions import LeaseLost, StorageError
+from seqengine._flow import Sequence
+from seqengine._lifecycle import RUNNABLE
+from seqengine._model import Account, Action, ActionStatus, Enrollment, Lead, Platform
+from seqengine._outcomes import PauseAccount
+from seqengine.storage._open import check_workspace
+from seqengine.storage._protocol import Claim, Context, InboxMessage, consumed_keys
+
+__all__ = ["MemoryStorage", "MemoryStore"]
+
+_WAITING = RUNNABLE | {ActionStatus.IN_PROGRESS}
+
+
+@attrs.frozen
+class _Lease:
+    token: int
+    until: datetime
+    worker_id: str
+
+
+class _Space:
+    """One workspace's data."""
+
+    def __init__(self) -> None:
+        self.sequences: dict[str, Sequence] = {}
+        self.accounts: dict[str, Account] = {}
+        self.leads: dict[str, Lead] = {}
+        self.enrollments: dict[tuple[str, str], Enrollment] = {}
+        self.actions: dict[str, Action] = {}
+        self.order: dict[str, int] = {}
+        # Ids of actions that are runnable or in progress, so claims never scan finished ones.
+        self.waiting: set[str] = set()
+        self.leases: dict[str, _Lease] = {}
+        self.counters: dict[tuple[str, date], int] = {}
+        self.pauses: dict[str, PauseAccount] = {}
+        self.posts: dict[tuple[Platform, str], bool] = {}
+        self.inbox: dict[str, tuple[int, InboxMessage]] = {}
+        self.bounces: dict[str, str] = {}
+        self.created = 0
+        self.next_token = 1
+
+
+class MemoryStore:
+    """The data behind one or more :class:`MemoryStorage` objects, one per workspace."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self._spaces: dict[str, _Space] = {}
+
+    def _space(self, workspace: str) -> _Space:
+        space = self._spaces.get(workspace)
+        if space is None:
+            space = self._spaces[workspace] = _Space()
+        return space
+
+
+def _aware(value: datetime, what: str) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        msg = f"{what} {value!r} has no time zone; pass timezone-aware datetimes (UTC)"
+        raise StorageError(msg)
+    return value
+
+
+def _lease_delta(lease_seconds: float) -> timedelta:
+    if not lease_seconds > 0:
+        msg = f"lease_seconds must be above 0, got {lease_seconds!r}"
+        raise StorageError(msg)
+    return timedelta(seconds=lease_seconds)
+
+
+class MemoryStorage:
+    """The reference :class:`~seqengine.storage.Storage`: dicts in this process, one lock.
+
+    Args:
+        workspace: the workspace every read and write is scoped to.
+        shared: the store to use; pass the same one to several objects to give them
+            different workspaces over the same data (a fresh store by default).
+    """
+
+    def __init__(self, workspace: str = "default", *, shared: MemoryStore | None = None) -> None:
+        self.workspace = check_workspace(workspace)
+        self.store = shared if shared is not None else MemoryStore()
+        self._lock = self.store.lock
+        with self._lock:
+            self._s = self.store._space(self.workspace)
+
+    @classmethod
+    def from_url(cls, url: str, workspace: str = "default") -> MemoryStorage:
+        """Open ``memory://`` (a new, empty store)."""
+        if url.rstrip("/") != "memory:":
+            msg = f"a memory storage URL is just 'memory://', got {url!r}"
+            raise StorageError(msg)
+        return cls(workspace)
+
+    def __repr__(self) -> str:
+        return f"MemoryStorage(workspace={self.workspace!r})"
+
+    # -- setup ---------------------------------------------------------------------------
+    def put_sequence(self, sequence: Sequence) -> None:
+        """Store (or replace) a sequence definition."""
+        with self._lock:
+            self._s.sequences[sequence.id] = sequence
+
+    def get_sequence(self, sequence_id: str) -> Sequence | None:
+        """The sequence with this id, or None."""
+        with self._lock:
+            return self._s.sequences.get(sequence_id)
+
+    def put_account(self, account: Account) -> None:
+        """Store (or replace) an account."""
+        with self._lock:
+            self._s.accounts[account.id] = account
+
+    def get_account(self, account_id: str) -> Account | None:
+        """The account with this id, or None."""
+        with self._lock:
+            return self._s.accounts.get(account_id)
+
+    def put_lead(self, lead: Lead) -> None:
+        """Store (or replace) a lead's facts."""
+        with self._lock:
+            self._s.leads[lead.id] = lead
+
+    def get_lead(self, lead_id: str) -> Lead | None:
+        """The lead with this id, or None."""
+        with self._lock:
+            return self._s.leads.get(lead_id)
+
+    def enroll(self, enrollment: Enrollment, first: Action) -> bool:
+        """Store a new enrollment and its first action; False (no change) if already enrolled."""
+        with self._lock:
+            s = self._s
+            if enrollment.key in s.enrollments:
+                return False
+            self._add_action(first)
+            s.enrollments[enrollment.key] = enrollment
+            return True
+
+    def get_enrollment(self, sequence_id: str, lead_id: str) -> Enrollment | None:
+        """A lead's enrollment in a sequence, or None."""
+        with self._lock:
+            return self._s.enrollments.get((sequence_id, lead_id))
+
+    # -- work ----------------------------------------------------------------------------
+    def claim(
+        self, worker_id: str, now: datetime, lease_seconds: float, limit: int
+    ) -> list[Claim]:
+        """Lease up to ``limit`` actions: expired in-flight ones first, then due ones."""
+        _aware(now, "now")
+        until = now + _lease_delta(lease_seconds)
+        with self._lock:
+            s = self._s
+            in_flight: list[Action] = []
+            due: list[Action] = []
+            for aid in s.waiting:
+                action = s.actions[aid]
+                lease = s.leases.get(aid)
+                if lease is not None and lease.until > now:
+                    continue
+                if action.status is ActionStatus.IN_PROGRESS:
+                    in_flight.append(action)
+                elif action.scheduled_at <= now:
+                    due.append(action)
+            in_flight.sort(key=self._due_key)
+            due.sort(key=self._due_key)
+            claims: list[Claim] = []
+            for action in (in_flight + due)[: max(limit, 0)]:
+                token = s.next_token
+                s.next_token += 1
+                s.leases[action.id] = _Lease(token, until, worker_id)
+                claims.append(
+                    Claim(
+                        action,
+                        token,
+                        until,
+                        worker_id,
+                        in_flight=action.status is ActionStatus.IN_PROGRESS,
+                    )
+                )
+            return claims
+
+    def _due_key(self, action: Action) -> tuple[datetime, int]:
+        return (action.scheduled_at, self._s.order[action.id])
+
+    def heartbeat(
+        self, claims: Iterable[Claim], now: datetime, lease_seconds: float
+    ) -> list[Claim]:
+        """Extend the leases still held; returns the claims that are still ours."""
+        _aware(now, "now")
+        until = now + _lease_delta(lease_seconds)
+        kept: list[Claim] = []
+        with self._lock:
+            for claim in claims:
+                lease = self._s.leases.get(claim.action.id)
+                if lease is not None and lease.token == claim.token:
+                    self._s.leases[claim.action.id] = attrs.evolve(lease, until=until)
+                    kept.append(attrs.evolve(claim, lease_until=until))
+            return kept
+
+    def release(self, claim: Claim) -> None:
+        """Give a lease back unchanged; a lost lease is ignored."""
+        with self._lock:
+            lease = self._s.leases.get(claim.action.id)
+            if lease is not None and lease.token == claim.token:
+                del self._s.leases[claim.action.id]
+
+    def context(self, action: Action) -> Context:
+        """Lead, enrollment, sequence, account and pause state for an action."""
+        with self._lock:
+            s = self._s
+            lead = s.leads.get(action.lead_id)
+            enrollment = s.enrollments.get((action.sequence_id, action.lead_id))
+            sequence = s.sequences.get(action.sequence_id)
+            account = s.accounts.get(action.account_id)
+            if lead is None or enrollment is None or sequence is None or account is None:
+                raise _missing(self.workspace, action, lead, enrollment, sequence, account)
+            return Context(lead, enrollment, sequence, account, s.pauses.get(account.id))
+
+    def count(self, counter: str, day: date, span_days: int = 1) -> int:
+        """Units of ``counter`` used over the ``span_days`` days ending at ``day``."""
+        _check_span(span_days)
+        with self._lock:
+            c = self._s.counters
+            return sum(c.get((counter, day - timedelta(days=i)), 0) for i in range(span_days))
+
+    def start(self, claim: Claim, decision: Decision, now: datetime) -> bool:
+        """Consume the decision's budgets and persist the started action, atomically."""
+        _check_decision(claim, decision, starting=True)
+        _aware(now, "now")
+        with self._lock:
+            self._fence(claim, now, live=True)
+            for budget in decision.budgets:
+                _check_span(budget.span_days)
+                if self.count(budget.counter, budget.day, budget.span_days) >= budget.limit:
+                    return False
+            for key in consumed_keys(decision.budgets):
+                self._s.counters[key] = self._s.counters.get(key, 0) + 1
+            self._write(decision, now)
+            return True
+
+    def commit(self, claim: Claim, decision: Decision, now: datetime) -> None:
+        """Write a decision in one step, fenced by the claim's token."""
+        _check_decision(claim, decision, starting=False)
+        _aware(now, "now")
+        with self._lock:
+            self._fence(claim, now, live=False)
+            self._write(decision, now)
+            if decision.action.status is not ActionStatus.IN_PROGRESS:
+                self._s.leases.pop(decision.action.id, None)
+
+    def rescue(self, now: datetime) -> int:
+        """Clear expired leases of waiting actions; returns how many."""
+        _aware(now, "now")
+        with self._lock:
+            s = self._s
+            expired = [
+                aid
+                for aid, lease in s.leases.items()
+                if lease.until <= now and s.actions[aid].status in RUNNABLE
+            ]
+            for aid in expired:
+                del s.leases[aid]
+            return len(expired)
+
+    def _fence(self, claim: Claim, now: datetime, *, live: bool) -> None:
+        aid = claim.action.id
+        lease = self._s.leases.get(aid)
+        if lease is None or lease.token != claim.token:
+            holder = f"token {lease.token} of worker {lease.worker_id!r}" if lease else "no lease"
+            msg = (
+                f"action {aid!r}: lease token {claim.token} of worker {claim.worker_id!r} is no "
+                f"longer current (now {holder}); nothing was written"
+            )
+            raise LeaseLost(msg)
+        if live and lease.until <= now:
+            msg = (
+                f"action {aid!r}: the lease of worker {claim.worker_id!r} expired at "
+                f"{lease.until.isoformat()}; claim it again before starting it"
+            )
+            raise LeaseLost(msg)
+
+    def _add_action(self, action: Action) -> None:
+        """Store a new action; an action that already exists is left as it is."""
+        s = self._s
+        if action.id in s.actions:
+            return
+        _aware(action.scheduled_at, f"action {action.id!r} scheduled_at")
+        s.order[action.id] = s.created
+        s.created += 1
+        self._set_action(action)
+
+    def _set_action(self, action: Action) -> None:
+        s = self._s
+        _aware(action.scheduled_at, f"action {action.id!r} scheduled_at")
+        s.actions[action.id] = action
+        if action.status in _WAITING:
+            s.waiting.add(action.id)
+        else:
+            s.waiting.discard(action.id)
+
+    def _write(self, decision: Decision, now: datetime) -> None:
+        s = self._s
+        self._set_action(decision.action)
+        for new in decision.new_actions:
+            self._add_action(new)
+        reason = decision.cancel_reason or "cancelled"
+        for aid in decision.cancel:
+            action = s.actions.get(aid)
+            if action is None or action.status not in RUNNABLE:
+                continue
+            self._set_action(
+                attrs.evolve(action, status=ActionStatus.CANCELLED, reason=reason, finished_at=now)
+            )
+            # A worker still holding the cancelled action must not revive it.
+            s.leases.pop(aid, None)
+        if decision.enrollment is not None:
+            s.enrollments[decision.enrollment.key] = decision.enrollment
+        for effect in decision.effects:
+            if isinstance(effect, PauseAccount):
+                s.pauses[effect.account_id] = effect
+
+    # -- reads ---------------------------------------------------------------------------
+    def get_action(self, action_id: str) -> Action | None:
+        """The action with this id, or None."""
+        with self._lock:
+            return self._s.actions.get(action_id)
+
+    def actions(self, *, sequence_id: str | None = None) -> Iterator[Action]:
+        """Actions in the order they were created (optionally of one sequence)."""
+        with self._lock:
+            s = self._s
+            found = [
+                a for a in s.actions.values() if sequence_id is None or a.sequence_id == sequence_id
+            ]
+            found.sort(key=lambda a: s.order[a.id])
+        return iter(found)
+
+    def enrollments(self, *, sequence_id: str | None = None) -> Iterator[Enrollment]:
+        """Enrollments (optionally of one sequence), ordered by sequence then lead id."""
+        with self._lock:
+            found = [
+                e
+                for key, e in sorted(self._s.enrollments.items())
+                if sequence_id is None or key[0] == sequence_id
+            ]
+        return iter(found)
+
+    def next_due(self) -> datetime | None:
+        """When the earliest runnable action is due, or None."""
+        with self._lock:
+            s = self._s
+            times = [
+                s.actions[aid].scheduled_at
+                for aid in s.waiting
+                if s.actions[aid].status in RUNNABLE
+            ]
+            return min(times, default=None)
+
+    # -- shared records ------------------------------------------------------------------
+    def record_post(self, platform: Platform, post_id: str, *, commented: bool = False) -> None:
+        """Remember a post we interacted with, or commented on (which is an interaction too)."""
+        key = (Platform(platform), post_id)
+        with self._lock:
+            self._s.posts[key] = self._s.posts.get(key, False) or commented
+
+    def posts_seen(
+        self, platform: Platform, post_ids: Seq[str], *, commented: bool = False
+    ) -> set[str]:
+        """Which of ``post_ids`` were interacted with (or commented on) in any sequence."""
+        platform = Platform(platform)
+        with self._lock:
+            posts = self._s.posts
+            return {
+                p
+                for p in post_ids
+                if (platform, p) in posts and (not commented or posts[(platform, p)])
+            }
+
+    def pause_account(self, pause: PauseAccount) -> None:
+        """Pause an account (replacing any earlier pause)."""
+        with self._lock:
+            self._s.pauses[pause.account_id] = pause
+
+    def resume_account(self, account_id: str) -> None:
+        """Lift an account's pause."""
+        with self._lock:
+            self._s.pauses.pop(account_id, None)
+
+    def get_pause(self, account_id: str) -> PauseAccount | None:
+        """An account's pause, or None."""
+        with self._lock:
+            return self._s.pauses.get(account_id)
+
+    def add_inbox_message(self, message: InboxMessage) -> bool:
+        """Store a message; False if its id is already stored."""
+        _aware(message.received_at, f"inbox message {message.id!r} received_at")
+        with self._lock:
+            s = self._s
+            if message.id in s.inbox:
+                return False
+            s.inbox[message.id] = (s.created, message)
+            s.created += 1
+            return True
+
+    def inbox(
+        self, *, lead_id: str | None = None, platform: Platform | None = None
+    ) -> list[InboxMessage]:
+        """Messages, oldest first, optionally for one lead or platform."""
+        with self._lock:
+            found = [
+                (m.received_at, n, m)
+                for n, m in self._s.inbox.values()
+                if (lead_id is None or m.lead_id == lead_id)
+                and (platform is None or m.platform == platform)
+            ]
+        found.sort(key=lambda item: item[:2])
+        return [m for _, _, m in found]
+
+    def record_bounce(self, lead_id: str, detail: str) -> None:
+        """Mark a lead as bounced; a bounce for an unknown lead is ignored."""
+        with self._lock:
+            lead = self._s.leads.get(lead_id)
+            if lead is None:
+                return
+            self._s.leads[lead_id] = attrs.evolve(lead, bounced=True)
+            self._s.bounces[lead_id] = detail
+
+    def close(self) -> None:
+        """Nothing to release; the data lives as long as the store."""
+
+
+def _check_span(span_days: int) -> None:
+    if isinstance(span_days, bool) or not isinstance(span_days, int) or span_days < 1:
+        msg = f"span_days must be a whole number of at least 1, got {span_days!r}"
+        raise StorageError(msg)
+
+
+def _check_decision(claim: Claim, decision: Decision, *, starting: bool) -> None:
+    """Catch a decision handed to the wrong claim, or to ``start`` when it starts nothing."""
+    if decision.action.id != claim.action.id:
+        msg = (
+            f"the decision is about action {decision.action.id!r} but the claim is for "
+            f"{claim.action.id!r}; write each decision with its own claim"
+        )
+        raise StorageError(msg)
+    if starting and decision.action.status is not ActionStatus.IN_PROGRESS:
+        msg = (
+            f"action {claim.action.id!r}: start() takes a decision that starts the action "
+            f"(in_progress), got {decision.action.status.value}; use commit() for it"
+        )
+        raise StorageError(msg)
+
+
+def _missing(
+    workspace: str,
+    action: Action,
+    lead: Lead | None,
+    enrollment: Enrollment | None,
+    sequence: Sequence | None,
+    account: Account | None,
+) -> StorageError:
+    parts = [
+        f"{what} {key!r}"
+        for what, key, value in (
+            ("lead", action.lead_id, lead),
+            ("enrollment", f"{action.sequence_id}/{action.lead_id}", enrollment),
+            ("sequence", action.sequence_id, sequence),
+            ("account", action.account_id, account),
+        )
+        if value is None
+    ]
+    msg = (
+        f"action {action.id!r}: workspace {workspace!r} has no {', no '.join(parts)}; "
+        "store them (put_sequence, put_account, put_lead, enroll) before running the action"
+    )
+    return StorageError(msg)

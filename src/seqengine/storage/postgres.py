@@ -1,0 +1,1177 @@
+"""PostgreSQL storage: many workers on many machines sharing one database.
+
+Theory of operation. Everything lives in one PostgreSQL *schema* (``seqengine`` unless told
+otherwise), created and migrated by :func:`upgrade` (``seqengine db upgrade``); opening a
+:class:`PostgresStorage` only checks the schema version. Every row carries its workspace.
+
+- ``claim`` runs one statement: ``SELECT … FOR UPDATE SKIP LOCKED`` over due runnable actions
+  and in-progress actions whose lease expired, then ``UPDATE … RETURNING`` with a fresh fencing
+  token from a database sequence. Concurrent workers skip each other's rows instead of waiting.
+- ``start`` and ``commit`` are fenced: their first statement updates the action only where
+  ``lease_token`` is still the claim's token; no row means the lease was taken over
+  (:class:`~seqengine.LeaseLost`) and the transaction is rolled back.
+- Budgets are consumed in ``start`` with a conditional upsert per counter row (``… ON CONFLICT
+  DO UPDATE SET n = n + 1 WHERE n < limit``), after a transaction-scoped advisory lock per
+  counter so rolling multi-day spans (the weekly invitation limit) are checked and incremented
+  without a race. A refused budget rolls the whole transaction back.
+- Two clocks. Leases use the *database* clock (``now()``), so workers whose clocks drift still
+  agree on when a lease expires. ``scheduled_at`` comparisons and the times written into
+  actions use the ``now`` argument: the engine's clock, which is virtual in rehearsals.
+- ``commit`` (and ``enroll``, ``release``) ``NOTIFY seqengine_<schema>`` when new work may be
+  due; :meth:`PostgresStorage.wait_for_work` ``LISTEN``\\ s on it so idle workers wake at once,
+  with polling as the fallback.
+- Connections come from a ``psycopg_pool.ConnectionPool`` that checks each connection before
+  lending it and reconnects in the background. A database or network failure during a call
+  raises :class:`~seqengine.StorageError` (the worker retries); because each write is one
+  transaction, nothing is ever half-written.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable, Iterator
+from collections.abc import Sequence as Seq
+from contextlib import contextmanager, suppress
+from datetime import date, datetime, timedelta
+from typing import Any, LiteralString, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import attrs
+import cattrs
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import TupleRow
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from seqengine._decide import Budget, Decision
+from seqengine._exceptions import ConfigError, LeaseLost, SchemaOutdated, StorageError
+from seqengine._files import sequence_from_dict, sequence_to_dict
+from seqengine._flow import Sequence
+from seqengine._model import (
+    Account,
+    Action,
+    ActionStatus,
+    Enrollment,
+    Lead,
+    Platform,
+)
+from seqengine._outcomes import PauseAccount
+from seqengine.storage._protocol import Claim, Context, InboxMessage
+
+__all__ = [
+    "DEFAULT_SCHEMA",
+    "SCHEMA_VERSION",
+    "PostgresStorage",
+    "drop_schema",
+    "parse_url",
+    "schema_version",
+    "upgrade",
+]
+
+DEFAULT_SCHEMA = "seqengine"
+
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
+_RUNNABLE_SQL = "('pending', 'queued', 'deferred')"
+_PAGE = 500
+
+# Each migration is one step of SQL run in the target schema ({s} is the quoted schema name).
+# Append new steps; never edit a released one. The list index + 1 is the version number.
+_MIGRATIONS: tuple[tuple[str, LiteralString], ...] = (
+    (
+        "initial tables",
+        """
+        CREATE SEQUENCE {s}.lease_tokens;
+        CREATE TABLE {s}.sequences (
+            ws text COLLATE "C" NOT NULL,
+            id text COLLATE "C" NOT NULL,
+            rev bigint NOT NULL DEFAULT 1,
+            body jsonb NOT NULL,
+            PRIMARY KEY (ws, id)
+        );
+        CREATE TABLE {s}.accounts (
+            ws text COLLATE "C" NOT NULL,
+            id text COLLATE "C" NOT NULL,
+            body jsonb NOT NULL,
+            PRIMARY KEY (ws, id)
+        );
+        CREATE TABLE {s}.leads (
+            ws text COLLATE "C" NOT NULL,
+            id text COLLATE "C" NOT NULL,
+            body jsonb NOT NULL,
+            PRIMARY KEY (ws, id)
+        );
+        CREATE TABLE {s}.enrollments (
+            ws text COLLATE "C" NOT NULL,
+            sequence_id text COLLATE "C" NOT NULL,
+            lead_id text COLLATE "C" NOT NULL,
+            body jsonb NOT NULL,
+            PRIMARY KEY (ws, sequence_id, lead_id)
+        );
+        CREATE TABLE {s}.actions (
+            ws text COLLATE "C" NOT NULL,
+            id text COLLATE "C" NOT NULL,
+            seq bigint GENERATED ALWAYS AS IDENTITY,
+            sequence_id text COLLATE "C" NOT NULL,
+            status text NOT NULL,
+            scheduled_at timestamptz NOT NULL,
+            lease_token bigint,
+            lease_owner text,
+            lease_until timestamptz,
+            body jsonb NOT NULL,
+            PRIMARY KEY (ws, id)
+        );
+        CREATE INDEX actions_created ON {s}.actions (ws, seq);
+        CREATE INDEX actions_by_sequence ON {s}.actions (ws, sequence_id, seq);
+        CREATE INDEX actions_due ON {s}.actions (ws, scheduled_at, seq)
+            WHERE status IN ('pending', 'queued', 'deferred');
+        CREATE INDEX actions_in_flight ON {s}.actions (ws, scheduled_at, seq)
+            WHERE status = 'in_progress';
+        CREATE TABLE {s}.counters (
+            ws text COLLATE "C" NOT NULL,
+            counter text COLLATE "C" NOT NULL,
+            day date NOT NULL,
+            n integer NOT NULL,
+            PRIMARY KEY (ws, counter, day)
+        );
+        CREATE TABLE {s}.pauses (
+            ws text COLLATE "C" NOT NULL,
+            account_id text COLLATE "C" NOT NULL,
+            body jsonb NOT NULL,
+            PRIMARY KEY (ws, account_id)
+        );
+        CREATE TABLE {s}.posts (
+            ws text COLLATE "C" NOT NULL,
+            platform text NOT NULL,
+            post_id text COLLATE "C" NOT NULL,
+            commented boolean NOT NULL,
+            PRIMARY KEY (ws, platform, post_id)
+        );
+        CREATE TABLE {s}.inbox (
+            ws text COLLATE "C" NOT NULL,
+            id text COLLATE "C" NOT NULL,
+            seq bigint GENERATED ALWAYS AS IDENTITY,
+            lead_id text COLLATE "C",
+            platform text NOT NULL,
+            received_at timestamptz NOT NULL,
+            body jsonb NOT NULL,
+            PRIMARY KEY (ws, id)
+        );
+        CREATE INDEX inbox_time ON {s}.inbox (ws, received_at, seq);
+        CREATE TABLE {s}.bounces (
+            ws text COLLATE "C" NOT NULL,
+            lead_id text COLLATE "C" NOT NULL,
+            seq bigint GENERATED ALWAYS AS IDENTITY,
+            detail text NOT NULL,
+            recorded_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (ws, lead_id, seq)
+        );
+        """,
+    ),
+)
+
+#: The schema version this version of seqengine needs.
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+# -- values <-> JSON ------------------------------------------------------------------------
+
+_json = cattrs.Converter()
+_json.register_unstructure_hook(datetime, datetime.isoformat)
+_json.register_structure_hook(datetime, lambda v, _: datetime.fromisoformat(v))
+_json.register_unstructure_hook(date, date.isoformat)
+_json.register_structure_hook(date, lambda v, _: date.fromisoformat(v))
+
+_T = TypeVar("_T")
+
+
+def _dump(value: object) -> Jsonb:
+    return Jsonb(_json.unstructure(value))
+
+
+def _load(body: Any, cls: type[_T]) -> _T:
+    return _json.structure(body, cls)
+
+
+# -- names, URLs and schema management ------------------------------------------------------
+
+
+def _check_schema_name(schema: str) -> str:
+    if not isinstance(schema, str) or not _SCHEMA_NAME.match(schema):
+        msg = (
+            f"PostgreSQL schema name {schema!r} is not valid; use lower-case letters, digits "
+            "and underscores, starting with a letter or underscore (at most 48 characters)"
+        )
+        raise ConfigError(msg)
+    return schema
+
+
+def parse_url(url: str) -> tuple[str, str | None]:
+    """Split a ``postgresql://`` (or ``postgres://``) URL into a DSN and its ``schema``.
+
+    The ``schema`` query parameter is seqengine's, not libpq's, so it is removed; other
+    parameters (``sslmode``, ``application_name``, …) are kept.
+
+    Returns:
+        ``(dsn, schema)``; ``schema`` is None when the URL names none.
+
+    Raises:
+        ConfigError: the URL is not a PostgreSQL URL.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        msg = f"not a PostgreSQL URL: {_redact(url)!r}; expected postgresql://user@host/dbname"
+        raise ConfigError(msg)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    schemas = [v for k, v in query if k == "schema"]
+    rest = [(k, v) for k, v in query if k != "schema"]
+    dsn = urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(rest), parts.fragment))
+    return dsn, (schemas[-1] if schemas else None)
+
+
+def _redact(dsn: str) -> str:
+    """The DSN without its password, for messages."""
+    if "://" in dsn:
+        parts = urlsplit(dsn)
+        if parts.password is not None:
+            host = parts.netloc.rsplit("@", 1)[-1]
+            user = parts.username or ""
+            return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+        return dsn
+    return re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", dsn)
+
+
+def _upgrade_command(dsn: str, schema: str) -> str:
+    return f"seqengine db upgrade --url '{_redact(dsn)}' --schema {schema}"
+
+
+def _q(text: LiteralString, schema: str) -> sql.Composed:
+    return sql.SQL(text).format(s=sql.Identifier(schema))
+
+
+def _lock_key(text: str) -> sql.Composed:
+    # hashtextextended gives a 64-bit key; a collision only serializes two unrelated callers.
+    return sql.SQL("hashtextextended({}, 0)").format(sql.Literal(text))
+
+
+def _storage_error(exc: psycopg.Error, what: str) -> StorageError:
+    if isinstance(exc, psycopg.OperationalError):
+        msg = (
+            f"PostgreSQL {what} failed: {exc}; nothing was written by this call, "
+            "so it is safe to retry"
+        )
+    else:
+        msg = f"PostgreSQL {what} failed: {exc}"
+    return StorageError(msg)
+
+
+def _version(conn: psycopg.Connection[TupleRow], schema: str) -> int | None:
+    row = conn.execute(
+        "SELECT to_regclass(format('%%I.schema_version', %s::text)) IS NOT NULL", (schema,)
+    ).fetchone()
+    if not row or not row[0]:
+        return None
+    got = conn.execute(_q("SELECT coalesce(max(version), 0) FROM {s}.schema_version", schema))
+    found = got.fetchone()
+    return int(found[0]) if found else 0
+
+
+def schema_version(dsn: str, schema: str = DEFAULT_SCHEMA) -> int | None:
+    """The version of ``schema`` in the database, or None when it was never created."""
+    _check_schema_name(schema)
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            return _version(conn, schema)
+    except psycopg.Error as exc:
+        raise _storage_error(exc, "schema version check") from exc
+
+
+def upgrade(dsn: str, schema: str = DEFAULT_SCHEMA, *, to: int | None = None) -> int:
+    """Create or migrate the seqengine schema; safe to run again and from many machines.
+
+    All pending migrations run in one transaction under an advisory lock, so a crash leaves
+    the schema as it was and concurrent upgrades run one after the other.
+
+    Args:
+        dsn: a libpq connection string or ``postgresql://`` URL (without ``?schema=``).
+        schema: the PostgreSQL schema that holds seqengine's tables.
+        to: stop at this version (default: the latest); for tests of migrations.
+
+    Returns:
+        The schema's version afterwards.
+    """
+    _check_schema_name(schema)
+    target = SCHEMA_VERSION if to is None else to
+    if not 0 <= target <= SCHEMA_VERSION:
+        msg = f"cannot upgrade to version {target}; this seqengine knows 0..{SCHEMA_VERSION}"
+        raise ConfigError(msg)
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction():
+            conn.execute(
+                sql.SQL("SELECT pg_advisory_xact_lock({})").format(
+                    _lock_key(f"seqengine-upgrade:{schema}")
+                )
+            )
+            conn.execute(_q("CREATE SCHEMA IF NOT EXISTS {s}", schema))
+            conn.execute(
+                _q(
+                    "CREATE TABLE IF NOT EXISTS {s}.schema_version ("
+                    " version integer PRIMARY KEY,"
+                    " description text NOT NULL,"
+                    " applied_at timestamptz NOT NULL DEFAULT now())",
+                    schema,
+                )
+            )
+            current = _version(conn, schema) or 0
+            if current > SCHEMA_VERSION:
+                raise _newer(dsn, schema, current)
+            for version in range(current + 1, target + 1):
+                description, text = _MIGRATIONS[version - 1]
+                conn.execute(_q(text, schema))
+                conn.execute(
+                    _q(
+                        "INSERT INTO {s}.schema_version (version, description) VALUES (%s, %s)",
+                        schema,
+                    ),
+                    (version, description),
+                )
+            return max(current, target)
+    except psycopg.Error as exc:
+        raise _storage_error(exc, f"upgrade of schema {schema!r}") from exc
+
+
+def drop_schema(dsn: str, schema: str) -> None:
+    """Drop ``schema`` and everything in it (for tests and teardown; there is no undo)."""
+    _check_schema_name(schema)
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(_q("DROP SCHEMA IF EXISTS {s} CASCADE", schema))
+    except psycopg.Error as exc:
+        raise _storage_error(exc, f"drop of schema {schema!r}") from exc
+
+
+def _newer(dsn: str, schema: str, version: int) -> StorageError:
+    msg = (
+        f"PostgreSQL schema {schema!r} at {_redact(dsn)} is at version {version}, newer than "
+        f"this seqengine knows ({SCHEMA_VERSION}); upgrade seqengine on this machine"
+    )
+    return StorageError(msg)
+
+
+# -- the backend ----------------------------------------------------------------------------
+
+
+class PostgresStorage:
+    """A :class:`~seqengine.storage.Storage` on PostgreSQL, bound to one workspace.
+
+    Args:
+        dsn: a libpq connection string or ``postgresql://`` URL.
+        workspace: the workspace every read and write is scoped to.
+        schema: the PostgreSQL schema holding seqengine's tables (see :func:`upgrade`).
+        pool_size: the most connections this instance holds open at once.
+        check_schema: check the schema version on open (raises :class:`SchemaOutdated`).
+        connect_timeout: seconds a call waits for a connection before raising StorageError.
+
+    Raises:
+        SchemaOutdated: the schema is missing or older than this seqengine; the message
+            gives the ``seqengine db upgrade`` command to run.
+        StorageError: the database cannot be reached.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        workspace: str = "default",
+        *,
+        schema: str = DEFAULT_SCHEMA,
+        pool_size: int = 4,
+        check_schema: bool = True,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        if not isinstance(workspace, str) or not workspace:
+            msg = f"workspace must be a non-empty string, got {workspace!r}"
+            raise ConfigError(msg)
+        if pool_size < 1:
+            msg = f"pool_size must be at least 1, got {pool_size}"
+            raise ConfigError(msg)
+        self.workspace = workspace
+        self.schema = _check_schema_name(schema)
+        self.channel = f"seqengine_{schema}"
+        self._tokens = f'"{schema}".lease_tokens'  # regclass text; the name is validated
+        self._dsn = dsn
+        self._sequences: dict[str, tuple[int, Sequence]] = {}
+        self._listen_lock = threading.Lock()
+        self._listener: psycopg.Connection[TupleRow] | None = None
+        self._closed = False
+        kwargs: dict[str, Any] = {"autocommit": True}
+        if "application_name" not in conninfo_to_dict(dsn):
+            kwargs["application_name"] = "seqengine"
+        self._pool: ConnectionPool[psycopg.Connection[TupleRow]] = ConnectionPool(
+            dsn,
+            kwargs=kwargs,
+            min_size=1,
+            max_size=pool_size,
+            open=False,
+            configure=_configure,
+            # Lend only connections that answer: a connection the server dropped (restart,
+            # failover, pg_terminate_backend) is replaced instead of failing the next call.
+            check=ConnectionPool.check_connection,
+            timeout=connect_timeout,
+            name=f"seqengine-{schema}-{workspace}",
+        )
+        self._pool.open(wait=False)
+        if check_schema:
+            try:
+                self._check_schema()
+            except BaseException:
+                self._pool.close()
+                raise
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        workspace: str = "default",
+        *,
+        pool_size: int = 4,
+        check_schema: bool = True,
+    ) -> PostgresStorage:
+        """Open from a ``postgresql://``/``postgres://`` URL; ``?schema=name`` picks the schema."""
+        dsn, schema = parse_url(url)
+        return cls(
+            dsn,
+            workspace,
+            schema=schema or DEFAULT_SCHEMA,
+            pool_size=pool_size,
+            check_schema=check_schema,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"PostgresStorage({_redact(self._dsn)!r}, workspace={self.workspace!r}, "
+            f"schema={self.schema!r})"
+        )
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _check_schema(self) -> None:
+        with self._conn("schema check") as conn:
+            version = _version(conn, self.schema)
+        if version is None or version < SCHEMA_VERSION:
+            state = "does not exist" if version is None else f"is at version {version}"
+            msg = (
+                f"PostgreSQL schema {self.schema!r} {state}; this seqengine needs version "
+                f"{SCHEMA_VERSION}. Run: {_upgrade_command(self._dsn, self.schema)}"
+            )
+            raise SchemaOutdated(msg)
+        if version > SCHEMA_VERSION:
+            raise _newer(self._dsn, self.schema, version)
+
+    @contextmanager
+    def _conn(self, what: str) -> Iterator[psycopg.Connection[TupleRow]]:
+        """A pooled connection; database failures become StorageError."""
+        if self._closed:
+            msg = "this PostgresStorage is closed"
+            raise StorageError(msg)
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except psycopg.Error as exc:
+            raise _storage_error(exc, what) from exc
+
+    @contextmanager
+    def _tx(self, what: str) -> Iterator[psycopg.Connection[TupleRow]]:
+        """A pooled connection inside one transaction (rolled back on any exception)."""
+        with self._conn(what) as conn, conn.transaction():
+            yield conn
+
+    def _sql(self, text: LiteralString) -> sql.Composed:
+        return _q(text, self.schema)
+
+    def _notify(self, conn: psycopg.Connection[TupleRow]) -> None:
+        # pg_notify inside the transaction is delivered only if it commits.
+        conn.execute("SELECT pg_notify(%s, %s)", (self.channel, self.workspace))
+
+    def _sequence(self, seq_id: str, rev: int, body: Any) -> Sequence:
+        cached = self._sequences.get(seq_id)
+        if cached is not None and cached[0] == rev:
+            return cached[1]
+        parsed = sequence_from_dict(body, source=f"postgres:{self.schema}.sequences/{seq_id}")
+        self._sequences[seq_id] = (rev, parsed)
+        return parsed
+
+    # -- setup ----------------------------------------------------------------------------
+
+    def put_sequence(self, sequence: Sequence) -> None:
+        """Store (or replace) a sequence definition."""
+        with self._tx("put_sequence") as conn:
+            conn.execute(
+                self._sql(
+                    "INSERT INTO {s}.sequences (ws, id, body) VALUES (%s, %s, %s)"
+                    " ON CONFLICT (ws, id) DO UPDATE"
+                    " SET body = EXCLUDED.body, rev = {s}.sequences.rev + 1"
+                ),
+                (self.workspace, sequence.id, Jsonb(sequence_to_dict(sequence))),
+            )
+
+    def get_sequence(self, sequence_id: str) -> Sequence | None:
+        """The sequence with this id, or None."""
+        with self._conn("get_sequence") as conn:
+            row = conn.execute(
+                self._sql("SELECT rev, body FROM {s}.sequences WHERE ws = %s AND id = %s"),
+                (self.workspace, sequence_id),
+            ).fetchone()
+        return None if row is None else self._sequence(sequence_id, row[0], row[1])
+
+    def _put(self, table: LiteralString, key: str, value: object, what: str) -> None:
+        with self._tx(what) as conn:
+            conn.execute(
+                self._sql(
+                    "INSERT INTO {s}." + table + " (ws, id, body) VALUES (%s, %s, %s)"
+                    " ON CONFLICT (ws, id) DO UPDATE SET body = EXCLUDED.body"
+                ),
+                (self.workspace, key, _dump(value)),
+            )
+
+    def _get(self, table: LiteralString, key: str, cls: type[_T], what: str) -> _T | None:
+        with self._conn(what) as conn:
+            row = conn.execute(
+                self._sql("SELECT body FROM {s}." + table + " WHERE ws = %s AND id = %s"),
+                (self.workspace, key),
+            ).fetchone()
+        return None if row is None else _load(row[0], cls)
+
+    def put_account(self, account: Account) -> None:
+        """Store (or replace) an account."""
+        self._put("accounts", account.id, account, "put_account")
+
+    def get_account(self, account_id: str) -> Account | None:
+        """The account with this id, or None."""
+        return self._get("accounts", account_id, Account, "get_account")
+
+    def put_lead(self, lead: Lead) -> None:
+        """Store (or replace) a lead's facts; checks read them as of execution time."""
+        self._put("leads", lead.id, lead, "put_lead")
+
+    def get_lead(self, lead_id: str) -> Lead | None:
+        """The lead with this id, or None."""
+        return self._get("leads", lead_id, Lead, "get_lead")
+
+    def enroll(self, enrollment: Enrollment, first: Action) -> bool:
+        """Store a new enrollment and its first action; False (no change) if already enrolled."""
+        with self._tx("enroll") as conn:
+            cur = conn.execute(
+                self._sql(
+                    "INSERT INTO {s}.enrollments (ws, sequence_id, lead_id, body)"
+                    " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING"
+                ),
+                (self.workspace, enrollment.sequence_id, enrollment.lead_id, _dump(enrollment)),
+            )
+            if cur.rowcount == 0:
+                return False
+            self._insert_actions(conn, [first])
+            self._notify(conn)
+        return True
+
+    def get_enrollment(self, sequence_id: str, lead_id: str) -> Enrollment | None:
+        """A lead's enrollment in a sequence, or None."""
+        with self._conn("get_enrollment") as conn:
+            row = conn.execute(
+                self._sql(
+                    "SELECT body FROM {s}.enrollments"
+                    " WHERE ws = %s AND sequence_id = %s AND lead_id = %s"
+                ),
+                (self.workspace, sequence_id, lead_id),
+            ).fetchone()
+        return None if row is None else _load(row[0], Enrollment)
+
+    # -- work -----------------------------------------------------------------------------
+
+    def claim(self, worker_id: str, now: datetime, lease_seconds: float, limit: int) -> list[Claim]:
+        """Lease up to ``limit`` due actions (earliest first) and expired in-flight ones.
+
+        ``now`` decides which actions are due (the engine's clock); the lease itself is
+        measured on the database clock.
+        """
+        if limit <= 0:
+            return []
+        # Both candidate sets are locked with SKIP LOCKED, so concurrent claimers never wait
+        # on each other's rows; the lease condition keeps leased-but-idle rows out as well.
+        query = self._sql(
+            "WITH flight AS ("
+            "  SELECT id, scheduled_at, seq FROM {s}.actions"
+            "  WHERE ws = %(ws)s AND status = 'in_progress'"
+            "    AND (lease_until IS NULL OR lease_until <= now())"
+            "  ORDER BY scheduled_at, seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED"
+            "), due AS ("
+            "  SELECT id, scheduled_at, seq FROM {s}.actions"
+            "  WHERE ws = %(ws)s AND status IN " + _RUNNABLE_SQL + ""
+            "    AND scheduled_at <= %(now)s"
+            "    AND (lease_until IS NULL OR lease_until <= now())"
+            "  ORDER BY scheduled_at, seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED"
+            "), pick AS ("
+            "  SELECT id FROM (SELECT * FROM flight UNION ALL SELECT * FROM due) AS both_sets"
+            "  ORDER BY scheduled_at, seq LIMIT %(limit)s"
+            ")"
+            " UPDATE {s}.actions AS a SET"
+            "  lease_token = nextval(%(tokens)s::regclass),"
+            "  lease_owner = %(worker)s,"
+            "  lease_until = now() + make_interval(secs => %(secs)s)"
+            " FROM pick WHERE a.ws = %(ws)s AND a.id = pick.id"
+            " RETURNING a.body, a.lease_token, a.lease_until, a.status, a.scheduled_at, a.seq"
+        )
+        params = {
+            "ws": self.workspace,
+            "limit": limit,
+            "now": now,
+            "worker": worker_id,
+            "secs": float(lease_seconds),
+            "tokens": self._tokens,
+        }
+        with self._tx("claim") as conn:
+            rows = conn.execute(query, params).fetchall()
+        rows.sort(key=lambda r: (r[4], r[5]))
+        return [
+            Claim(
+                action=_load(body, Action),
+                token=int(token),
+                lease_until=until,
+                worker_id=worker_id,
+                in_flight=status == ActionStatus.IN_PROGRESS.value,
+            )
+            for body, token, until, status, _, _ in rows
+        ]
+
+    def heartbeat(
+        self, claims: Iterable[Claim], now: datetime, lease_seconds: float
+    ) -> list[Claim]:
+        """Extend the leases still held; returns the claims that are still ours."""
+        held = list(claims)
+        if not held:
+            return []
+        with self._tx("heartbeat") as conn:
+            rows = conn.execute(
+                self._sql(
+                    "UPDATE {s}.actions AS a"
+                    " SET lease_until = now() + make_interval(secs => %s)"
+                    " FROM unnest(%s::text[], %s::bigint[]) AS c(id, token)"
+                    " WHERE a.ws = %s AND a.id = c.id AND a.lease_token = c.token"
+                    " RETURNING a.id, a.lease_until"
+                ),
+                (
+                    float(lease_seconds),
+                    [c.action.id for c in held],
+                    [c.token for c in held],
+                    self.workspace,
+                ),
+            ).fetchall()
+        until = dict(rows)
+        return [
+            attrs.evolve(c, lease_until=until[c.action.id]) for c in held if c.action.id in until
+        ]
+
+    def release(self, claim: Claim) -> None:
+        """Give a lease back unchanged (graceful shutdown); a lost lease is ignored."""
+        with self._tx("release") as conn:
+            cur = conn.execute(
+                self._sql(
+                    "UPDATE {s}.actions"
+                    " SET lease_token = NULL, lease_owner = NULL, lease_until = NULL"
+                    " WHERE ws = %s AND id = %s AND lease_token = %s"
+                ),
+                (self.workspace, claim.action.id, claim.token),
+            )
+            if cur.rowcount:
+                self._notify(conn)
+
+    def context(self, action: Action) -> Context:
+        """Lead, enrollment, sequence, account and pause state for an action."""
+        ws = self.workspace
+        with self._conn("context") as conn:
+            row = conn.execute(
+                self._sql(
+                    "SELECT"
+                    " (SELECT body FROM {s}.leads WHERE ws = %(ws)s AND id = %(lead)s),"
+                    " (SELECT body FROM {s}.enrollments"
+                    "   WHERE ws = %(ws)s AND sequence_id = %(seq)s AND lead_id = %(lead)s),"
+                    " (SELECT rev FROM {s}.sequences WHERE ws = %(ws)s AND id = %(seq)s),"
+                    " (SELECT body FROM {s}.sequences WHERE ws = %(ws)s AND id = %(seq)s),"
+                    " (SELECT body FROM {s}.accounts WHERE ws = %(ws)s AND id = %(acc)s),"
+                    " (SELECT body FROM {s}.pauses WHERE ws = %(ws)s AND account_id = %(acc)s)"
+                ),
+                {
+                    "ws": ws,
+                    "lead": action.lead_id,
+                    "seq": action.sequence_id,
+                    "acc": action.account_id,
+                },
+            ).fetchone()
+        assert row is not None  # a SELECT without FROM always returns one row
+        lead, enrollment, rev, seq, account, pause = row
+        missing = [
+            f"{what} {key!r}"
+            for what, key, body in (
+                ("lead", action.lead_id, lead),
+                ("enrollment", f"{action.sequence_id}/{action.lead_id}", enrollment),
+                ("sequence", action.sequence_id, seq),
+                ("account", action.account_id, account),
+            )
+            if body is None
+        ]
+        if missing:
+            msg = (
+                f"action {action.id!r} refers to data this workspace ({ws!r}) does not hold: "
+                f"{', '.join(missing)}"
+            )
+            raise StorageError(msg)
+        return Context(
+            lead=_load(lead, Lead),
+            enrollment=_load(enrollment, Enrollment),
+            sequence=self._sequence(action.sequence_id, rev, seq),
+            account=_load(account, Account),
+            pause=None if pause is None else _load(pause, PauseAccount),
+        )
+
+    def count(self, counter: str, day: date, span_days: int = 1) -> int:
+        """Units of ``counter`` used over the ``span_days`` days ending at ``day``."""
+        with self._conn("count") as conn:
+            row = conn.execute(
+                self._sql(
+                    "SELECT coalesce(sum(n), 0) FROM {s}.counters"
+                    " WHERE ws = %s AND counter = %s AND day > %s AND day <= %s"
+                ),
+                (self.workspace, counter, day - timedelta(days=max(span_days, 1)), day),
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def _fence(
+        self, conn: psycopg.Connection[TupleRow], claim: Claim, action: Action, keep_lease: bool
+    ) -> None:
+        """Write the claimed action, only while the claim's token is current (else LeaseLost)."""
+        if action.id != claim.action.id:
+            msg = (
+                f"the decision is for action {action.id!r} but the claim is for "
+                f"{claim.action.id!r}; nothing was written"
+            )
+            raise StorageError(msg)
+        lease = "" if keep_lease else ", lease_token = NULL, lease_owner = NULL, lease_until = NULL"
+        cur = conn.execute(
+            self._sql(
+                "UPDATE {s}.actions SET status = %s, scheduled_at = %s, body = %s"
+                + lease
+                + " WHERE ws = %s AND id = %s AND lease_token = %s"
+            ),
+            (
+                action.status.value,
+                action.scheduled_at,
+                _dump(action),
+                self.workspace,
+                action.id,
+                claim.token,
+            ),
+        )
+        if cur.rowcount == 0:
+            msg = (
+                f"action {action.id!r}: lease {claim.token} of worker {claim.worker_id!r} was "
+                "taken over, released or ended; nothing was written"
+            )
+            raise LeaseLost(msg)
+
+    def start(self, claim: Claim, decision: Decision, now: datetime) -> bool:
+        """Persist a starting action and consume its budgets, atomically.
+
+        Returns False, changing nothing, when a budget is used up (another worker got there
+        first); raises LeaseLost when the lease is no longer this claim's.
+        """
+        with self._conn("start") as conn:
+            try:
+                with conn.transaction():
+                    self._fence(conn, claim, decision.action, keep_lease=True)
+                    if not self._consume(conn, decision.budgets):
+                        raise _NoRoom
+            except _NoRoom:
+                return False
+        return True
+
+    def _consume(self, conn: psycopg.Connection[TupleRow], budgets: Seq[Budget]) -> bool:
+        """Take one unit of each distinct (counter, day); False if any budget has no room."""
+        if any(b.limit < 1 for b in budgets):
+            return False
+        by_key: dict[tuple[str, date], list[Budget]] = {}
+        for b in budgets:
+            by_key.setdefault((b.counter, b.day), []).append(b)
+        # Locks in one global order (sorted counter names) so two starts never deadlock. The
+        # advisory lock makes "sum the span, then add one" atomic for multi-day budgets; the
+        # single-day check is the conditional upsert itself.
+        for counter in sorted({c for c, _ in by_key}):
+            conn.execute(
+                sql.SQL("SELECT pg_advisory_xact_lock({})").format(
+                    _lock_key(f"{self.schema}:{self.workspace}:{counter}")
+                )
+            )
+        for (counter, day), group in sorted(by_key.items()):
+            for b in group:
+                if b.span_days > 1:
+                    row = conn.execute(
+                        self._sql(
+                            "SELECT coalesce(sum(n), 0) FROM {s}.counters"
+                            " WHERE ws = %s AND counter = %s AND day > %s AND day <= %s"
+                        ),
+                        (self.workspace, counter, day - timedelta(days=b.span_days), day),
+                    ).fetchone()
+                    if row is None or int(row[0]) >= b.limit:
+                        return False
+            daily = [b.limit for b in group if b.span_days <= 1]
+            cap = min(daily) if daily else None
+            got = conn.execute(
+                self._sql(
+                    "INSERT INTO {s}.counters AS c (ws, counter, day, n) VALUES (%s, %s, %s, 1)"
+                    " ON CONFLICT (ws, counter, day) DO UPDATE SET n = c.n + 1"
+                    " WHERE %s::integer IS NULL OR c.n < %s::integer"
+                    " RETURNING n"
+                ),
+                (self.workspace, counter, day, cap, cap),
+            ).fetchone()
+            if got is None:
+                return False
+        return True
+
+    def commit(self, claim: Claim, decision: Decision, now: datetime) -> None:
+        """Write a decision in one transaction, fenced by the claim's token (LeaseLost).
+
+        The action's lease ends unless the decision leaves it in progress. Cancelled actions
+        get ``decision.cancel_reason`` and ``finished_at = now``; new actions that already
+        exist are left as they are (creating an action is idempotent). Budgets are not
+        consumed here: that is :meth:`start`'s job.
+        """
+        action = decision.action
+        with self._tx("commit") as conn:
+            keep = action.status is ActionStatus.IN_PROGRESS
+            self._fence(conn, claim, action, keep_lease=keep)
+            inserted = self._insert_actions(conn, decision.new_actions)
+            cancel = [c for c in dict.fromkeys(decision.cancel) if c != action.id]
+            if cancel:
+                self._cancel(conn, cancel, decision.cancel_reason or "cancelled", now)
+            if decision.enrollment is not None:
+                e = decision.enrollment
+                conn.execute(
+                    self._sql(
+                        "INSERT INTO {s}.enrollments (ws, sequence_id, lead_id, body)"
+                        " VALUES (%s, %s, %s, %s) ON CONFLICT (ws, sequence_id, lead_id)"
+                        " DO UPDATE SET body = EXCLUDED.body"
+                    ),
+                    (self.workspace, e.sequence_id, e.lead_id, _dump(e)),
+                )
+            for effect in decision.effects:
+                if isinstance(effect, PauseAccount):
+                    self._put_pause(conn, effect)
+            if inserted or not keep:
+                self._notify(conn)
+
+    def _insert_actions(self, conn: psycopg.Connection[TupleRow], actions: Seq[Action]) -> int:
+        inserted = 0
+        for a in actions:
+            cur = conn.execute(
+                self._sql(
+                    "INSERT INTO {s}.actions (ws, id, sequence_id, status, scheduled_at, body)"
+                    " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (ws, id) DO NOTHING"
+                ),
+                (
+                    self.workspace,
+                    a.id,
+                    a.sequence_id,
+                    a.status.value,
+                    a.scheduled_at,
+                    _dump(a),
+                ),
+            )
+            inserted += cur.rowcount
+        return inserted
+
+    def _cancel(
+        self, conn: psycopg.Connection[TupleRow], ids: list[str], reason: str, now: datetime
+    ) -> None:
+        # Lock in id order so two commits cancelling each other's actions cannot deadlock.
+        # Ending the lease makes a worker still holding a cancelled action get LeaseLost
+        # instead of overwriting the cancellation.
+        conn.execute(
+            self._sql(
+                "SELECT 1 FROM {s}.actions WHERE ws = %s AND id = ANY(%s) ORDER BY id FOR UPDATE"
+            ),
+            (self.workspace, ids),
+        )
+        conn.execute(
+            self._sql(
+                "UPDATE {s}.actions SET status = 'cancelled',"
+                " lease_token = NULL, lease_owner = NULL, lease_until = NULL,"
+                " body = body || jsonb_build_object("
+                "   'status', 'cancelled', 'reason', %s::text, 'finished_at', %s::text)"
+                " WHERE ws = %s AND id = ANY(%s) AND status IN " + _RUNNABLE_SQL
+            ),
+            (reason, now.isoformat(), self.workspace, ids),
+        )
+
+    def rescue(self, now: datetime) -> int:
+        """Clear expired leases of waiting actions; returns how many. (Claim also does this.)"""
+        with self._tx("rescue") as conn:
+            cur = conn.execute(
+                self._sql(
+                    "UPDATE {s}.actions"
+                    " SET lease_token = NULL, lease_owner = NULL, lease_until = NULL"
+                    " WHERE ws = %s AND status IN " + _RUNNABLE_SQL + ""
+                    " AND lease_until <= now()"
+                ),
+                (self.workspace,),
+            )
+            rescued = cur.rowcount
+            if rescued:
+                self._notify(conn)
+        return rescued
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def get_action(self, action_id: str) -> Action | None:
+        """The action with this id, or None."""
+        with self._conn("get_action") as conn:
+            row = conn.execute(
+                self._sql("SELECT body FROM {s}.actions WHERE ws = %s AND id = %s"),
+                (self.workspace, action_id),
+            ).fetchone()
+        return None if row is None else _load(row[0], Action)
+
+    def actions(self, *, sequence_id: str | None = None) -> Iterator[Action]:
+        """Actions in the order they were created (optionally of one sequence)."""
+        # Pages by creation order, a connection per page, so a slow consumer holds nothing.
+        where = "" if sequence_id is None else " AND sequence_id = %(seq)s"
+        query = self._sql(
+            "SELECT seq, body FROM {s}.actions WHERE ws = %(ws)s AND seq > %(after)s"
+            + where
+            + " ORDER BY seq LIMIT %(page)s"
+        )
+        after = 0
+        while True:
+            params = {"ws": self.workspace, "after": after, "seq": sequence_id, "page": _PAGE}
+            with self._conn("actions") as conn:
+                rows = conn.execute(query, params).fetchall()
+            for _, body in rows:
+                yield _load(body, Action)
+            if len(rows) < _PAGE:
+                return
+            after = rows[-1][0]
+
+    def enrollments(self, *, sequence_id: str | None = None) -> Iterator[Enrollment]:
+        """Enrollments (optionally of one sequence), ordered by sequence then lead id."""
+        where = "" if sequence_id is None else " AND sequence_id = %(seq)s"
+        query = self._sql(
+            "SELECT sequence_id, lead_id, body FROM {s}.enrollments"
+            " WHERE ws = %(ws)s AND (sequence_id, lead_id) > (%(s)s, %(l)s)"
+            + where
+            + " ORDER BY sequence_id, lead_id LIMIT %(page)s"
+        )
+        after = ("", "")
+        while True:
+            params = {
+                "ws": self.workspace,
+                "s": after[0],
+                "l": after[1],
+                "seq": sequence_id,
+                "page": _PAGE,
+            }
+            with self._conn("enrollments") as conn:
+                rows = conn.execute(query, params).fetchall()
+            for _, _, body in rows:
+                yield _load(body, Enrollment)
+            if len(rows) < _PAGE:
+                return
+            after = (rows[-1][0], rows[-1][1])
+
+    def next_due(self) -> datetime | None:
+        """When the earliest runnable action is due, or None."""
+        with self._conn("next_due") as conn:
+            row = conn.execute(
+                self._sql(
+                    "SELECT scheduled_at FROM {s}.actions"
+                    " WHERE ws = %s AND status IN " + _RUNNABLE_SQL + ""
+                    " ORDER BY scheduled_at LIMIT 1"
+                ),
+                (self.workspace,),
+            ).fetchone()
+        return None if row is None else row[0]
+
+    # -- shared records -------------------------------------------------------------------
+
+    def record_post(self, platform: Platform, post_id: str, *, commented: bool = False) -> None:
+        """Remember a post we interacted with (R-LIKE-1) or commented on (R-COMMENT-1)."""
+        with self._tx("record_post") as conn:
+            conn.execute(
+                self._sql(
+                    "INSERT INTO {s}.posts AS p (ws, platform, post_id, commented)"
+                    " VALUES (%s, %s, %s, %s) ON CONFLICT (ws, platform, post_id)"
+                    " DO UPDATE SET commented = p.commented OR EXCLUDED.commented"
+                ),
+                (self.workspace, Platform(platform).value, post_id, commented),
+            )
+
+    def posts_seen(
+        self, platform: Platform, post_ids: Seq[str], *, commented: bool = False
+    ) -> set[str]:
+        """Which of ``post_ids`` were interacted with (or commented on) in any sequence."""
+        ids = list(post_ids)
+        if not ids:
+            return set()
+        with self._conn("posts_seen") as conn:
+            rows = conn.execute(
+                self._sql(
+                    "SELECT post_id FROM {s}.posts WHERE ws = %s AND platform = %s"
+                    " AND post_id = ANY(%s) AND (commented OR NOT %s)"
+                ),
+                (self.workspace, Platform(platform).value, ids, commented),
+            ).fetchall()
+        return {r[0] for r in rows}
+
+    def _put_pause(self, conn: psycopg.Connection[TupleRow], pause: PauseAccount) -> None:
+        conn.execute(
+            self._sql(
+                "INSERT INTO {s}.pauses (ws, account_id, body) VALUES (%s, %s, %s)"
+                " ON CONFLICT (ws, account_id) DO UPDATE SET body = EXCLUDED.body"
+            ),
+            (self.workspace, pause.account_id, _dump(pause)),
+        )
+
+    def pause_account(self, pause: PauseAccount) -> None:
+        """Pause an account (replacing any earlier pause)."""
+        with self._tx("pause_account") as conn:
+            self._put_pause(conn, pause)
+
+    def resume_account(self, account_id: str) -> None:
+        """Lift an account's pause."""
+        with self._tx("resume_account") as conn:
+            cur = conn.execute(
+                self._sql("DELETE FROM {s}.pauses WHERE ws = %s AND account_id = %s"),
+                (self.workspace, account_id),
+            )
+            if cur.rowcount:
+                self._notify(conn)
+
+    def get_pause(self, account_id: str) -> PauseAccount | None:
+        """An account's pause, or None."""
+        with self._conn("get_pause") as conn:
+            row = conn.execute(
+                self._sql("SELECT body FROM {s}.pauses WHERE ws = %s AND account_id = %s"),
+                (self.workspace, account_id),
+            ).fetchone()
+        return None if row is None else _load(row[0], PauseAccount)
+
+    def add_inbox_message(self, message: InboxMessage) -> bool:
+        """Store an inbound/outbound message; False if its id is already stored."""
+        with self._tx("add_inbox_message") as conn:
+            cur = conn.execute(
+                self._sql(
+                    "INSERT INTO {s}.inbox (ws, id, lead_id, platform, received_at, body)"
+                    " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (ws, id) DO NOTHING"
+                ),
+                (
+                    self.workspace,
+                    message.id,
+                    message.lead_id,
+                    message.platform.value,
+                    message.received_at,
+                    _dump(message),
+                ),
+            )
+            return cur.rowcount > 0
+
+    def inbox(
+        self, *, lead_id: str | None = None, platform: Platform | None = None
+    ) -> list[InboxMessage]:
+        """Messages, oldest first, optionally for one lead or platform."""
+        with self._conn("inbox") as conn:
+            rows = conn.execute(
+                self._sql(
+                    "SELECT body FROM {s}.inbox WHERE ws = %(ws)s"
+                    " AND (%(lead)s::text IS NULL OR lead_id = %(lead)s)"
+                    " AND (%(platform)s::text IS NULL OR platform = %(platform)s)"
+                    " ORDER BY received_at, seq"
+                ),
+                {
+                    "ws": self.workspace,
+                    "lead": lead_id,
+                    "platform": None if platform is None else Platform(platform).value,
+                },
+            ).fetchall()
+        return [_load(r[0], InboxMessage) for r in rows]
+
+    def record_bounce(self, lead_id: str, detail: str) -> None:
+        """Record a hard bounce on a lead (R-EMAIL-2 then skips it)."""
+        with self._tx("record_bounce") as conn:
+            conn.execute(
+                self._sql("INSERT INTO {s}.bounces (ws, lead_id, detail) VALUES (%s, %s, %s)"),
+                (self.workspace, lead_id, detail),
+            )
+            conn.execute(
+                self._sql(
+                    "UPDATE {s}.leads SET body = body || '{{\"bounced\": true}}'::jsonb"
+                    " WHERE ws = %s AND id = %s"
+                ),
+                (self.workspace, lead_id),
+            )
+
+    # -- waking idle workers ----------------------------------------------------------------
+
+    def wait_for_work(self, timeout: float) -> bool:
+        """Sleep until another worker signals new work, or ``timeout`` seconds pass.
+
+        Uses ``LISTEN`` on a dedicated connection, opened on the first call and kept, so a
+        signal sent between two calls is not lost. Signals come from other workspaces too
+        (one channel per schema), so a wake-up means "look", not "there is work".
+
+        Returns:
+            True when signalled, False on timeout.
+
+        Raises:
+            StorageError: the listening connection failed (it is reopened on the next call).
+        """
+        with self._listen_lock:
+            try:
+                conn = self._listener
+                if conn is None or conn.closed:
+                    conn = psycopg.connect(self._dsn, autocommit=True)
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                    self._listener = conn
+                got = False
+                for _ in conn.notifies(timeout=max(timeout, 0.0), stop_after=1):
+                    got = True
+                # Drain what else is queued so one burst of commits wakes us once.
+                if got:
+                    for _ in conn.notifies(timeout=0.0):
+                        pass
+                return got
+            except psycopg.Error as exc:
+                self._close_listener()
+                raise _storage_error(exc, "wait_for_work (LISTEN)") from exc
+
+    def _close_listener(self) -> None:
+        conn, self._listener = self._listener, None
+        if conn is not None:
+            with suppress(psycopg.Error):
+                conn.close()
+
+    def close(self) -> None:
+        """Release connections and files."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._listen_lock:
+            self._close_listener()
+        self._pool.close()
+
+
+class _NoRoom(Exception):
+    """A budget had no room: roll the start back."""
+
+
+def _configure(conn: psycopg.Connection[TupleRow]) -> None:
+    # Timestamps come back in UTC whatever the server or role default is.
+    conn.execute("SET TIME ZONE 'UTC'")

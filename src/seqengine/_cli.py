@@ -17,8 +17,10 @@ __all__ = ["main"]
 def _summary(path: str, seq: Sequence) -> str:
     kinds = " → ".join(s.id for s in seq.steps)
     platforms = ", ".join(sorted(p.value for p in seq.platforms()))
-    return (f"{path}: ok — sequence {seq.id!r}, {len(seq.steps)} steps ({kinds}) on "
-            f"{platforms}; {seq.daily_action_limit} actions/day, {seq.timezone}")
+    return (
+        f"{path}: ok — sequence {seq.id!r}, {len(seq.steps)} steps ({kinds}) on "
+        f"{platforms}; {seq.daily_action_limit} actions/day, {seq.timezone}"
+    )
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -55,7 +57,8 @@ def cmd_graph(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(
-        prog="seqengine", description="Run and rehearse multi-channel outreach sequences.")
+        prog="seqengine", description="Run and rehearse multi-channel outreach sequences."
+    )
     parser.add_argument("--version", action="version", version="seqengine 0.1.0")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

@@ -34,8 +34,11 @@ def to_mermaid(sequence: Sequence) -> str:
     ended = False
     for step in sequence.steps:
         nid, label = _node_id(step.id), _label(step)
-        lines.append(f'    {nid}{{"{label}"}}' if step.action is ActionKind.CONDITION
-                     else f'    {nid}["{label}"]')
+        lines.append(
+            f'    {nid}{{"{label}"}}'
+            if step.action is ActionKind.CONDITION
+            else f'    {nid}["{label}"]'
+        )
     lines.append(f"    start --> {_node_id(sequence.start_step.id)}")
     for step in sequence.steps:
         nid = _node_id(step.id)

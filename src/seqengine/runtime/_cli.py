@@ -35,8 +35,10 @@ class ProgressBar:
         width = 30
         filled = int(width * fraction)
         elapsed = time.monotonic() - self._t0
-        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
-                          f"{fraction * 100:5.1f}% {note} {elapsed:5.1f}s")
+        self.stream.write(
+            f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
+            f"{fraction * 100:5.1f}% {note} {elapsed:5.1f}s"
+        )
         if fraction >= 1.0:
             self.stream.write("\n")
         self.stream.flush()
@@ -81,15 +83,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     seqs = [load_sequence(p) for p in args.files]
     leads: Any
-    accounts = simulated_accounts(args.accounts,
-                                  connection_request_limit=args.connection_request_limit)
+    accounts = simulated_accounts(
+        args.accounts, connection_request_limit=args.connection_request_limit
+    )
     if args.leads.isdigit():
         leads = int(args.leads)
     else:
         from seqengine.runtime._config import load_leads
 
-        loaded = load_leads(args.leads, sequences=[s.id for s in seqs],
-                            accounts=[a.id for a in accounts])
+        loaded = load_leads(
+            args.leads, sequences=[s.id for s in seqs], accounts=[a.id for a in accounts]
+        )
         for error in loaded.errors:
             print(f"warning: {error}", file=sys.stderr)
         leads = [row.lead for row in loaded.rows]
@@ -98,8 +102,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if os.path.exists(args.db):
             os.remove(args.db)
         storage = f"sqlite:///{os.path.abspath(args.db)}"
-    report = simulate(seqs, leads=leads, days=args.days, seed=args.seed, accounts=accounts,
-                      storage=storage, progress=ProgressBar("simulating"))
+    report = simulate(
+        seqs,
+        leads=leads,
+        days=args.days,
+        seed=args.seed,
+        accounts=accounts,
+        storage=storage,
+        progress=ProgressBar("simulating"),
+    )
     print(report.text())
     if args.out:
         for path in report.write(args.out):
@@ -120,16 +131,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for suffix in ("", "-wal", "-shm"):
         if os.path.exists(db + suffix):
             os.remove(db + suffix)
-    print(f"seqengine demo: {len(seqs)} example sequences "
-          f"({', '.join(s.id for s in seqs)}), {args.leads} synthetic leads, {args.days:g} "
-          f"virtual days, {args.accounts} accounts, stored in {db}")
+    print(
+        f"seqengine demo: {len(seqs)} example sequences "
+        f"({', '.join(s.id for s in seqs)}), {args.leads} synthetic leads, {args.days:g} "
+        f"virtual days, {args.accounts} accounts, stored in {db}"
+    )
     t0 = time.monotonic()
-    report = simulate(seqs, leads=args.leads, days=args.days, seed=args.seed,
-                      accounts=args.accounts, storage=f"sqlite:///{db}",
-                      progress=ProgressBar("running"))
+    report = simulate(
+        seqs,
+        leads=args.leads,
+        days=args.days,
+        seed=args.seed,
+        accounts=args.accounts,
+        storage=f"sqlite:///{db}",
+        progress=ProgressBar("running"),
+    )
     print(report.text())
-    print(f"done in {time.monotonic() - t0:.1f}s; every action is in {db} "
-          "(try: seqengine simulate examples/x-default.toml --leads 200 --days 30 --out out/)")
+    print(
+        f"done in {time.monotonic() - t0:.1f}s; every action is in {db} "
+        "(try: seqengine simulate examples/x-default.toml --leads 200 --days 30 --out out/)"
+    )
     if args.out:
         for path in report.write(args.out):
             print(f"wrote {path}")
@@ -187,14 +208,21 @@ def add_runtime_commands(sub: Any) -> None:
 
     p = sub.add_parser("run", help="run a workspace (real worker, or --virtual-clock)")
     p.add_argument("--config", required=True, metavar="workspace.toml")
-    p.add_argument("--virtual-clock", action="store_true",
-                   help="rehearse on a virtual clock and exit")
+    p.add_argument(
+        "--virtual-clock", action="store_true", help="rehearse on a virtual clock and exit"
+    )
     p.add_argument("--days", type=_days, default=None)
     p.add_argument("--out", help="write actions.jsonl and summary.json here")
     p.add_argument("--worker-id", default=None)
+    p.add_argument(
+        "--simulated-platforms",
+        action="store_true",
+        help="use simulated platforms instead of the channel executors",
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--start", default=None,
-                   help="virtual start instant (ISO 8601), with --virtual-clock")
+    p.add_argument(
+        "--start", default=None, help="virtual start instant (ISO 8601), with --virtual-clock"
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("db", help="database maintenance")

@@ -7,12 +7,52 @@ from seqengine._model import Lead, LinkedInProfile, XProfile
 
 __all__ = ["synthetic_leads"]
 
-_FIRST = ("Ada", "Ben", "Chloé", "Dmitri", "Emma", "Farid", "Grace", "Hiro", "Ines", "Jonas",
-          "Kofi", "Lena", "Mateo", "Nora", "Omar", "Priya", "Quinn", "Rosa", "Sven", "Tariq")
-_LAST = ("Nakamura", "Okafor", "Schmidt", "García", "Dubois", "Kowalski", "Singh", "Rossi",
-         "Larsen", "Haddad", "Moreau", "Silva")
-_COMPANIES = ("Acme Analytics", "Brightwave", "Cobalt Labs", "Dataforge", "Evergreen AI",
-              "Fjord Systems", "Granite Cloud", "Helix Health")
+_FIRST = (
+    "Ada",
+    "Ben",
+    "Chloé",
+    "Dmitri",
+    "Emma",
+    "Farid",
+    "Grace",
+    "Hiro",
+    "Ines",
+    "Jonas",
+    "Kofi",
+    "Lena",
+    "Mateo",
+    "Nora",
+    "Omar",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sven",
+    "Tariq",
+)
+_LAST = (
+    "Nakamura",
+    "Okafor",
+    "Schmidt",
+    "García",
+    "Dubois",
+    "Kowalski",
+    "Singh",
+    "Rossi",
+    "Larsen",
+    "Haddad",
+    "Moreau",
+    "Silva",
+)
+_COMPANIES = (
+    "Acme Analytics",
+    "Brightwave",
+    "Cobalt Labs",
+    "Dataforge",
+    "Evergreen AI",
+    "Fjord Systems",
+    "Granite Cloud",
+    "Helix Health",
+)
 _ROLES = ("Head of Sales", "VP Marketing", "Founder", "CTO", "Growth Lead", "RevOps Manager")
 _PAINS = ("pipeline coverage", "reply rates", "manual prospecting", "CRM hygiene")
 _DOMAINS = ("gmail.com", "outlook.com", "hotmail.com", "company.example")
@@ -35,20 +75,24 @@ def synthetic_leads(n: int, *, seed: int = 0, prefix: str = "lead") -> list[Lead
         domain = pick(_DOMAINS, "domain")
         if domain == "company.example":
             domain = company.lower().replace(" ", "") + ".example"
-        leads.append(Lead(
-            id=lid,
-            name=f"{first} {last}",
-            first_name=first,
-            company=company,
-            company_size=str(_rand.randint(seed, 5, 5000, lid, "size")),
-            location=pick(_CITIES, "city"),
-            bio=f"{pick(_ROLES, 'role')} at {company}",
-            followers=str(_rand.randint(seed, 50, 50_000, lid, "followers")),
-            email=None if _rand.chance(seed, 0.05, lid, "no-email") else f"{handle}@{domain}",
-            x=None if _rand.chance(seed, 0.05, lid, "no-x") else XProfile(
-                user_id=str(10_000_000 + i), username=handle),
-            linkedin=None if _rand.chance(seed, 0.03, lid, "no-li") else LinkedInProfile(
-                public_id=handle, urn=f"urn:li:fsd_profile:ACo{i:08d}"),
-            enrichment={"role": pick(_ROLES, "role"), "pain_point": pick(_PAINS, "pain")},
-        ))
+        leads.append(
+            Lead(
+                id=lid,
+                name=f"{first} {last}",
+                first_name=first,
+                company=company,
+                company_size=str(_rand.randint(seed, 5, 5000, lid, "size")),
+                location=pick(_CITIES, "city"),
+                bio=f"{pick(_ROLES, 'role')} at {company}",
+                followers=str(_rand.randint(seed, 50, 50_000, lid, "followers")),
+                email=None if _rand.chance(seed, 0.05, lid, "no-email") else f"{handle}@{domain}",
+                x=None
+                if _rand.chance(seed, 0.05, lid, "no-x")
+                else XProfile(user_id=str(10_000_000 + i), username=handle),
+                linkedin=None
+                if _rand.chance(seed, 0.03, lid, "no-li")
+                else LinkedInProfile(public_id=handle, urn=f"urn:li:fsd_profile:ACo{i:08d}"),
+                enrichment={"role": pick(_ROLES, "role"), "pain_point": pick(_PAINS, "pain")},
+            )
+        )
     return leads

@@ -117,17 +117,21 @@ class SimulatedExecutor:
             negative = self._chance(b.negative_post_rate, lead.id, str(i), "negative")
             pool = _NEGATIVE if negative else _POSTS
             text = pool[_rand.randint(self.seed, 0, len(pool) - 1, lead.id, str(i), "text")]
-            posts.append(SimPost(
-                id=f"{lead.id}-post-{i}", text=text,
-                age_days=_rand.randint(self.seed, *b.post_age_days, lead.id, str(i), "age"),
-                original=not self._chance(b.repost_rate, lead.id, str(i), "repost"),
-                negative=negative,
-                comments_disabled=self._chance(b.comments_disabled_rate, lead.id, str(i), "nc"),
-            ))
+            posts.append(
+                SimPost(
+                    id=f"{lead.id}-post-{i}",
+                    text=text,
+                    age_days=_rand.randint(self.seed, *b.post_age_days, lead.id, str(i), "age"),
+                    original=not self._chance(b.repost_rate, lead.id, str(i), "repost"),
+                    negative=negative,
+                    comments_disabled=self._chance(b.comments_disabled_rate, lead.id, str(i), "nc"),
+                )
+            )
         return sorted(posts, key=lambda p: (p.age_days, p.id))
 
-    def _candidates(self, request: ExecuteAction, ctx: ExecContext,
-                    commented: bool) -> list[SimPost]:
+    def _candidates(
+        self, request: ExecuteAction, ctx: ExecContext, commented: bool
+    ) -> list[SimPost]:
         settings = request.settings
         posts = self.posts(request.lead)
         if settings.get("prefer_original_posts"):
@@ -145,39 +149,53 @@ class SimulatedExecutor:
         # R-COMMENT-3: prefer the post a prior Like step liked.
         return sorted(fresh, key=lambda p: (p.id not in liked, p.age_days, p.id))
 
-    def _after(self, account: str, lead: str, what: str, now: datetime, rate: float,
-               span: tuple[float, float]) -> bool:
+    def _after(
+        self,
+        account: str,
+        lead: str,
+        what: str,
+        now: datetime,
+        rate: float,
+        span: tuple[float, float],
+    ) -> bool:
         since = self.events.get((account, lead, what))
         if since is None or not self._chance(rate, lead, what, "yes"):
             return False
         return now >= since + self._delay(span, lead, what, "delay")
 
     # -- the executor protocol ------------------------------------------------------------
-    async def execute(self, request: ExecuteAction, content: str | None,
-                      ctx: ExecContext) -> Outcome:
+    async def execute(
+        self, request: ExecuteAction, content: str | None, ctx: ExecContext
+    ) -> Outcome:
         """Carry out ``request`` against the simulated platform."""
         b, a, lead = self.behaviour, request.action, request.lead
         now = ctx.clock.now()
         if a.kind is not ActionKind.CONDITION:
             if self._chance(b.bot_detection_rate, a.id, "bot"):
-                return CriticalError(CriticalKind.BOT_DETECTION,
-                                     f"{a.platform.value} showed a security challenge")
+                return CriticalError(
+                    CriticalKind.BOT_DETECTION, f"{a.platform.value} showed a security challenge"
+                )
             if self._chance(b.rate_limit_rate, a.id, "429", str(a.tries)):
-                return CriticalError(CriticalKind.RATE_LIMIT, "HTTP 429 Too Many Requests",
-                                     until=now + timedelta(minutes=15))
+                return CriticalError(
+                    CriticalKind.RATE_LIMIT,
+                    "HTTP 429 Too Many Requests",
+                    until=now + timedelta(minutes=15),
+                )
         outcome = await self._execute(request, content, ctx, now)
         self.sent[request.idempotency_key] = outcome
         return outcome
 
-    async def _execute(self, request: ExecuteAction, content: str | None, ctx: ExecContext,
-                       now: datetime) -> Outcome:
+    async def _execute(
+        self, request: ExecuteAction, content: str | None, ctx: ExecContext, now: datetime
+    ) -> Outcome:
         b, a, lead = self.behaviour, request.action, request.lead
         kind, acc = a.kind, a.account_id
         if kind is ActionKind.LIKE:
             posts = self._candidates(request, ctx, commented=False)
             if not posts:
-                return Skipped("no_qualifying_post: every recent post was already used or "
-                               "filtered out")
+                return Skipped(
+                    "no_qualifying_post: every recent post was already used or filtered out"
+                )
             ctx.storage.record_post(a.platform, posts[0].id)
             return Completed(provider_id=posts[0].id, facts={"post_id": posts[0].id})
         if kind is ActionKind.COMMENT:
@@ -193,8 +211,9 @@ class SimulatedExecutor:
             self.events[(acc, lead.id, "connect")] = now
             return Completed(provider_id=f"invite-{lead.id}", content=content)
         if kind is ActionKind.WITHDRAW_CONNECTION:
-            if self._after(acc, lead.id, "connect", now, b.acceptance_rate,
-                           b.acceptance_delay_hours):
+            if self._after(
+                acc, lead.id, "connect", now, b.acceptance_rate, b.acceptance_delay_hours
+            ):
                 return Skipped("already_accepted: nothing to withdraw")
             self.events.pop((acc, lead.id, "connect"), None)
             return Completed(provider_id=f"withdrawn-{lead.id}")
@@ -202,7 +221,8 @@ class SimulatedExecutor:
             if a.platform is Platform.X and self._chance(b.dm_closed_rate, lead.id, "dm-closed"):
                 return LeadRemoved("cannot_receive_dm: the lead does not accept DMs on X")
             if a.platform is Platform.LINKEDIN and not self._after(
-                    acc, lead.id, "connect", now, b.acceptance_rate, b.acceptance_delay_hours):
+                acc, lead.id, "connect", now, b.acceptance_rate, b.acceptance_delay_hours
+            ):
                 return Skipped("not_connected: a LinkedIn DM needs an accepted connection")
             self.events.setdefault((acc, lead.id, "message"), now)
             return Completed(provider_id=f"dm-{a.id}", content=content)
@@ -216,22 +236,32 @@ class SimulatedExecutor:
         for post in self._candidates(request, ctx, commented=True):
             if request.settings.get("skip_negative_content"):
                 verdict = await self.writer.judge_negativity(
-                    NegativityRequest(text=post.text, language=language))
+                    NegativityRequest(text=post.text, language=language)
+                )
                 if verdict.negative:
                     continue
             if post.comments_disabled:
                 continue  # R-COMMENT-5: try the next candidate
-            reply = await self.writer.write_comment(CommentRequest(
-                post_text=post.text, prompt=request.prompt or "Write a short comment.",
-                language=language, lead=request.lead.template_values()))
+            reply = await self.writer.write_comment(
+                CommentRequest(
+                    post_text=post.text,
+                    prompt=request.prompt or "Write a short comment.",
+                    language=language,
+                    lead=request.lead.template_values(),
+                )
+            )
             ctx.storage.record_post(a.platform, post.id)
             ctx.storage.record_post(a.platform, post.id, commented=True)
-            return Completed(provider_id=f"comment-{post.id}", content=reply.text,
-                             facts={"post_id": post.id, "post": post.text})
+            return Completed(
+                provider_id=f"comment-{post.id}",
+                content=reply.text,
+                facts={"post_id": post.id, "post": post.text},
+            )
         return Skipped("no_qualifying_post: no recent post could take a comment")
 
-    def _email(self, request: ExecuteAction, content: str | None, ctx: ExecContext,
-               now: datetime) -> Outcome:
+    def _email(
+        self, request: ExecuteAction, content: str | None, ctx: ExecContext, now: datetime
+    ) -> Outcome:
         lead, a = request.lead, request.action
         if lead.bounced:
             return Skipped("bounced: the lead's address bounced before")
@@ -244,25 +274,33 @@ class SimulatedExecutor:
         boxes = {m.kind: m for m in account.mailboxes} if account else {}
         box = boxes.get(kind) if kind else None
         if box is None or not box.active:
-            return Skipped(f"mailbox_unavailable: no active {kind.value if kind else 'primary'} "
-                           "mailbox is connected")
+            return Skipped(
+                f"mailbox_unavailable: no active {kind.value if kind else 'primary'} "
+                "mailbox is connected"
+            )
         if self._chance(self.behaviour.bounce_rate, lead.id, "bounce"):
             ctx.storage.record_bounce(lead.id, "550 5.1.1 user unknown")
-            return Completed(provider_id=f"mail-{a.id}", content=content,
-                             facts={"mailbox": box.address, "bounced": "true"})
+            return Completed(
+                provider_id=f"mail-{a.id}",
+                content=content,
+                facts={"mailbox": box.address, "bounced": "true"},
+            )
         self.events.setdefault((a.account_id, lead.id, "message"), now)
-        return Completed(provider_id=f"mail-{a.id}", content=content,
-                         facts={"mailbox": box.address})
+        return Completed(
+            provider_id=f"mail-{a.id}", content=content, facts={"mailbox": box.address}
+        )
 
     def _condition(self, request: ExecuteAction, ctx: ExecContext, now: datetime) -> Outcome:
         b, a, lead = self.behaviour, request.action, request.lead
         acc, cond = a.account_id, request.condition
         if cond == "connection_accepted":
-            met = self._after(acc, lead.id, "connect", now, b.acceptance_rate,
-                              b.acceptance_delay_hours)
+            met = self._after(
+                acc, lead.id, "connect", now, b.acceptance_rate, b.acceptance_delay_hours
+            )
         elif cond == "followed_back":
-            met = self._after(acc, lead.id, "follow", now, b.follow_back_rate,
-                              b.follow_back_delay_hours)
+            met = self._after(
+                acc, lead.id, "follow", now, b.follow_back_rate, b.follow_back_delay_hours
+            )
         elif cond == "has_profile":
             met = self._chance(b.has_profile_rate, lead.id, a.platform.value, "profile")
         else:
@@ -273,16 +311,23 @@ class SimulatedExecutor:
 
     def _store_reply(self, request: ExecuteAction, ctx: ExecContext, now: datetime) -> None:
         lead, a = request.lead, request.action
-        ctx.storage.add_inbox_message(InboxMessage(
-            id=f"reply-{a.platform.value}-{a.account_id}-{lead.id}", platform=a.platform,
-            account_id=a.account_id, lead_id=lead.id, sender="lead",
-            text=f"Thanks for reaching out — happy to talk. ({lead.first_name or lead.name})",
-            received_at=now))
+        ctx.storage.add_inbox_message(
+            InboxMessage(
+                id=f"reply-{a.platform.value}-{a.account_id}-{lead.id}",
+                platform=a.platform,
+                account_id=a.account_id,
+                lead_id=lead.id,
+                sender="lead",
+                text=f"Thanks for reaching out — happy to talk. ({lead.first_name or lead.name})",
+                received_at=now,
+            )
+        )
         current = ctx.storage.get_lead(lead.id) or lead
         if not current.is_terminal:
             ctx.storage.put_lead(attrs.evolve(current, status=LeadStatus.REPLIED))
 
-    async def reconcile(self, request: ExecuteAction, content: str | None,
-                        ctx: ExecContext) -> Outcome | None:
+    async def reconcile(
+        self, request: ExecuteAction, content: str | None, ctx: ExecContext
+    ) -> Outcome | None:
         """The simulated platform remembers every idempotency key it saw."""
         return self.sent.get(request.idempotency_key)

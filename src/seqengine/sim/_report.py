@@ -17,9 +17,23 @@ from seqengine._timing import load_zone, local_date
 
 __all__ = ["Report", "action_record", "build_report"]
 
-_FIELDS = ("action_id", "sequence_id", "step_id", "lead_id", "account_id", "action",
-           "platform", "status", "reason", "attempt", "result", "content", "scheduled_at",
-           "started_at", "finished_at")
+_FIELDS = (
+    "action_id",
+    "sequence_id",
+    "step_id",
+    "lead_id",
+    "account_id",
+    "action",
+    "platform",
+    "status",
+    "reason",
+    "attempt",
+    "result",
+    "content",
+    "scheduled_at",
+    "started_at",
+    "finished_at",
+)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -93,23 +107,31 @@ class Report:
         """A readable summary for terminals."""
         lines = []
         for sid, f in sorted(self.summary["sequences"].items()):
-            lines.append(f"sequence {sid}: {f['enrolled']} leads enrolled, "
-                         f"{f['completed']} finished the flow, {f['replied']} replied")
+            lines.append(
+                f"sequence {sid}: {f['enrolled']} leads enrolled, "
+                f"{f['completed']} finished the flow, {f['replied']} replied"
+            )
             for step_id, counts in f["steps"].items():
                 parts = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
                 lines.append(f"  {step_id:<16} {parts}")
             days = self.summary["per_day"].get(sid, {})
             if days:
                 peak = max(days.values())
-                lines.append(f"  busiest day: {peak} actions (limit {f['daily_action_limit']}"
-                             f"); active on {len(days)} days")
+                lines.append(
+                    f"  busiest day: {peak} actions (limit {f['daily_action_limit']}"
+                    f"); active on {len(days)} days"
+                )
         totals = Counter(r["status"] for r in self.records)
         lines.append("actions: " + ", ".join(f"{v} {k}" for k, v in sorted(totals.items())))
         return "\n".join(lines)
 
 
-def build_report(sequences: Iterable[Sequence], actions: Iterable[Action],
-                 enrollments: Iterable[Enrollment], replied: Iterable[str] = ()) -> Report:
+def build_report(
+    sequences: Iterable[Sequence],
+    actions: Iterable[Action],
+    enrollments: Iterable[Enrollment],
+    replied: Iterable[str] = (),
+) -> Report:
     """Assemble records and the summary from final actions and enrollments."""
     seqs = {s.id: s for s in sequences}
     records = []
@@ -117,10 +139,18 @@ def build_report(sequences: Iterable[Sequence], actions: Iterable[Action],
     per_day: dict[str, Counter[str]] = defaultdict(Counter)
     for action in actions:
         records.append(action_record(action))
-        steps[action.sequence_id][action.step_id][action.status.value] += 1
+        step_key = (
+            action.step_id
+            if action.kind is not ActionKind.WITHDRAW_CONNECTION
+            else f"{action.step_id}:withdraw"
+        )
+        steps[action.sequence_id][step_key][action.status.value] += 1
         seq = seqs.get(action.sequence_id)
-        if action.started_at is not None and seq is not None and \
-                action.kind not in (ActionKind.CONDITION, ActionKind.WITHDRAW_CONNECTION):
+        if (
+            action.started_at is not None
+            and seq is not None
+            and action.kind not in (ActionKind.CONDITION, ActionKind.WITHDRAW_CONNECTION)
+        ):
             day = local_date(action.started_at, load_zone(seq.timezone)).isoformat()
             per_day[action.sequence_id][day] += 1
     replied_set = set(replied)
@@ -138,8 +168,12 @@ def build_report(sequences: Iterable[Sequence], actions: Iterable[Action],
             "completed": done[sid],
             "replied": replies[sid],
             "daily_action_limit": seq.daily_action_limit,
-            "steps": {s.id: dict(sorted(steps[sid][s.id].items())) for s in seq.steps
-                      if steps[sid].get(s.id)},
+            "steps": {
+                key: dict(sorted(steps[sid][key].items()))
+                for s in seq.steps
+                for key in (s.id, f"{s.id}:withdraw")
+                if steps[sid].get(key)
+            },
         }
     summary = {
         "sequences": funnel,

@@ -18,7 +18,8 @@ from seqengine.runtime._worker import Worker
 from seqengine.sim._leads import synthetic_leads
 from seqengine.sim._platforms import PlatformBehaviour, SimulatedExecutor
 from seqengine.sim._report import Report, build_report
-from seqengine.storage import Storage, open_storage
+from seqengine.storage._open import open_storage
+from seqengine.storage._protocol import Storage
 
 __all__ = ["DEFAULT_START", "drive", "enroll_all", "simulate", "simulated_accounts"]
 
@@ -35,34 +36,55 @@ def simulated_accounts(n: int, *, connection_request_limit: int = 15) -> list[Ac
         raise ConfigError(msg)
     return [
         Account(
-            id=f"acc-{i + 1}", connection_request_daily_limit=connection_request_limit,
-            mailboxes=(Mailbox(MailboxKind.GMAIL, f"acc{i + 1}@gmail.com"),
-                       Mailbox(MailboxKind.OUTLOOK, f"acc{i + 1}@outlook.com"),
-                       Mailbox(MailboxKind.SMTP, f"acc{i + 1}@seller.example")),
+            id=f"acc-{i + 1}",
+            connection_request_daily_limit=connection_request_limit,
+            mailboxes=(
+                Mailbox(MailboxKind.GMAIL, f"acc{i + 1}@gmail.com"),
+                Mailbox(MailboxKind.OUTLOOK, f"acc{i + 1}@outlook.com"),
+                Mailbox(MailboxKind.SMTP, f"acc{i + 1}@seller.example"),
+            ),
             primary_mailbox=MailboxKind.SMTP,
         )
         for i in range(n)
     ]
 
 
-def enroll_all(storage: Storage, sequences: Seq[Sequence], assignments: Iterable[
-        tuple[Lead, str, str]], now: datetime, seed: int) -> int:
+def enroll_all(
+    storage: Storage,
+    sequences: Seq[Sequence],
+    assignments: Iterable[tuple[Lead, str, str]],
+    now: datetime,
+    seed: int,
+) -> int:
     """Store leads and enrol each (lead, sequence id, account id); returns new enrollments."""
     by_id = {s.id: s for s in sequences}
     count = 0
     for lead, sequence_id, account_id in assignments:
         storage.put_lead(lead)
-        enrollment = Enrollment(sequence_id=sequence_id, lead_id=lead.id,
-                                account_id=account_id, enrolled_at=now)
+        enrollment = Enrollment(
+            sequence_id=sequence_id, lead_id=lead.id, account_id=account_id, enrolled_at=now
+        )
         first = first_action(by_id[sequence_id], enrollment, now, seed)
-        count += storage.enroll(Enrollment(sequence_id=sequence_id, lead_id=lead.id,
-                                           account_id=account_id, enrolled_at=now,
-                                           pending=(first.id,)), first)
+        count += storage.enroll(
+            Enrollment(
+                sequence_id=sequence_id,
+                lead_id=lead.id,
+                account_id=account_id,
+                enrolled_at=now,
+                pending=(first.id,),
+            ),
+            first,
+        )
     return count
 
 
-async def drive(worker: Worker, storage: Storage, clock: VirtualClock, end: datetime,
-                progress: Progress | None = None) -> None:
+async def drive(
+    worker: Worker,
+    storage: Storage,
+    clock: VirtualClock,
+    end: datetime,
+    progress: Progress | None = None,
+) -> None:
     """Run ``worker`` on a virtual clock until nothing is due before ``end``."""
     start = clock.now()
     total = (end - start).total_seconds() or 1.0
@@ -75,8 +97,10 @@ async def drive(worker: Worker, storage: Storage, clock: VirtualClock, end: date
             break
         clock.advance_to(due)
         if progress is not None:
-            progress(min(1.0, (clock.now() - start).total_seconds() / total),
-                     clock.now().date().isoformat())
+            progress(
+                min(1.0, (clock.now() - start).total_seconds() / total),
+                clock.now().date().isoformat(),
+            )
     if progress is not None:
         progress(1.0, end.date().isoformat())
 
@@ -125,8 +149,11 @@ def simulate(
     if isinstance(days, bool) or not isinstance(days, int | float) or not 0 < days <= 3650:
         msg = f"days must be a number above 0 and at most 3650, got {days!r}"
         raise ConfigError(msg)
-    accs = simulated_accounts(accounts, connection_request_limit=connection_request_limit) \
-        if isinstance(accounts, int) else list(accounts)
+    accs = (
+        simulated_accounts(accounts, connection_request_limit=connection_request_limit)
+        if isinstance(accounts, int)
+        else list(accounts)
+    )
     if isinstance(leads, int):
         if isinstance(leads, bool) or leads < 0:
             msg = f"leads must be a whole number of at least 0, got {leads!r}"
@@ -135,25 +162,37 @@ def simulate(
     else:
         lead_list = list(leads)
     begin = start or DEFAULT_START
-    store = open_storage(storage, workspace="simulation") if isinstance(storage, str) \
-        else storage
+    store = open_storage(storage, workspace="simulation") if isinstance(storage, str) else storage
     try:
         for seq in seqs:
             store.put_sequence(seq)
         for acc in accs:
             store.put_account(acc)
-        assignments = [(lead, seq.id, accs[i % len(accs)].id)
-                       for i, lead in enumerate(lead_list) for seq in seqs]
+        assignments = [
+            (lead, seq.id, accs[i % len(accs)].id)
+            for i, lead in enumerate(lead_list)
+            for seq in seqs
+        ]
         enroll_all(store, seqs, assignments, begin, seed)
         clock = VirtualClock(begin)
         execs = list(executors) if executors else [SimulatedExecutor(behaviour, seed)]
-        worker = Worker(store, route(execs), clock=clock, seed=seed, batch=512,
-                        concurrency=1, writer=writer, wait_human_delays=False,
-                        lease_seconds=3600)
+        worker = Worker(
+            store,
+            route(execs),
+            clock=clock,
+            seed=seed,
+            batch=512,
+            concurrency=1,
+            writer=writer,
+            wait_human_delays=False,
+            lease_seconds=3600,
+        )
         asyncio.run(drive(worker, store, clock, begin + timedelta(days=days), progress))
-        replied = [lead.id for lead in lead_list
-                   if (cur := store.get_lead(lead.id)) is not None
-                   and cur.status is LeadStatus.REPLIED]
+        replied = [
+            lead.id
+            for lead in lead_list
+            if (cur := store.get_lead(lead.id)) is not None and cur.status is LeadStatus.REPLIED
+        ]
         return build_report(seqs, store.actions(), store.enrollments(), replied)
     finally:
         if isinstance(storage, str):

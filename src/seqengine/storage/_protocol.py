@@ -113,13 +113,13 @@ class Storage(Protocol):
         ...
 
     # -- work ----------------------------------------------------------------------------
-    def claim(self, worker_id: str, now: datetime, lease_seconds: float,
-              limit: int) -> list[Claim]:
+    def claim(self, worker_id: str, now: datetime, lease_seconds: float, limit: int) -> list[Claim]:
         """Lease up to ``limit`` due actions (earliest first) and expired in-flight ones."""
         ...
 
-    def heartbeat(self, claims: Iterable[Claim], now: datetime,
-                  lease_seconds: float) -> list[Claim]:
+    def heartbeat(
+        self, claims: Iterable[Claim], now: datetime, lease_seconds: float
+    ) -> list[Claim]:
         """Extend the leases still held; returns the claims that are still ours."""
         ...
 
@@ -178,8 +178,9 @@ class Storage(Protocol):
         """Remember a post we interacted with (R-LIKE-1) or commented on (R-COMMENT-1)."""
         ...
 
-    def posts_seen(self, platform: Platform, post_ids: Seq[str], *,
-                   commented: bool = False) -> set[str]:
+    def posts_seen(
+        self, platform: Platform, post_ids: Seq[str], *, commented: bool = False
+    ) -> set[str]:
         """Which of ``post_ids`` were interacted with (or commented on) in any sequence."""
         ...
 
@@ -199,8 +200,9 @@ class Storage(Protocol):
         """Store an inbound/outbound message; False if its id is already stored."""
         ...
 
-    def inbox(self, *, lead_id: str | None = None,
-              platform: Platform | None = None) -> list[InboxMessage]:
+    def inbox(
+        self, *, lead_id: str | None = None, platform: Platform | None = None
+    ) -> list[InboxMessage]:
         """Messages, oldest first, optionally for one lead or platform."""
         ...
 

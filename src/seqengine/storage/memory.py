@@ -159,9 +159,7 @@ class MemoryStorage:
             return self._s.enrollments.get((sequence_id, lead_id))
 
     # -- work ----------------------------------------------------------------------------
-    def claim(
-        self, worker_id: str, now: datetime, lease_seconds: float, limit: int
-    ) -> list[Claim]:
+    def claim(self, worker_id: str, now: datetime, lease_seconds: float, limit: int) -> list[Claim]:
         """Lease up to ``limit`` actions: expired in-flight ones first, then due ones."""
         _aware(now, "now")
         until = now + _lease_delta(lease_seconds)

@@ -747,48 +747,99 @@ class PostgresStorage:
         return int(row[0]) if row else 0
 
     def _fence(
-        self, conn: psycopg.Connection[TupleRow], claim: Claim, action: Action, keep_lease: bool
+        self,
+        conn: psycopg.Connection[TupleRow],
+        claim: Claim,
+        action: Action,
+        *,
+        keep_lease: bool,
+        live: bool,
     ) -> None:
-        """Write the claimed action, only while the claim's token is current (else LeaseLost)."""
-        if action.id != claim.action.id:
-            msg = (
-                f"the decision is for action {action.id!r} but the claim is for "
-                f"{claim.action.id!r}; nothing was written"
-            )
-            raise StorageError(msg)
+        """Write the claimed action, only while the claim's token is current (else LeaseLost).
+
+        With ``live``, the lease must also not have expired on the database clock: an action
+        is never started on a lease another worker may be claiming right now.
+        """
         lease = "" if keep_lease else ", lease_token = NULL, lease_owner = NULL, lease_until = NULL"
-        cur = conn.execute(
+        row = conn.execute(
             self._sql(
-                "UPDATE {s}.actions SET status = %s, scheduled_at = %s, body = %s"
+                "UPDATE {s}.actions AS a SET status = %s, scheduled_at = %s, body = %s"
                 + lease
-                + " WHERE ws = %s AND id = %s AND lease_token = %s"
+                + " FROM (SELECT lease_until > now() AS live FROM {s}.actions"
+                "   WHERE ws = %s AND id = %s) AS before"
+                " WHERE a.ws = %s AND a.id = %s AND a.lease_token = %s"
+                " RETURNING before.live"
             ),
             (
                 action.status.value,
-                action.scheduled_at,
+                _aware(action.scheduled_at, f"action {action.id!r} scheduled_at"),
                 _dump(action),
+                self.workspace,
+                action.id,
                 self.workspace,
                 action.id,
                 claim.token,
             ),
-        )
-        if cur.rowcount == 0:
+        ).fetchone()
+        if row is None:
             msg = (
-                f"action {action.id!r}: lease {claim.token} of worker {claim.worker_id!r} was "
-                "taken over, released or ended; nothing was written"
+                f"action {action.id!r}: lease token {claim.token} of worker {claim.worker_id!r} "
+                "is no longer current (taken over, released or ended); nothing was written"
             )
             raise LeaseLost(msg)
+        if live and not row[0]:
+            msg = (
+                f"action {action.id!r}: the lease of worker {claim.worker_id!r} expired "
+                "(database clock); claim it again before starting it"
+            )
+            raise LeaseLost(msg)
+
+    def _write(
+        self,
+        conn: psycopg.Connection[TupleRow],
+        claim: Claim,
+        decision: Decision,
+        now: datetime,
+        *,
+        live: bool,
+    ) -> None:
+        action = decision.action
+        keep = action.status is ActionStatus.IN_PROGRESS
+        self._fence(conn, claim, action, keep_lease=keep, live=live)
+        inserted = self._insert_actions(conn, decision.new_actions)
+        cancel = list(dict.fromkeys(decision.cancel))
+        if cancel:
+            self._cancel(conn, cancel, decision.cancel_reason or "cancelled", now)
+        if decision.enrollment is not None:
+            e = decision.enrollment
+            conn.execute(
+                self._sql(
+                    "INSERT INTO {s}.enrollments (ws, sequence_id, lead_id, body)"
+                    " VALUES (%s, %s, %s, %s) ON CONFLICT (ws, sequence_id, lead_id)"
+                    " DO UPDATE SET body = EXCLUDED.body"
+                ),
+                (self.workspace, e.sequence_id, e.lead_id, _dump(e)),
+            )
+        for effect in decision.effects:
+            if isinstance(effect, PauseAccount):
+                self._put_pause(conn, effect)
+        if inserted or not keep:
+            self._notify(conn)
 
     def start(self, claim: Claim, decision: Decision, now: datetime) -> bool:
         """Persist a starting action and consume its budgets, atomically.
 
         Returns False, changing nothing, when a budget is used up (another worker got there
-        first); raises LeaseLost when the lease is no longer this claim's.
+        first); raises LeaseLost when the lease is no longer this claim's or has expired.
         """
+        _check_decision(claim, decision, starting=True)
+        _aware(now, "now")
+        for budget in decision.budgets:
+            _check_span(budget.span_days)
         with self._conn("start") as conn:
             try:
                 with conn.transaction():
-                    self._fence(conn, claim, decision.action, keep_lease=True)
+                    self._write(conn, claim, decision, now, live=True)
                     if not self._consume(conn, decision.budgets):
                         raise _NoRoom
             except _NoRoom:
@@ -823,7 +874,7 @@ class PostgresStorage:
                     ).fetchone()
                     if row is None or int(row[0]) >= b.limit:
                         return False
-            daily = [b.limit for b in group if b.span_days <= 1]
+            daily = [b.limit for b in group if b.span_days == 1]
             cap = min(daily) if daily else None
             got = conn.execute(
                 self._sql(
@@ -846,29 +897,10 @@ class PostgresStorage:
         exist are left as they are (creating an action is idempotent). Budgets are not
         consumed here: that is :meth:`start`'s job.
         """
-        action = decision.action
+        _check_decision(claim, decision, starting=False)
+        _aware(now, "now")
         with self._tx("commit") as conn:
-            keep = action.status is ActionStatus.IN_PROGRESS
-            self._fence(conn, claim, action, keep_lease=keep)
-            inserted = self._insert_actions(conn, decision.new_actions)
-            cancel = [c for c in dict.fromkeys(decision.cancel) if c != action.id]
-            if cancel:
-                self._cancel(conn, cancel, decision.cancel_reason or "cancelled", now)
-            if decision.enrollment is not None:
-                e = decision.enrollment
-                conn.execute(
-                    self._sql(
-                        "INSERT INTO {s}.enrollments (ws, sequence_id, lead_id, body)"
-                        " VALUES (%s, %s, %s, %s) ON CONFLICT (ws, sequence_id, lead_id)"
-                        " DO UPDATE SET body = EXCLUDED.body"
-                    ),
-                    (self.workspace, e.sequence_id, e.lead_id, _dump(e)),
-                )
-            for effect in decision.effects:
-                if isinstance(effect, PauseAccount):
-                    self._put_pause(conn, effect)
-            if inserted or not keep:
-                self._notify(conn)
+            self._write(conn, claim, decision, now, live=False)
 
     def _insert_actions(self, conn: psycopg.Connection[TupleRow], actions: Seq[Action]) -> int:
         inserted = 0
@@ -1166,6 +1198,43 @@ class PostgresStorage:
         with self._listen_lock:
             self._close_listener()
         self._pool.close()
+
+
+def _aware(value: datetime, what: str) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        msg = f"{what} {value!r} has no time zone; pass timezone-aware datetimes (UTC)"
+        raise StorageError(msg)
+    return value
+
+
+def _check_lease(lease_seconds: float) -> float:
+    if not lease_seconds > 0:
+        msg = f"lease_seconds must be above 0, got {lease_seconds!r}"
+        raise StorageError(msg)
+    return float(lease_seconds)
+
+
+def _check_span(span_days: int) -> int:
+    if isinstance(span_days, bool) or not isinstance(span_days, int) or span_days < 1:
+        msg = f"span_days must be a whole number of at least 1, got {span_days!r}"
+        raise StorageError(msg)
+    return span_days
+
+
+def _check_decision(claim: Claim, decision: Decision, *, starting: bool) -> None:
+    """Catch a decision handed to the wrong claim, or to ``start`` when it starts nothing."""
+    if decision.action.id != claim.action.id:
+        msg = (
+            f"the decision is about action {decision.action.id!r} but the claim is for "
+            f"{claim.action.id!r}; write each decision with its own claim"
+        )
+        raise StorageError(msg)
+    if starting and decision.action.status is not ActionStatus.IN_PROGRESS:
+        msg = (
+            f"action {claim.action.id!r}: start() takes a decision that starts the action "
+            f"(in_progress), got {decision.action.status.value}; use commit() for it"
+        )
+        raise StorageError(msg)
 
 
 class _NoRoom(Exception):

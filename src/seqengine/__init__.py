@@ -83,6 +83,7 @@ from seqengine._outcomes import (
     Skipped,
     Unknown,
 )
+from seqengine._template import MissingPolicy, Rendered, Template, render, with_booking_url
 from seqengine._timing import ActivityWindow, HumanDelay
 
 if TYPE_CHECKING:
@@ -129,11 +130,13 @@ __all__ = [
     "Mailbox",
     "MailboxKind",
     "MinorError",
+    "MissingPolicy",
     "Notify",
     "Outcome",
     "PauseAccount",
     "Platform",
     "PluginError",
+    "Rendered",
     "RetryLater",
     "SchemaOutdated",
     "SeqEngineError",
@@ -143,6 +146,7 @@ __all__ = [
     "Skipped",
     "Step",
     "StorageError",
+    "Template",
     "TemplateError",
     "Unknown",
     "Verdict",
@@ -162,6 +166,7 @@ __all__ = [
     "parse_sequence",
     "pause_sequence",
     "remove_lead",
+    "render",
     "resolve",
     "resume_account",
     "resume_sequence",
@@ -172,6 +177,7 @@ __all__ = [
     "supersede",
     "to_mermaid",
     "update_lead",
+    "with_booking_url",
 ]
 
 

@@ -137,7 +137,9 @@ def _step(raw: Any, index: int, where: str) -> Step:
             msg = f"{where}{label}: missing {key}"
             raise FlowFileError(msg)
     for key, enum_type in _ENUMS.items():
-        if key in raw and raw[key] not in {e.value for e in enum_type}:
+        if key in raw and (
+            not isinstance(raw[key], str) or raw[key] not in {e.value for e in enum_type}
+        ):
             allowed = " | ".join(
                 e.value for e in enum_type if e is not ActionKind.WITHDRAW_CONNECTION
             )
@@ -149,7 +151,7 @@ def _step(raw: Any, index: int, where: str) -> Step:
         if key in raw and (
             isinstance(raw[key], bool)
             or not isinstance(raw[key], int | float)
-            or not math.isfinite(raw[key])
+            or (isinstance(raw[key], float) and not math.isfinite(raw[key]))
         ):
             msg = f"{where}{label}: {key} must be a number, got {raw[key]!r}"
             raise FlowFileError(msg)
@@ -171,6 +173,11 @@ def _step(raw: Any, index: int, where: str) -> Step:
         if key in raw and not isinstance(raw[key], str):
             msg = f"{where}{label}: {key} must be a string, got {raw[key]!r}"
             raise FlowFileError(msg)
+    extra = set(raw) - {f.name for f in attrs.fields(Step)}
+    if extra:  # checked here: cattrs wraps its own error, losing the list of allowed keys
+        allowed = ", ".join(f.name for f in attrs.fields(Step))
+        msg = f"{where}{label}: unknown key(s) {sorted(extra, key=str)}; allowed: {allowed}"
+        raise FlowFileError(msg)
     try:
         return _converter.structure(dict(raw), Step)
     except cattrs.ForbiddenExtraKeysError as exc:
@@ -281,7 +288,7 @@ def parse_sequence(text: str, *, fmt: str = "toml", source: str | None = None) -
     where = _where(source)
     try:
         data = json.loads(text) if fmt == "json" else tomllib.loads(text)
-    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError, RecursionError) as exc:
         msg = f"{where}not valid {fmt.upper()}: {exc}"
         raise FlowFileError(msg) from None
     return sequence_from_dict(data, source=source)
@@ -318,7 +325,8 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)  # JSON strings are valid TOML basic strings
+        # JSON strings are TOML basic strings, except that TOML also forbids a raw DEL.
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(value, list):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     msg = f"cannot write {value!r} as TOML"

@@ -12,8 +12,9 @@ from collections.abc import Iterable, Iterator
 
 import attrs
 
-from seqengine._exceptions import ConfigError, FlowError
+from seqengine._exceptions import ConfigError, FlowError, TemplateError
 from seqengine._model import ActionKind, ConditionKind, Platform
+from seqengine._template import Template
 from seqengine._timing import ActivityWindow, load_zone
 
 __all__ = ["END", "SUPPORTED", "Sequence", "SequenceSettings", "Step"]
@@ -159,7 +160,7 @@ class Sequence:
 
 def _problems(seq: Sequence) -> Iterator[tuple[str | None, str]]:
     """Every problem with a sequence, as (step id or None, message saying what to change)."""
-    if not isinstance(seq.id, str) or not _SEQUENCE_ID.match(seq.id):
+    if not isinstance(seq.id, str) or not _SEQUENCE_ID.fullmatch(seq.id):
         yield (
             None,
             (f"sequence id {seq.id!r} is not valid; use lowercase letters, digits, '_' and '-'"),
@@ -176,7 +177,7 @@ def _problems(seq: Sequence) -> Iterator[tuple[str | None, str]]:
         return
     ids: set[str] = set()
     for step in seq.steps:
-        if not isinstance(step.id, str) or not _STEP_ID.match(step.id) or step.id == END:
+        if not isinstance(step.id, str) or not _STEP_ID.fullmatch(step.id) or step.id == END:
             yield step.id, ("step id must use letters, digits, '_' and '-' and must not be 'end'")
         if step.id in ids:
             yield step.id, "two steps share this id; give each step a unique id"
@@ -237,6 +238,14 @@ def _step_problems(step: Step) -> Iterator[str]:
             yield f"auto_withdraw_after_days must be a whole number from 1 to 365, got {days!r}"
     elif step.auto_withdraw_after_days is not None or step.note is not None:
         yield "note and auto_withdraw_after_days belong to connection_request steps"
+    for field in ("note", "template", "subject", "body", "prompt"):
+        text = getattr(step, field)
+        if text is None:
+            continue
+        try:
+            Template.parse(text)
+        except TemplateError as exc:
+            yield f"{field}: {exc}"
     if kind is ActionKind.DM and not (step.template and step.template.strip()):
         yield 'a dm step needs a template; add template = "Hi {{first_name}}, …"'
     if kind is ActionKind.EMAIL:

@@ -13,7 +13,8 @@ _LABEL_UNSAFE = re.compile(r'["\[\]{}()<>|#;`]')
 
 
 def _node_id(step_id: str) -> str:
-    return "s_" + re.sub(r"[^A-Za-z0-9_]", "_", step_id)
+    # Injective: "a-b" and "a_b" must not become the same node.
+    return "s_" + step_id.replace("_", "__").replace("-", "_h")
 
 
 def _label(step: Step) -> str:

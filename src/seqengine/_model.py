@@ -124,7 +124,7 @@ def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
 
 def _check_id(kind: str) -> Any:
     def check(_inst: object, _attr: attrs.Attribute[str], value: str) -> None:
-        if not isinstance(value, str) or not _ID.match(value) or len(value) > 200:
+        if not isinstance(value, str) or not _ID.fullmatch(value) or len(value) > 200:
             msg = (
                 f"{kind} id {value!r} is not valid; use letters, digits and _ . : @ + - "
                 "(at most 200 characters, starting with a letter or digit)"

@@ -44,7 +44,8 @@ async def render_content(request: ExecuteAction, writer: Any = None) -> str | No
     values = _values(request)
     language = str(request.settings.get("language") or "en")
     if kind is ActionKind.CONNECTION_REQUEST:
-        limit: Any = request.note_limit or 300
+        tier = "free" if request.note_limit == 200 else "premium"
+        limit: Any = limit_for(kind.value, request.action.platform.value, linkedin_tier=tier)
     else:
         limit = limit_for(kind.value, request.action.platform.value)
     body = await personalize(request.template, values, writer, language=language, limit=limit)

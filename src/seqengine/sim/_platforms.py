@@ -168,7 +168,7 @@ class SimulatedExecutor:
         self, request: ExecuteAction, content: str | None, ctx: ExecContext
     ) -> Outcome:
         """Carry out ``request`` against the simulated platform."""
-        b, a, lead = self.behaviour, request.action, request.lead
+        b, a = self.behaviour, request.action
         now = ctx.clock.now()
         if a.kind is not ActionKind.CONDITION:
             if self._chance(b.bot_detection_rate, a.id, "bot"):

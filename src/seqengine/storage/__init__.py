@@ -1,5 +1,14 @@
 """Storage backends behind one protocol, chosen by URL (``memory://``, ``sqlite:///path``)."""
 
+from seqengine.storage._open import ENTRY_POINT_GROUP, open_storage
 from seqengine.storage._protocol import Claim, Context, InboxMessage, Storage, consumed_keys
 
-__all__ = ["Claim", "Context", "InboxMessage", "Storage", "consumed_keys"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "Claim",
+    "Context",
+    "InboxMessage",
+    "Storage",
+    "consumed_keys",
+    "open_storage",
+]

@@ -9,7 +9,8 @@ Nothing survives the process.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence as Seq
+from collections.abc import Iterable, Iterator
+from collections.abc import Sequence as Seq
 from datetime import date, datetime, timedelta
 
 import attrs

@@ -59,6 +59,7 @@ from seqengine._model import (
     Platform,
 )
 from seqengine._outcomes import PauseAccount
+from seqengine.storage._open import check_workspace
 from seqengine.storage._protocol import Claim, Context, InboxMessage
 
 __all__ = [
@@ -390,13 +391,10 @@ class PostgresStorage:
         check_schema: bool = True,
         connect_timeout: float = 10.0,
     ) -> None:
-        if not isinstance(workspace, str) or not workspace:
-            msg = f"workspace must be a non-empty string, got {workspace!r}"
-            raise ConfigError(msg)
         if pool_size < 1:
             msg = f"pool_size must be at least 1, got {pool_size}"
             raise ConfigError(msg)
-        self.workspace = workspace
+        self.workspace = check_workspace(workspace)
         self.schema = _check_schema_name(schema)
         self.channel = f"seqengine_{schema}"
         self._tokens = f'"{schema}".lease_tokens'  # regclass text; the name is validated
@@ -408,6 +406,9 @@ class PostgresStorage:
         kwargs: dict[str, Any] = {"autocommit": True}
         if "application_name" not in conninfo_to_dict(dsn):
             kwargs["application_name"] = "seqengine"
+        if "connect_timeout" not in conninfo_to_dict(dsn):
+            kwargs["connect_timeout"] = max(1, round(connect_timeout))
+        self._connect_kwargs = kwargs
         self._pool: ConnectionPool[psycopg.Connection[TupleRow]] = ConnectionPool(
             dsn,
             kwargs=kwargs,
@@ -590,30 +591,32 @@ class PostgresStorage:
     # -- work -----------------------------------------------------------------------------
 
     def claim(self, worker_id: str, now: datetime, lease_seconds: float, limit: int) -> list[Claim]:
-        """Lease up to ``limit`` due actions (earliest first) and expired in-flight ones.
+        """Lease up to ``limit`` actions: expired in-flight ones first, then due ones.
 
-        ``now`` decides which actions are due (the engine's clock); the lease itself is
-        measured on the database clock.
+        Each group comes earliest ``scheduled_at`` first. ``now`` decides which actions are
+        due (the engine's clock); the lease is measured on the database clock.
         """
+        _aware(now, "now")
+        lease = _check_lease(lease_seconds)
         if limit <= 0:
             return []
         # Both candidate sets are locked with SKIP LOCKED, so concurrent claimers never wait
         # on each other's rows; the lease condition keeps leased-but-idle rows out as well.
         query = self._sql(
             "WITH flight AS ("
-            "  SELECT id, scheduled_at, seq FROM {s}.actions"
+            "  SELECT 0 AS kind, id, scheduled_at, seq FROM {s}.actions"
             "  WHERE ws = %(ws)s AND status = 'in_progress'"
             "    AND (lease_until IS NULL OR lease_until <= now())"
             "  ORDER BY scheduled_at, seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED"
             "), due AS ("
-            "  SELECT id, scheduled_at, seq FROM {s}.actions"
+            "  SELECT 1 AS kind, id, scheduled_at, seq FROM {s}.actions"
             "  WHERE ws = %(ws)s AND status IN " + _RUNNABLE_SQL + ""
             "    AND scheduled_at <= %(now)s"
             "    AND (lease_until IS NULL OR lease_until <= now())"
             "  ORDER BY scheduled_at, seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED"
             "), pick AS ("
             "  SELECT id FROM (SELECT * FROM flight UNION ALL SELECT * FROM due) AS both_sets"
-            "  ORDER BY scheduled_at, seq LIMIT %(limit)s"
+            "  ORDER BY kind, scheduled_at, seq LIMIT %(limit)s"
             ")"
             " UPDATE {s}.actions AS a SET"
             "  lease_token = nextval(%(tokens)s::regclass),"
@@ -627,12 +630,12 @@ class PostgresStorage:
             "limit": limit,
             "now": now,
             "worker": worker_id,
-            "secs": float(lease_seconds),
+            "secs": lease,
             "tokens": self._tokens,
         }
         with self._tx("claim") as conn:
             rows = conn.execute(query, params).fetchall()
-        rows.sort(key=lambda r: (r[4], r[5]))
+        rows.sort(key=lambda r: (r[3] != ActionStatus.IN_PROGRESS.value, r[4], r[5]))
         return [
             Claim(
                 action=_load(body, Action),
@@ -647,7 +650,8 @@ class PostgresStorage:
     def heartbeat(
         self, claims: Iterable[Claim], now: datetime, lease_seconds: float
     ) -> list[Claim]:
-        """Extend the leases still held; returns the claims that are still ours."""
+        """Extend the leases still held (database clock); returns the claims still ours."""
+        _aware(now, "now")
         held = list(claims)
         if not held:
             return []
@@ -661,7 +665,7 @@ class PostgresStorage:
                     " RETURNING a.id, a.lease_until"
                 ),
                 (
-                    float(lease_seconds),
+                    _check_lease(lease_seconds),
                     [c.action.id for c in held],
                     [c.token for c in held],
                     self.workspace,
@@ -742,7 +746,7 @@ class PostgresStorage:
                     "SELECT coalesce(sum(n), 0) FROM {s}.counters"
                     " WHERE ws = %s AND counter = %s AND day > %s AND day <= %s"
                 ),
-                (self.workspace, counter, day - timedelta(days=max(span_days, 1)), day),
+                (self.workspace, counter, day - timedelta(days=_check_span(span_days)), day),
             ).fetchone()
         return int(row[0]) if row else 0
 
@@ -763,19 +767,16 @@ class PostgresStorage:
         lease = "" if keep_lease else ", lease_token = NULL, lease_owner = NULL, lease_until = NULL"
         row = conn.execute(
             self._sql(
-                "UPDATE {s}.actions AS a SET status = %s, scheduled_at = %s, body = %s"
+                "UPDATE {s}.actions SET status = %s, scheduled_at = %s, body = %s"
                 + lease
-                + " FROM (SELECT lease_until > now() AS live FROM {s}.actions"
-                "   WHERE ws = %s AND id = %s) AS before"
-                " WHERE a.ws = %s AND a.id = %s AND a.lease_token = %s"
-                " RETURNING before.live"
+                + " WHERE ws = %s AND id = %s AND lease_token = %s"
+                # Only read with keep_lease, where lease_until is the unchanged lease.
+                " RETURNING coalesce(lease_until > now(), false)"
             ),
             (
                 action.status.value,
                 _aware(action.scheduled_at, f"action {action.id!r} scheduled_at"),
                 _dump(action),
-                self.workspace,
-                action.id,
                 self.workspace,
                 action.id,
                 claim.token,
@@ -915,7 +916,7 @@ class PostgresStorage:
                     a.id,
                     a.sequence_id,
                     a.status.value,
-                    a.scheduled_at,
+                    _aware(a.scheduled_at, f"action {a.id!r} scheduled_at"),
                     _dump(a),
                 ),
             )
@@ -946,7 +947,11 @@ class PostgresStorage:
         )
 
     def rescue(self, now: datetime) -> int:
-        """Clear expired leases of waiting actions; returns how many. (Claim also does this.)"""
+        """Clear expired leases of waiting actions; returns how many. (Claim also does this.)
+
+        Expiry is judged on the database clock; ``now`` is only checked for a time zone.
+        """
+        _aware(now, "now")
         with self._tx("rescue") as conn:
             cur = conn.execute(
                 self._sql(
@@ -1109,7 +1114,7 @@ class PostgresStorage:
                     message.id,
                     message.lead_id,
                     message.platform.value,
-                    message.received_at,
+                    _aware(message.received_at, f"inbox message {message.id!r} received_at"),
                     _dump(message),
                 ),
             )
@@ -1138,51 +1143,58 @@ class PostgresStorage:
     def record_bounce(self, lead_id: str, detail: str) -> None:
         """Record a hard bounce on a lead (R-EMAIL-2 then skips it)."""
         with self._tx("record_bounce") as conn:
-            conn.execute(
-                self._sql("INSERT INTO {s}.bounces (ws, lead_id, detail) VALUES (%s, %s, %s)"),
-                (self.workspace, lead_id, detail),
-            )
-            conn.execute(
+            cur = conn.execute(
                 self._sql(
                     "UPDATE {s}.leads SET body = body || '{{\"bounced\": true}}'::jsonb"
                     " WHERE ws = %s AND id = %s"
                 ),
                 (self.workspace, lead_id),
             )
+            if cur.rowcount:  # a bounce for an unknown lead is ignored
+                conn.execute(
+                    self._sql("INSERT INTO {s}.bounces (ws, lead_id, detail) VALUES (%s, %s, %s)"),
+                    (self.workspace, lead_id, detail),
+                )
 
     # -- waking idle workers ----------------------------------------------------------------
 
     def wait_for_work(self, timeout: float) -> bool:
-        """Sleep until another worker signals new work, or ``timeout`` seconds pass.
+        """Sleep until a commit signals new work, or ``timeout`` seconds pass.
 
         Uses ``LISTEN`` on a dedicated connection, opened on the first call and kept, so a
-        signal sent between two calls is not lost. Signals come from other workspaces too
-        (one channel per schema), so a wake-up means "look", not "there is work".
+        signal sent between two calls is not lost (one sent before the first call is). Signals
+        come from every workspace of the schema, so a wake-up means "look", not "there is
+        work"; workers still poll, this only shortens their idle sleep.
 
         Returns:
-            True when signalled, False on timeout.
+            True when signalled — or when the listening connection broke, since signals may
+            have been missed (it is reopened on the next call); False on timeout.
 
         Raises:
-            StorageError: the listening connection failed (it is reopened on the next call).
+            StorageError: the listening connection cannot be opened.
         """
         with self._listen_lock:
-            try:
-                conn = self._listener
-                if conn is None or conn.closed:
-                    conn = psycopg.connect(self._dsn, autocommit=True)
+            if self._closed:
+                msg = "this PostgresStorage is closed"
+                raise StorageError(msg)
+            conn = self._listener
+            if conn is None or conn.closed:
+                try:
+                    conn = psycopg.connect(self._dsn, **self._connect_kwargs)
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
-                    self._listener = conn
-                got = False
-                for _ in conn.notifies(timeout=max(timeout, 0.0), stop_after=1):
-                    got = True
-                # Drain what else is queued so one burst of commits wakes us once.
+                except psycopg.Error as exc:
+                    raise _storage_error(exc, "wait_for_work (LISTEN)") from exc
+                self._listener = conn
+            try:
+                got = any(True for _ in conn.notifies(timeout=max(timeout, 0.0), stop_after=1))
                 if got:
+                    # Drain the rest of a burst so many commits wake a worker once.
                     for _ in conn.notifies(timeout=0.0):
                         pass
                 return got
-            except psycopg.Error as exc:
+            except psycopg.OperationalError:
                 self._close_listener()
-                raise _storage_error(exc, "wait_for_work (LISTEN)") from exc
+                return True
 
     def _close_listener(self) -> None:
         conn, self._listener = self._listener, None

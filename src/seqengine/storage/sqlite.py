@@ -1,0 +1,934 @@
+"""The embedded default backend: one SQLite file, safe for several processes.
+
+Theory of operation: the file runs in WAL mode, so readers never wait for the writer. Every
+write is one ``BEGIN IMMEDIATE`` transaction, which takes SQLite's single write lock up front
+(waiting up to the busy timeout) instead of upgrading a read lock half way, the step where two
+writers would otherwise deadlock. Because writes are serialised that way, a claim, a start
+with its budget check and a commit each see and change a consistent state: two workers can
+never lease the same action, and N workers together never overspend a budget.
+
+Each :class:`SQLiteStorage` owns one connection, guarded by a lock, so it may be shared by
+threads; each process opens its own. Every table carries the workspace in its primary key.
+Times are stored as fixed-width ISO 8601 text in UTC (``2024-01-08T10:00:00.000000+00:00``),
+which sorts chronologically; sequences are stored as their file structure in JSON
+(``_files.sequence_to_dict``), other values as JSON next to the columns queries need.
+
+The schema version is ``PRAGMA user_version``; opening a file applies the :data:`MIGRATIONS`
+it lacks, in order, in one transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Sequence as Seq
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Final, TypeVar
+from urllib.parse import parse_qsl, urlsplit
+
+import attrs
+import cattrs
+
+from seqengine._decide import Budget, Decision
+from seqengine._exceptions import ConfigError, LeaseLost, SchemaOutdated, StorageError
+from seqengine._files import sequence_from_dict, sequence_to_dict
+from seqengine._flow import Sequence
+from seqengine._lifecycle import RUNNABLE
+from seqengine._model import Account, Action, ActionStatus, Enrollment, Lead, Platform
+from seqengine._outcomes import CriticalKind, PauseAccount
+from seqengine.storage._open import check_workspace
+from seqengine.storage._protocol import Claim, Context, InboxMessage, consumed_keys
+from seqengine.storage.memory import _check_decision, _check_span, _missing
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration", "SQLiteStorage"]
+
+#: One schema change: SQL statements or functions of a cursor, run in order.
+Migration = tuple[str | Callable[[sqlite3.Cursor], None], ...]
+
+_V1: Migration = (
+    """CREATE TABLE workspaces (
+        workspace TEXT NOT NULL PRIMARY KEY,
+        next_token INTEGER NOT NULL DEFAULT 1,
+        next_seq INTEGER NOT NULL DEFAULT 1
+    )""",
+    """CREATE TABLE sequences (
+        workspace TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL,
+        PRIMARY KEY (workspace, id)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE accounts (
+        workspace TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL,
+        PRIMARY KEY (workspace, id)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE leads (
+        workspace TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL,
+        PRIMARY KEY (workspace, id)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE enrollments (
+        workspace TEXT NOT NULL, sequence_id TEXT NOT NULL, lead_id TEXT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (workspace, sequence_id, lead_id)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE actions (
+        workspace TEXT NOT NULL,
+        id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        sequence_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        scheduled_at TEXT NOT NULL,
+        data TEXT NOT NULL,
+        lease_token INTEGER,
+        lease_until TEXT,
+        worker_id TEXT,
+        PRIMARY KEY (workspace, id)
+    )""",
+    # Claims walk this index per status in due order; seq breaks ties in creation order.
+    "CREATE INDEX actions_due ON actions (workspace, status, scheduled_at, seq)",
+    "CREATE INDEX actions_created ON actions (workspace, seq)",
+    "CREATE INDEX actions_of_sequence ON actions (workspace, sequence_id, seq)",
+    """CREATE INDEX actions_leased ON actions (workspace, lease_until)
+        WHERE lease_until IS NOT NULL""",
+    """CREATE TABLE counters (
+        workspace TEXT NOT NULL, counter TEXT NOT NULL, day TEXT NOT NULL,
+        used INTEGER NOT NULL,
+        PRIMARY KEY (workspace, counter, day)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE pauses (
+        workspace TEXT NOT NULL, account_id TEXT NOT NULL,
+        kind TEXT NOT NULL, reason TEXT NOT NULL, until TEXT,
+        PRIMARY KEY (workspace, account_id)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE posts (
+        workspace TEXT NOT NULL, platform TEXT NOT NULL, post_id TEXT NOT NULL,
+        commented INTEGER NOT NULL,
+        PRIMARY KEY (workspace, platform, post_id)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE inbox (
+        workspace TEXT NOT NULL,
+        id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        platform TEXT NOT NULL,
+        account_id TEXT NOT NULL,
+        lead_id TEXT,
+        sender TEXT NOT NULL,
+        text TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        thread_id TEXT,
+        subject TEXT,
+        PRIMARY KEY (workspace, id)
+    )""",
+    "CREATE INDEX inbox_by_time ON inbox (workspace, received_at, seq)",
+    "CREATE INDEX inbox_by_lead ON inbox (workspace, lead_id, received_at, seq)",
+    """CREATE TABLE bounces (
+        workspace TEXT NOT NULL, lead_id TEXT NOT NULL, detail TEXT NOT NULL,
+        PRIMARY KEY (workspace, lead_id)
+    ) WITHOUT ROWID""",
+)
+
+#: Schema changes in order; migration ``n`` (1-based) takes ``user_version`` from n-1 to n.
+#: Append only: a released migration never changes.
+MIGRATIONS: tuple[Migration, ...] = (_V1,)
+
+#: The schema version this release writes.
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+
+_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+_RUNNABLE = tuple(sorted(s.value for s in RUNNABLE))
+_CHUNK = 500  # stays under SQLite's limit on bound parameters in old builds
+
+_T = TypeVar("_T")
+
+
+# -- values <-> text ---------------------------------------------------------------------------
+def _ts(value: datetime) -> str:
+    """An instant as fixed-width UTC ISO text (sorts chronologically)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        msg = f"{value!r} has no time zone; pass timezone-aware datetimes (UTC)"
+        raise StorageError(msg)
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _from_ts(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _opt_ts(value: datetime | None) -> str | None:
+    return None if value is None else _ts(value)
+
+
+def _opt_from_ts(text: str | None) -> datetime | None:
+    return None if text is None else _from_ts(text)
+
+
+_codec = cattrs.Converter()
+_codec.register_unstructure_hook(datetime, _ts)
+_codec.register_structure_hook(datetime, lambda value, _: _from_ts(value))
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(_codec.unstructure(value), ensure_ascii=False, separators=(",", ":"))
+
+
+def _load(text: str, kind: type[_T]) -> _T:
+    return _codec.structure(json.loads(text), kind)
+
+
+def _dump_sequence(sequence: Sequence) -> str:
+    return json.dumps(sequence_to_dict(sequence), ensure_ascii=False, separators=(",", ":"))
+
+
+class _Refused(Exception):
+    """A budget has no room: roll the start back."""
+
+
+class SQLiteStorage:
+    """A :class:`~seqengine.storage.Storage` in one SQLite file (WAL, ``BEGIN IMMEDIATE``).
+
+    Args:
+        path: the database file (created if absent); ``":memory:"`` for a private one.
+        workspace: the workspace every read and write is scoped to.
+        busy_timeout_ms: how long a write waits for another process's write to finish.
+        synchronous: ``PRAGMA synchronous``: ``NORMAL`` (default; with WAL, durable across
+            process crashes) or ``FULL`` (also across power loss), ``OFF``, ``EXTRA``.
+
+    Raises:
+        SchemaOutdated: the file was written by a newer seqengine.
+        StorageError: the file cannot be opened or migrated.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        workspace: str = "default",
+        *,
+        busy_timeout_ms: int = 30_000,
+        synchronous: str = "NORMAL",
+    ) -> None:
+        self.workspace = check_workspace(workspace)
+        self.path = str(path)
+        sync = str(synchronous).upper()
+        if sync not in _SYNCHRONOUS:
+            msg = f"synchronous must be one of {', '.join(_SYNCHRONOUS)}, got {synchronous!r}"
+            raise ConfigError(msg)
+        if isinstance(busy_timeout_ms, bool) or not isinstance(busy_timeout_ms, int):
+            msg = f"busy_timeout_ms must be a whole number of milliseconds, got {busy_timeout_ms!r}"
+            raise ConfigError(msg)
+        self._lock = threading.RLock()
+        try:
+            # isolation_level=None: this class issues BEGIN/COMMIT itself.
+            self._conn = sqlite3.connect(
+                self.path,
+                timeout=busy_timeout_ms / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            msg = (
+                f"cannot open SQLite database {self.path!r}: {exc}; check that its directory "
+                "exists and is writable"
+            )
+            raise StorageError(msg) from exc
+        try:
+            self._conn.execute(f"PRAGMA busy_timeout = {max(busy_timeout_ms, 0)}")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute(f"PRAGMA synchronous = {sync}")
+            self._migrate()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    @classmethod
+    def from_url(cls, url: str, workspace: str = "default") -> SQLiteStorage:
+        """Open ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``.
+
+        Query parameters ``busy_timeout_ms`` and ``synchronous`` are passed on.
+        """
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("sqlite", "sqlite3") or parts.netloc or not parts.path:
+            msg = (
+                f"SQLite URL {url!r} is not valid; use sqlite:///relative/path.db or "
+                "sqlite:////absolute/path.db (three slashes, then the path)"
+            )
+            raise StorageError(msg)
+        path = parts.path[1:]
+        options = dict(parse_qsl(parts.query))
+        unknown = set(options) - {"busy_timeout_ms", "synchronous"}
+        if unknown:
+            msg = (
+                f"SQLite URL {url!r} has unknown option(s) {sorted(unknown)}; "
+                "allowed: busy_timeout_ms, synchronous"
+            )
+            raise StorageError(msg)
+        kwargs: dict[str, Any] = {}
+        if "busy_timeout_ms" in options:
+            try:
+                kwargs["busy_timeout_ms"] = int(options["busy_timeout_ms"])
+            except ValueError:
+                msg = f"busy_timeout_ms must be a whole number, got {options['busy_timeout_ms']!r}"
+                raise StorageError(msg) from None
+        if "synchronous" in options:
+            kwargs["synchronous"] = options["synchronous"]
+        return cls(path, workspace, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"SQLiteStorage({self.path!r}, workspace={self.workspace!r})"
+
+    # -- transactions --------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _tx(self, mode: str = "IMMEDIATE") -> Iterator[sqlite3.Cursor]:
+        """One transaction: ``IMMEDIATE`` for writes, ``DEFERRED`` for consistent reads."""
+        with self._lock:
+            cur = self._conn.cursor()
+            try:
+                cur.execute(f"BEGIN {mode}")
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
+            try:
+                yield cur
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.rollback()
+                raise
+            try:
+                cur.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._conn.in_transaction:
+                    self._conn.rollback()
+                raise self._error(exc) from exc
+
+    def _error(self, exc: sqlite3.Error) -> StorageError:
+        msg = f"SQLite database {self.path!r}: {exc}"
+        if "locked" in str(exc) or "busy" in str(exc):
+            msg += "; another process held the write lock for longer than busy_timeout_ms"
+        return StorageError(msg)
+
+    @contextlib.contextmanager
+    def _sql_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def _one(self, sql: str, params: Seq[Any]) -> Any:
+        with self._lock, self._sql_errors():
+            return self._conn.execute(sql, params).fetchone()
+
+    def _all(self, sql: str, params: Seq[Any]) -> list[Any]:
+        with self._lock, self._sql_errors():
+            return self._conn.execute(sql, params).fetchall()
+
+    def _run(self, cur: sqlite3.Cursor, sql: str, params: Seq[Any]) -> sqlite3.Cursor:
+        try:
+            return cur.execute(sql, params)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def _migrate(self) -> None:
+        with self._tx() as cur:
+            version = int(self._run(cur, "PRAGMA user_version", ()).fetchone()[0])
+            if version > len(MIGRATIONS):
+                msg = (
+                    f"SQLite database {self.path!r} has schema version {version}, but this "
+                    f"seqengine knows versions up to {len(MIGRATIONS)}: it was written by a newer "
+                    "seqengine. Upgrade seqengine (pip install -U seqengine) to open it"
+                )
+                raise SchemaOutdated(msg)
+            for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+                for step in migration:
+                    try:
+                        if callable(step):
+                            step(cur)
+                        else:
+                            cur.execute(step)
+                    except sqlite3.Error as exc:
+                        msg = (
+                            f"SQLite database {self.path!r}: migration {number} failed ({exc}); "
+                            "nothing was changed"
+                        )
+                        raise StorageError(msg) from exc
+                # PRAGMA cannot take a bound parameter; number is an int we computed.
+                cur.execute(f"PRAGMA user_version = {number}")
+            self._run(
+                cur,
+                "INSERT INTO workspaces (workspace) VALUES (?) ON CONFLICT DO NOTHING",
+                (self.workspace,),
+            )
+
+    def _next(self, cur: sqlite3.Cursor, column: str, n: int = 1) -> int:
+        """Reserve ``n`` numbers of a workspace counter (``next_token`` or ``next_seq``)."""
+        ws = self.workspace
+        self._run(
+            cur, "INSERT INTO workspaces (workspace) VALUES (?) ON CONFLICT DO NOTHING", (ws,)
+        )
+        first = int(
+            self._run(
+                cur, f"SELECT {column} FROM workspaces WHERE workspace = ?", (ws,)
+            ).fetchone()[0]
+        )
+        self._run(cur, f"UPDATE workspaces SET {column} = ? WHERE workspace = ?", (first + n, ws))
+        return first
+
+    # -- setup ---------------------------------------------------------------------------
+    def _put(self, table: str, key: str, data: str) -> None:
+        with self._tx() as cur:
+            self._run(
+                cur,
+                f"INSERT INTO {table} (workspace, id, data) VALUES (?, ?, ?) "
+                "ON CONFLICT (workspace, id) DO UPDATE SET data = excluded.data",
+                (self.workspace, key, data),
+            )
+
+    def _get(self, table: str, key: str) -> str | None:
+        row = self._one(
+            f"SELECT data FROM {table} WHERE workspace = ? AND id = ?", (self.workspace, key)
+        )
+        return None if row is None else str(row[0])
+
+    def put_sequence(self, sequence: Sequence) -> None:
+        """Store (or replace) a sequence definition."""
+        self._put("sequences", sequence.id, _dump_sequence(sequence))
+
+    def get_sequence(self, sequence_id: str) -> Sequence | None:
+        """The sequence with this id, or None."""
+        data = self._get("sequences", sequence_id)
+        return None if data is None else sequence_from_dict(json.loads(data))
+
+    def put_account(self, account: Account) -> None:
+        """Store (or replace) an account."""
+        self._put("accounts", account.id, _dump(account))
+
+    def get_account(self, account_id: str) -> Account | None:
+        """The account with this id, or None."""
+        data = self._get("accounts", account_id)
+        return None if data is None else _load(data, Account)
+
+    def put_lead(self, lead: Lead) -> None:
+        """Store (or replace) a lead's facts."""
+        self._put("leads", lead.id, _dump(lead))
+
+    def get_lead(self, lead_id: str) -> Lead | None:
+        """The lead with this id, or None."""
+        data = self._get("leads", lead_id)
+        return None if data is None else _load(data, Lead)
+
+    def enroll(self, enrollment: Enrollment, first: Action) -> bool:
+        """Store a new enrollment and its first action; False (no change) if already enrolled."""
+        data = _dump(enrollment)
+        with self._tx() as cur:
+            inserted = self._run(
+                cur,
+                "INSERT INTO enrollments (workspace, sequence_id, lead_id, data) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (self.workspace, enrollment.sequence_id, enrollment.lead_id, data),
+            ).rowcount
+            if not inserted:
+                return False
+            self._add_action(cur, first)
+            return True
+
+    def get_enrollment(self, sequence_id: str, lead_id: str) -> Enrollment | None:
+        """A lead's enrollment in a sequence, or None."""
+        row = self._one(
+            "SELECT data FROM enrollments WHERE workspace = ? AND sequence_id = ? AND lead_id = ?",
+            (self.workspace, sequence_id, lead_id),
+        )
+        return None if row is None else _load(row[0], Enrollment)
+
+    # -- actions -------------------------------------------------------------------------
+    def _add_action(self, cur: sqlite3.Cursor, action: Action) -> None:
+        """Insert a new action; one that already exists is left as it is."""
+        exists = self._run(
+            cur, "SELECT 1 FROM actions WHERE workspace = ? AND id = ?", (self.workspace, action.id)
+        ).fetchone()
+        if exists:
+            return
+        seq = self._next(cur, "next_seq")
+        self._run(
+            cur,
+            "INSERT INTO actions (workspace, id, seq, sequence_id, status, scheduled_at, data) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                self.workspace,
+                action.id,
+                seq,
+                action.sequence_id,
+                action.status.value,
+                _ts(action.scheduled_at),
+                _dump(action),
+            ),
+        )
+
+    def _set_action(self, cur: sqlite3.Cursor, action: Action, *, end_lease: bool) -> None:
+        lease = ", lease_token = NULL, lease_until = NULL, worker_id = NULL" if end_lease else ""
+        self._run(
+            cur,
+            f"UPDATE actions SET sequence_id = ?, status = ?, scheduled_at = ?, data = ?{lease} "
+            "WHERE workspace = ? AND id = ?",
+            (
+                action.sequence_id,
+                action.status.value,
+                _ts(action.scheduled_at),
+                _dump(action),
+                self.workspace,
+                action.id,
+            ),
+        )
+
+    # -- work ----------------------------------------------------------------------------
+    def claim(self, worker_id: str, now: datetime, lease_seconds: float, limit: int) -> list[Claim]:
+        """Lease up to ``limit`` actions: expired in-flight ones first, then due ones."""
+        at = _ts(now)
+        if not lease_seconds > 0:
+            msg = f"lease_seconds must be above 0, got {lease_seconds!r}"
+            raise StorageError(msg)
+        until = now + timedelta(seconds=lease_seconds)
+        if limit <= 0:
+            return []
+        ws = self.workspace
+        free = "(lease_until IS NULL OR lease_until <= ?)"
+        with self._tx() as cur:
+            in_flight = self._run(
+                cur,
+                f"SELECT scheduled_at, seq, id, data FROM actions WHERE workspace = ? "
+                f"AND status = ? AND {free} ORDER BY scheduled_at, seq LIMIT ?",
+                (ws, ActionStatus.IN_PROGRESS.value, at, limit),
+            ).fetchall()
+            due: list[Any] = []
+            # One index range per status keeps each scan to due rows, in due order.
+            for status in _RUNNABLE:
+                due += self._run(
+                    cur,
+                    f"SELECT scheduled_at, seq, id, data FROM actions WHERE workspace = ? "
+                    f"AND status = ? AND scheduled_at <= ? AND {free} "
+                    "ORDER BY scheduled_at, seq LIMIT ?",
+                    (ws, status, at, at, limit),
+                ).fetchall()
+            due.sort()
+            picked = [(row, True) for row in in_flight] + [(row, False) for row in due]
+            picked = picked[:limit]
+            if not picked:
+                return []
+            token = self._next(cur, "next_token", len(picked))
+            claims: list[Claim] = []
+            lease_until = _ts(until)
+            for n, (row, flying) in enumerate(picked):
+                self._run(
+                    cur,
+                    "UPDATE actions SET lease_token = ?, lease_until = ?, worker_id = ? "
+                    "WHERE workspace = ? AND id = ?",
+                    (token + n, lease_until, worker_id, ws, row[2]),
+                )
+                claims.append(
+                    Claim(_load(row[3], Action), token + n, until, worker_id, in_flight=flying)
+                )
+            return claims
+
+    def heartbeat(
+        self, claims: Iterable[Claim], now: datetime, lease_seconds: float
+    ) -> list[Claim]:
+        """Extend the leases still held; returns the claims that are still ours."""
+        _ts(now)
+        if not lease_seconds > 0:
+            msg = f"lease_seconds must be above 0, got {lease_seconds!r}"
+            raise StorageError(msg)
+        until = now + timedelta(seconds=lease_seconds)
+        kept: list[Claim] = []
+        with self._tx() as cur:
+            for claim in claims:
+                updated = self._run(
+                    cur,
+                    "UPDATE actions SET lease_until = ? "
+                    "WHERE workspace = ? AND id = ? AND lease_token = ?",
+                    (_ts(until), self.workspace, claim.action.id, claim.token),
+                ).rowcount
+                if updated:
+                    kept.append(attrs.evolve(claim, lease_until=until))
+        return kept
+
+    def release(self, claim: Claim) -> None:
+        """Give a lease back unchanged; a lost lease is ignored."""
+        with self._tx() as cur:
+            self._run(
+                cur,
+                "UPDATE actions SET lease_token = NULL, lease_until = NULL, worker_id = NULL "
+                "WHERE workspace = ? AND id = ? AND lease_token = ?",
+                (self.workspace, claim.action.id, claim.token),
+            )
+
+    def context(self, action: Action) -> Context:
+        """Lead, enrollment, sequence, account and pause state for an action."""
+        ws = self.workspace
+        with self._tx("DEFERRED") as cur:
+
+            def one(sql: str, *params: Any) -> Any:
+                return self._run(cur, sql, (ws, *params)).fetchone()
+
+            lead = one("SELECT data FROM leads WHERE workspace = ? AND id = ?", action.lead_id)
+            enrollment = one(
+                "SELECT data FROM enrollments WHERE workspace = ? AND sequence_id = ? "
+                "AND lead_id = ?",
+                action.sequence_id,
+                action.lead_id,
+            )
+            sequence = one(
+                "SELECT data FROM sequences WHERE workspace = ? AND id = ?", action.sequence_id
+            )
+            account = one(
+                "SELECT data FROM accounts WHERE workspace = ? AND id = ?", action.account_id
+            )
+            pause = one(
+                "SELECT account_id, kind, reason, until FROM pauses "
+                "WHERE workspace = ? AND account_id = ?",
+                action.account_id,
+            )
+        if lead is None or enrollment is None or sequence is None or account is None:
+            raise _missing(
+                ws,
+                action,
+                None if lead is None else _load(lead[0], Lead),
+                None if enrollment is None else _load(enrollment[0], Enrollment),
+                None if sequence is None else sequence_from_dict(json.loads(sequence[0])),
+                None if account is None else _load(account[0], Account),
+            )
+        return Context(
+            lead=_load(lead[0], Lead),
+            enrollment=_load(enrollment[0], Enrollment),
+            sequence=sequence_from_dict(json.loads(sequence[0])),
+            account=_load(account[0], Account),
+            pause=None if pause is None else _pause(pause),
+        )
+
+    def _count(self, cur: sqlite3.Cursor, counter: str, day: date, span_days: int) -> int:
+        _check_span(span_days)
+        first = day - timedelta(days=span_days - 1)
+        row = self._run(
+            cur,
+            "SELECT COALESCE(SUM(used), 0) FROM counters "
+            "WHERE workspace = ? AND counter = ? AND day >= ? AND day <= ?",
+            (self.workspace, counter, first.isoformat(), day.isoformat()),
+        ).fetchone()
+        return int(row[0])
+
+    def count(self, counter: str, day: date, span_days: int = 1) -> int:
+        """Units of ``counter`` used over the ``span_days`` days ending at ``day``."""
+        with self._lock:
+            return self._count(self._conn.cursor(), counter, day, span_days)
+
+    def _fence(self, cur: sqlite3.Cursor, claim: Claim, now: datetime, *, live: bool) -> None:
+        aid = claim.action.id
+        row = self._run(
+            cur,
+            "SELECT lease_token, lease_until, worker_id FROM actions WHERE workspace = ? AND id = ?",
+            (self.workspace, aid),
+        ).fetchone()
+        if row is None or row[0] != claim.token:
+            holder = (
+                "no lease"
+                if row is None or row[0] is None
+                else (f"token {row[0]} of worker {row[2]!r}")
+            )
+            msg = (
+                f"action {aid!r}: lease token {claim.token} of worker {claim.worker_id!r} is no "
+                f"longer current (now {holder}); nothing was written"
+            )
+            raise LeaseLost(msg)
+        if live and _from_ts(row[1]) <= now:
+            msg = (
+                f"action {aid!r}: the lease of worker {claim.worker_id!r} expired at {row[1]}; "
+                "claim it again before starting it"
+            )
+            raise LeaseLost(msg)
+
+    def start(self, claim: Claim, decision: Decision, now: datetime) -> bool:
+        """Consume the decision's budgets and persist the started action, atomically."""
+        _check_decision(claim, decision, starting=True)
+        _ts(now)
+        try:
+            with self._tx() as cur:
+                self._fence(cur, claim, now, live=True)
+                if not self._has_room(cur, decision.budgets):
+                    raise _Refused
+                for counter, day in consumed_keys(decision.budgets):
+                    self._run(
+                        cur,
+                        "INSERT INTO counters (workspace, counter, day, used) VALUES (?, ?, ?, 1) "
+                        "ON CONFLICT (workspace, counter, day) DO UPDATE SET used = used + 1",
+                        (self.workspace, counter, day.isoformat()),
+                    )
+                self._write(cur, decision, now)
+        except _Refused:
+            return False
+        return True
+
+    def _has_room(self, cur: sqlite3.Cursor, budgets: Iterable[Budget]) -> bool:
+        return all(self._count(cur, b.counter, b.day, b.span_days) < b.limit for b in budgets)
+
+    def commit(self, claim: Claim, decision: Decision, now: datetime) -> None:
+        """Write a decision in one transaction, fenced by the claim's token."""
+        _check_decision(claim, decision, starting=False)
+        _ts(now)
+        with self._tx() as cur:
+            self._fence(cur, claim, now, live=False)
+            self._write(cur, decision, now)
+
+    def _write(self, cur: sqlite3.Cursor, decision: Decision, now: datetime) -> None:
+        action = decision.action
+        self._set_action(cur, action, end_lease=action.status is not ActionStatus.IN_PROGRESS)
+        for new in decision.new_actions:
+            self._add_action(cur, new)
+        reason = decision.cancel_reason or "cancelled"
+        for aid in decision.cancel:
+            row = self._run(
+                cur,
+                "SELECT data FROM actions WHERE workspace = ? AND id = ?",
+                (self.workspace, aid),
+            ).fetchone()
+            if row is None:
+                continue
+            old = _load(row[0], Action)
+            if old.status not in RUNNABLE:
+                continue
+            cancelled = attrs.evolve(
+                old, status=ActionStatus.CANCELLED, reason=reason, finished_at=now
+            )
+            # Ending the lease fences out a worker still holding the cancelled action.
+            self._set_action(cur, cancelled, end_lease=True)
+        if decision.enrollment is not None:
+            e = decision.enrollment
+            self._run(
+                cur,
+                "INSERT INTO enrollments (workspace, sequence_id, lead_id, data) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (workspace, sequence_id, lead_id) "
+                "DO UPDATE SET data = excluded.data",
+                (self.workspace, e.sequence_id, e.lead_id, _dump(e)),
+            )
+        for effect in decision.effects:
+            if isinstance(effect, PauseAccount):
+                self._put_pause(cur, effect)
+
+    def rescue(self, now: datetime) -> int:
+        """Clear expired leases of waiting actions; returns how many."""
+        placeholders = ", ".join("?" for _ in _RUNNABLE)
+        with self._tx() as cur:
+            return self._run(
+                cur,
+                "UPDATE actions SET lease_token = NULL, lease_until = NULL, worker_id = NULL "
+                f"WHERE workspace = ? AND lease_until IS NOT NULL AND lease_until <= ? "
+                f"AND status IN ({placeholders})",
+                (self.workspace, _ts(now), *_RUNNABLE),
+            ).rowcount
+
+    # -- reads ---------------------------------------------------------------------------
+    def get_action(self, action_id: str) -> Action | None:
+        """The action with this id, or None."""
+        data = self._one(
+            "SELECT data FROM actions WHERE workspace = ? AND id = ?", (self.workspace, action_id)
+        )
+        return None if data is None else _load(data[0], Action)
+
+    def actions(self, *, sequence_id: str | None = None) -> Iterator[Action]:
+        """Actions in the order they were created (optionally of one sequence)."""
+        if sequence_id is None:
+            rows = self._all(
+                "SELECT data FROM actions WHERE workspace = ? ORDER BY seq", (self.workspace,)
+            )
+        else:
+            rows = self._all(
+                "SELECT data FROM actions WHERE workspace = ? AND sequence_id = ? ORDER BY seq",
+                (self.workspace, sequence_id),
+            )
+        return (_load(row[0], Action) for row in rows)
+
+    def enrollments(self, *, sequence_id: str | None = None) -> Iterator[Enrollment]:
+        """Enrollments (optionally of one sequence), ordered by sequence then lead id."""
+        if sequence_id is None:
+            rows = self._all(
+                "SELECT data FROM enrollments WHERE workspace = ? ORDER BY sequence_id, lead_id",
+                (self.workspace,),
+            )
+        else:
+            rows = self._all(
+                "SELECT data FROM enrollments WHERE workspace = ? AND sequence_id = ? "
+                "ORDER BY lead_id",
+                (self.workspace, sequence_id),
+            )
+        return (_load(row[0], Enrollment) for row in rows)
+
+    def next_due(self) -> datetime | None:
+        """When the earliest runnable action is due, or None."""
+        times: list[str] = []
+        with self._tx("DEFERRED") as cur:
+            for status in _RUNNABLE:
+                row = self._run(
+                    cur,
+                    "SELECT MIN(scheduled_at) FROM actions WHERE workspace = ? AND status = ?",
+                    (self.workspace, status),
+                ).fetchone()
+                if row[0] is not None:
+                    times.append(row[0])
+        return _from_ts(min(times)) if times else None
+
+    # -- shared records ------------------------------------------------------------------
+    def record_post(self, platform: Platform, post_id: str, *, commented: bool = False) -> None:
+        """Remember a post we interacted with, or commented on (which is an interaction too)."""
+        with self._tx() as cur:
+            self._run(
+                cur,
+                "INSERT INTO posts (workspace, platform, post_id, commented) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (workspace, platform, post_id) "
+                "DO UPDATE SET commented = MAX(commented, excluded.commented)",
+                (self.workspace, Platform(platform).value, post_id, int(commented)),
+            )
+
+    def posts_seen(
+        self, platform: Platform, post_ids: Seq[str], *, commented: bool = False
+    ) -> set[str]:
+        """Which of ``post_ids`` were interacted with (or commented on) in any sequence."""
+        wanted = list(dict.fromkeys(post_ids))
+        only = " AND commented = 1" if commented else ""
+        seen: set[str] = set()
+        for i in range(0, len(wanted), _CHUNK):
+            chunk = wanted[i : i + _CHUNK]
+            marks = ", ".join("?" for _ in chunk)
+            rows = self._all(
+                f"SELECT post_id FROM posts WHERE workspace = ? AND platform = ? "
+                f"AND post_id IN ({marks}){only}",
+                (self.workspace, Platform(platform).value, *chunk),
+            )
+            seen.update(str(row[0]) for row in rows)
+        return seen
+
+    def _put_pause(self, cur: sqlite3.Cursor, pause: PauseAccount) -> None:
+        self._run(
+            cur,
+            "INSERT INTO pauses (workspace, account_id, kind, reason, until) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (workspace, account_id) DO UPDATE SET "
+            "kind = excluded.kind, reason = excluded.reason, until = excluded.until",
+            (
+                self.workspace,
+                pause.account_id,
+                CriticalKind(pause.kind).value,
+                pause.reason,
+                _opt_ts(pause.until),
+            ),
+        )
+
+    def pause_account(self, pause: PauseAccount) -> None:
+        """Pause an account (replacing any earlier pause)."""
+        with self._tx() as cur:
+            self._put_pause(cur, pause)
+
+    def resume_account(self, account_id: str) -> None:
+        """Lift an account's pause."""
+        with self._tx() as cur:
+            self._run(
+                cur,
+                "DELETE FROM pauses WHERE workspace = ? AND account_id = ?",
+                (self.workspace, account_id),
+            )
+
+    def get_pause(self, account_id: str) -> PauseAccount | None:
+        """An account's pause, or None."""
+        row = self._one(
+            "SELECT account_id, kind, reason, until FROM pauses "
+            "WHERE workspace = ? AND account_id = ?",
+            (self.workspace, account_id),
+        )
+        return None if row is None else _pause(row)
+
+    def add_inbox_message(self, message: InboxMessage) -> bool:
+        """Store a message; False if its id is already stored."""
+        m = message
+        with self._tx() as cur:
+            exists = self._run(
+                cur, "SELECT 1 FROM inbox WHERE workspace = ? AND id = ?", (self.workspace, m.id)
+            ).fetchone()
+            if exists:
+                return False
+            self._run(
+                cur,
+                "INSERT INTO inbox (workspace, id, seq, platform, account_id, lead_id, sender, "
+                "text, received_at, thread_id, subject) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    self.workspace,
+                    m.id,
+                    self._next(cur, "next_seq"),
+                    m.platform.value,
+                    m.account_id,
+                    m.lead_id,
+                    m.sender,
+                    m.text,
+                    _ts(m.received_at),
+                    m.thread_id,
+                    m.subject,
+                ),
+            )
+            return True
+
+    def inbox(
+        self, *, lead_id: str | None = None, platform: Platform | None = None
+    ) -> list[InboxMessage]:
+        """Messages, oldest first, optionally for one lead or platform."""
+        where = ["workspace = ?"]
+        params: list[Any] = [self.workspace]
+        if lead_id is not None:
+            where.append("lead_id = ?")
+            params.append(lead_id)
+        if platform is not None:
+            where.append("platform = ?")
+            params.append(Platform(platform).value)
+        rows = self._all(
+            "SELECT id, platform, account_id, lead_id, sender, text, received_at, thread_id, "
+            f"subject FROM inbox WHERE {' AND '.join(where)} ORDER BY received_at, seq",
+            params,
+        )
+        return [
+            InboxMessage(
+                id=r[0],
+                platform=r[1],
+                account_id=r[2],
+                lead_id=r[3],
+                sender=r[4],
+                text=r[5],
+                received_at=_from_ts(r[6]),
+                thread_id=r[7],
+                subject=r[8],
+            )
+            for r in rows
+        ]
+
+    def record_bounce(self, lead_id: str, detail: str) -> None:
+        """Mark a lead as bounced; a bounce for an unknown lead is ignored."""
+        with self._tx() as cur:
+            row = self._run(
+                cur,
+                "SELECT data FROM leads WHERE workspace = ? AND id = ?",
+                (self.workspace, lead_id),
+            ).fetchone()
+            if row is None:
+                return
+            lead = attrs.evolve(_load(row[0], Lead), bounced=True)
+            self._run(
+                cur,
+                "UPDATE leads SET data = ? WHERE workspace = ? AND id = ?",
+                (_dump(lead), self.workspace, lead_id),
+            )
+            self._run(
+                cur,
+                "INSERT INTO bounces (workspace, lead_id, detail) VALUES (?, ?, ?) "
+                "ON CONFLICT (workspace, lead_id) DO UPDATE SET detail = excluded.detail",
+                (self.workspace, lead_id, detail),
+            )
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._conn.close()
+
+
+def _pause(row: Any) -> PauseAccount:
+    return PauseAccount(
+        account_id=row[0], kind=CriticalKind(row[1]), reason=row[2], until=_opt_from_ts(row[3])
+    )

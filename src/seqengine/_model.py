@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
@@ -237,6 +237,10 @@ class Mailbox:
     active: bool = True
 
 
+def _mailboxes(value: Iterable[Mailbox]) -> tuple[Mailbox, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class Account:
     """A sender: its X and LinkedIn identities, its mailboxes, and its limits.
@@ -257,7 +261,7 @@ class Account:
     timezone: str = "UTC"
     x_user_id: str | None = None
     linkedin_id: str | None = None
-    mailboxes: tuple[Mailbox, ...] = attrs.field(default=(), converter=tuple)
+    mailboxes: tuple[Mailbox, ...] = attrs.field(default=(), converter=_mailboxes)
     primary_mailbox: MailboxKind | None = None
 
     @linkedin_tier.validator

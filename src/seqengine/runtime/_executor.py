@@ -8,7 +8,7 @@ the extra to install.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Protocol, runtime_checkable
 
@@ -121,7 +121,7 @@ def load_executor(name: str, **config: Any) -> Executor:
     return executor
 
 
-def route(executors: Mapping[str, Executor] | list[Executor]) -> dict[Platform, Executor]:
+def route(executors: Mapping[str, Executor] | Iterable[Executor]) -> dict[Platform, Executor]:
     """Map each platform to the executor that serves it (the first one listed wins)."""
     items = list(executors.values()) if isinstance(executors, Mapping) else list(executors)
     table: dict[Platform, Executor] = {}

@@ -91,7 +91,7 @@ async def run_workspace(args: argparse.Namespace) -> int:
         if ws.ai.provider != "offline":
             from seqengine.ai._fill import writer_from_config
 
-            writer = writer_from_config(ws.ai)
+            writer = writer_from_config(ws.ai.to_table())
         worker = Worker(
             storage,
             route(executors),

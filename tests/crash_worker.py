@@ -22,6 +22,9 @@ Kill points (the process SIGKILLs itself on the ``--kill-n``-th occurrence, coun
 - ``after_start``: the attempt is persisted with its idempotency key; the platform call is next.
 - ``after_call``: the platform call returned; the outcome is about to be committed.
 
+``--once`` claims and works a single batch, then exits (virtual clock): with ``--batch 1``
+right after a crash, that batch is the dead worker's in-flight action.
+
 ("During the call" needs no switch: the test runs the fake with latency and kills this process
 from outside while a send is open.) On a clean finish it prints the worker's stats as JSON.
 """
@@ -115,12 +118,14 @@ async def run_virtual(worker: Worker, storage: Any, clock: VirtualClock, args: A
     horizon = datetime.fromisoformat(args.horizon)
     while True:
         if args.clock_file:
-            with open(args.clock_file, "w", encoding="utf-8") as fh:
+            # Write-then-rename: a kill mid-write must not leave an empty clock file.
+            with open(args.clock_file + ".tmp", "w", encoding="utf-8") as fh:
                 fh.write(clock.now().isoformat())
-        if await worker.run_once():
+            os.replace(args.clock_file + ".tmp", args.clock_file)
+        if await worker.run_once() and not args.once:
             continue
         due = storage.next_due()
-        if due is None or due >= horizon:
+        if args.once or due is None or due >= horizon:
             return
         clock.advance_to(due)
 
@@ -153,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--worker-id", default=None)
+    p.add_argument("--once", action="store_true", help="claim one batch, work it, exit")
     p.add_argument("--kill", choices=KILL_POINTS, default="none")
     p.add_argument("--kill-n", type=int, default=1)
     args = p.parse_args(argv)
@@ -178,8 +184,15 @@ def main(argv: list[str] | None = None) -> int:
         wait_human_delays=False,
     )
     runner = run_fast if args.clock == "fast" else run_virtual
+
+    async def go() -> None:
+        try:
+            await runner(worker, storage, clock, args)
+        finally:
+            await executor.aclose()
+
     try:
-        asyncio.run(runner(worker, storage, clock, args))
+        asyncio.run(go())
     finally:
         inner.close()
     stats = attrs.asdict(worker.stats)

@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import attrs
 import pytest
@@ -33,6 +34,7 @@ from seqengine._exceptions import (  # noqa: E402
     StorageError,
 )
 from seqengine._model import Action, ActionStatus, Enrollment  # noqa: E402
+from seqengine.storage._protocol import Claim  # noqa: E402
 from seqengine.storage.postgres import (  # noqa: E402
     SCHEMA_VERSION,
     PostgresStorage,
@@ -41,13 +43,10 @@ from seqengine.storage.postgres import (  # noqa: E402
     schema_version,
     upgrade,
 )
-
-try:
-    from seqengine.testing.conformance import StorageConformance
-except ImportError:  # the public suite is not there yet in every checkout
-    StorageConformance = None
+from seqengine.testing.conformance import StorageConformance  # noqa: E402
 
 pytestmark = pytest.mark.postgres
+Opener = Callable[..., PostgresStorage]
 
 URL_ENV = "SEQENGINE_TEST_POSTGRES_URL"
 NOW = datetime(2024, 5, 6, 12, 0, tzinfo=UTC)
@@ -101,7 +100,7 @@ def open_storage(dsn: str, schema: str) -> Iterator[Callable[..., PostgresStorag
         storage.close()
 
 
-def _admin(dsn: str) -> psycopg.Connection:
+def _admin(dsn: str) -> Any:
     return psycopg.connect(dsn, autocommit=True)
 
 
@@ -141,23 +140,25 @@ def _expire_lease(dsn: str, schema: str, action_id: str) -> None:
 
 # -- the public conformance suite -------------------------------------------------------------
 
-if StorageConformance is not None:
 
-    class TestPostgresConformance(StorageConformance):  # type: ignore[misc, valid-type]
-        """Every protocol promise, checked against PostgreSQL."""
+class TestPostgresConformance(StorageConformance):
+    """Every protocol promise, checked against PostgreSQL."""
 
-        @pytest.fixture
-        def make_storage(self, dsn: str, schema: str) -> Iterator[Callable[..., PostgresStorage]]:
-            opened: list[PostgresStorage] = []
+    @pytest.fixture
+    def make_storage(self, dsn: str, schema: str) -> Callable[..., PostgresStorage]:
+        return lambda workspace="default": PostgresStorage(
+            dsn, workspace, schema=schema, pool_size=2
+        )
 
-            def make(workspace: str = "default") -> PostgresStorage:
-                storage = PostgresStorage(dsn, workspace, schema=schema, pool_size=2)
-                opened.append(storage)
-                return storage
-
-            yield make
-            for storage in opened:
-                storage.close()
+    def let_leases_expire(self, storage: Any, claims: list[Claim]) -> None:
+        """Fast-forward: end the leases on the database clock instead of waiting."""
+        with _admin(storage._dsn) as conn:
+            conn.execute(
+                f"UPDATE \"{storage.schema}\".actions SET lease_until = now() - interval '1 s'"
+                " FROM unnest(%s::text[], %s::bigint[]) AS c(id, token)"
+                " WHERE ws = %s AND actions.id = c.id AND lease_token = c.token",
+                ([c.action.id for c in claims], [c.token for c in claims], storage.workspace),
+            )
 
 
 # -- migrations and opening ---------------------------------------------------------------------
@@ -271,7 +272,9 @@ def test_from_url_uses_the_schema_parameter(dsn: str, schema: str) -> None:
         storage.close()
 
 
-def test_schemas_are_separate(dsn: str, schema: str, bare_schema: str, open_storage) -> None:
+def test_schemas_are_separate(
+    dsn: str, schema: str, bare_schema: str, open_storage: Opener
+) -> None:
     upgrade(dsn, bare_schema)
     one = open_storage()
     two = PostgresStorage(dsn, schema=bare_schema)
@@ -286,7 +289,7 @@ def test_schemas_are_separate(dsn: str, schema: str, bare_schema: str, open_stor
 # -- leases, clocks and budgets on PostgreSQL -------------------------------------------------
 
 
-def test_leases_run_on_the_database_clock(open_storage) -> None:
+def test_leases_run_on_the_database_clock(open_storage: Opener) -> None:
     storage = open_storage()
     _enroll(storage, _action(1, at=NOW))
     # The engine's clock may be virtual (a rehearsal in 2099): it decides what is due, but
@@ -299,14 +302,14 @@ def test_leases_run_on_the_database_clock(open_storage) -> None:
     assert storage.claim("w2", virtual + timedelta(days=1), 30, 10) == []
 
 
-def test_due_is_judged_by_the_engine_clock(open_storage) -> None:
+def test_due_is_judged_by_the_engine_clock(open_storage: Opener) -> None:
     storage = open_storage()
     _enroll(storage, _action(1, at=NOW))
     assert storage.claim("w", NOW - timedelta(seconds=1), 30, 10) == []
     assert [c.action.id for c in storage.claim("w", NOW, 30, 10)] == ["a-1"]
 
 
-def test_a_taken_over_lease_writes_nothing(dsn: str, schema: str, open_storage) -> None:
+def test_a_taken_over_lease_writes_nothing(dsn: str, schema: str, open_storage: Opener) -> None:
     first, second = open_storage(), open_storage()
     _enroll(first, _action(1))
     [old] = first.claim("w1", NOW, 30, 1)
@@ -325,7 +328,7 @@ def test_a_taken_over_lease_writes_nothing(dsn: str, schema: str, open_storage) 
     assert second.start(new, Decision(_started(new.action)), NOW)
 
 
-def test_an_expired_lease_cannot_start(dsn: str, schema: str, open_storage) -> None:
+def test_an_expired_lease_cannot_start(dsn: str, schema: str, open_storage: Opener) -> None:
     storage = open_storage()
     _enroll(storage, _action(1))
     [claim] = storage.claim("w1", NOW, 30, 1)
@@ -338,7 +341,7 @@ def test_an_expired_lease_cannot_start(dsn: str, schema: str, open_storage) -> N
     assert storage.start(again, Decision(_started(claim.action)), NOW)
 
 
-def test_a_crashed_start_comes_back_in_flight(dsn: str, schema: str, open_storage) -> None:
+def test_a_crashed_start_comes_back_in_flight(dsn: str, schema: str, open_storage: Opener) -> None:
     storage = open_storage()
     _enroll(storage, _action(1))
     [claim] = storage.claim("w1", NOW, 30, 1)
@@ -349,7 +352,19 @@ def test_a_crashed_start_comes_back_in_flight(dsn: str, schema: str, open_storag
     assert again.in_flight and again.action.status is ActionStatus.IN_PROGRESS
 
 
-def test_span_budget_counts_the_last_days(dsn: str, schema: str, open_storage) -> None:
+def test_a_retried_start_consumes_its_budgets_once(open_storage: Opener) -> None:
+    # A start whose COMMIT went through while the connection broke looks failed to the
+    # worker; its retry must not spend the budget a second time.
+    storage = open_storage()
+    _enroll(storage, _action(1))
+    [claim] = storage.claim("w", NOW, 30, 1)
+    decision = Decision(_started(claim.action), budgets=(Budget("c", DAY, 5),))
+    assert storage.start(claim, decision, NOW)
+    assert storage.start(claim, decision, NOW)
+    assert storage.count("c", DAY) == 1
+
+
+def test_span_budget_counts_the_last_days(dsn: str, schema: str, open_storage: Opener) -> None:
     storage = open_storage()
     with _admin(dsn) as conn:
         conn.execute(
@@ -369,7 +384,7 @@ def test_span_budget_counts_the_last_days(dsn: str, schema: str, open_storage) -
     assert refused is not None and refused.status is ActionStatus.PENDING
 
 
-def test_wait_for_work_wakes_on_commit(open_storage) -> None:
+def test_wait_for_work_wakes_on_commit(open_storage: Opener) -> None:
     idle, busy = open_storage(), open_storage("other")
     assert idle.wait_for_work(0) is False  # starts listening
     assert idle.wait_for_work(0.05) is False
@@ -454,7 +469,7 @@ def test_a_connection_killed_mid_start_leaves_nothing_half_written(dsn: str, sch
             worker.join(30)
             blocker.execute("ROLLBACK")
         assert len(outcome) == 1 and type(outcome[0]) is StorageError, outcome
-        assert "safe to retry" in str(outcome[0])
+        assert "retrying it is safe" in str(outcome[0])
         # Nothing of the start survived: the action, counter a and counter b are as before.
         assert storage.get_action("a-1") == claim.action
         assert storage.count("a", DAY) == 0 and storage.count("b", DAY) == 0
@@ -465,7 +480,7 @@ def test_a_connection_killed_mid_start_leaves_nothing_half_written(dsn: str, sch
         storage.close()
 
 
-def _wait_until_blocked(conn: psycopg.Connection, app: str) -> None:
+def _wait_until_blocked(conn: Any, app: str) -> None:
     """Return once a backend of ``app`` waits for a lock (polls the server; no sleeping)."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -543,7 +558,7 @@ def _worker_main(argv: list[str]) -> int:
 
 
 def test_many_processes_never_start_twice_nor_overspend(
-    dsn: str, schema: str, open_storage
+    dsn: str, schema: str, open_storage: Opener
 ) -> None:
     storage = open_storage()
     for n in range(ACTIONS):

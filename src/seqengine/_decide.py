@@ -337,8 +337,40 @@ def _advance(
     )
 
 
+_HALTED = frozenset({EnrollmentStatus.REMOVED, EnrollmentStatus.STOPPED, EnrollmentStatus.PAUSED})
+
+
 def resolve(s: Situation, outcome: Outcome) -> Decision:
     """Finish a started action with the executor's ``outcome`` and queue what follows."""
+    decision = _resolve(s, outcome)
+    held = s.enrollment
+    if held.status not in _HALTED:
+        return decision
+    # The lead was removed or stopped, or its sequence paused, while the action ran: record the
+    # outcome but run nothing more now (not even this action again); a paused lead continues
+    # from here when its sequence resumes.
+    action = decision.action
+    later = list(decision.new_actions)
+    if action.status is ActionStatus.PENDING:
+        later.append(action)
+        why = {
+            EnrollmentStatus.REMOVED: f"lead_removed: {held.reason}",
+            EnrollmentStatus.STOPPED: f"enrollment_stopped: {held.reason}",
+            EnrollmentStatus.PAUSED: "sequence_paused",
+        }[held.status]
+        action = _move(s.action, ActionStatus.CANCELLED, reason=why, finished_at=s.now)
+    resume = held.resume
+    if held.status is EnrollmentStatus.PAUSED:
+        resume += tuple(
+            (a.step_id, a.attempt)
+            for a in later
+            if a.kind is not ActionKind.WITHDRAW_CONNECTION and not a.manual
+        )
+    enrollment = attrs.evolve(held, pending=_without(held.pending, action.id), resume=resume)
+    return Decision(action, enrollment=enrollment, effects=decision.effects)
+
+
+def _resolve(s: Situation, outcome: Outcome) -> Decision:
     action, now = s.action, s.now
     if isinstance(outcome, Completed):
         return _completed(s, outcome)

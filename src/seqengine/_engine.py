@@ -23,6 +23,7 @@ from seqengine._lifecycle import RUNNABLE, check_transition
 from seqengine._model import (
     Account,
     Action,
+    ActionKind,
     ActionStatus,
     Enrollment,
     EnrollmentStatus,
@@ -293,13 +294,16 @@ def remove_lead(world: World, sequence_id: str, lead_id: str, reason: str, now: 
 
 def pause_sequence(world: World, sequence_id: str, now: datetime) -> World:
     """Pause a sequence: waiting actions are cancelled, remembered for :func:`resume_sequence`."""
-    for key, e in list(world.enrollments.items()):
+    # Sorted: PMap iteration follows str hashes, which differ between processes.
+    for key, e in sorted(world.enrollments.items()):
         if key[0] != sequence_id or e.status is not EnrollmentStatus.ACTIVE:
             continue
         resume = tuple(
-            (world.actions[p].step_id, world.actions[p].attempt)
-            for p in e.pending
-            if world.actions[p].status in RUNNABLE and not p.endswith(":withdraw")
+            (a.step_id, a.attempt)
+            for a in (world.actions[p] for p in e.pending)
+            if a.status in RUNNABLE
+            and a.kind is not ActionKind.WITHDRAW_CONNECTION
+            and not a.manual
         )
         world = _cancel(world, e.pending, "sequence_paused", now)
         e = attrs.evolve(e, status=EnrollmentStatus.PAUSED, pending=(), resume=resume)
@@ -310,7 +314,7 @@ def pause_sequence(world: World, sequence_id: str, now: datetime) -> World:
 def resume_sequence(world: World, sequence_id: str, now: datetime) -> World:
     """Resume a paused sequence: each lead continues at the step it was waiting for."""
     seq = world.sequences[sequence_id]
-    for key, e in list(world.enrollments.items()):
+    for key, e in sorted(world.enrollments.items()):
         if key[0] != sequence_id or e.status is not EnrollmentStatus.PAUSED:
             continue
         e = attrs.evolve(e, status=EnrollmentStatus.ACTIVE, generation=e.generation + 1, resume=())

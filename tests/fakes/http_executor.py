@@ -15,6 +15,7 @@ It behaves as a careful real channel executor should around the never-send-twice
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import Any
 
@@ -43,10 +44,26 @@ class HttpExecutor:
         self.timeout = timeout
         self.sent = 0
         self.reconciled: list[tuple[str, str]] = []  # (key, what reconcile concluded)
+        self._clients: dict[asyncio.AbstractEventLoop, httpx.AsyncClient] = {}
 
     def _client(self) -> httpx.AsyncClient:
-        # trust_env=False: a proxy from the environment must not stand between us and 127.0.0.1.
-        return httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout, trust_env=False)
+        """One client per event loop (a client's connections belong to the loop that made them)."""
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            # trust_env=False: no proxy from the environment may stand before 127.0.0.1.
+            client = httpx.AsyncClient(
+                base_url=self.base_url, timeout=self.timeout, trust_env=False
+            )
+            self._clients = {lp: c for lp, c in self._clients.items() if not lp.is_closed()}
+            self._clients[loop] = client
+        return client
+
+    async def aclose(self) -> None:
+        """Close the running loop's client."""
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
 
     def _body(self, request: ExecuteAction) -> dict[str, Any]:
         a = request.action
@@ -66,10 +83,9 @@ class HttpExecutor:
     async def _received(self, key: str) -> bool | None:
         """Whether the platform has the send with ``key``; None when it cannot be asked."""
         try:
-            async with self._client() as client:
-                response = await client.get("/sent", params={"key": key})
-                response.raise_for_status()
-                return bool(response.json()["received"])
+            response = await self._client().get("/sent", params={"key": key})
+            response.raise_for_status()
+            return bool(response.json()["received"])
         except (httpx.HTTPError, ValueError, KeyError):
             return None
 
@@ -81,8 +97,7 @@ class HttpExecutor:
         if a.kind is ActionKind.CONDITION:
             return Completed(result=condition_result(a.lead_id, a.step_id, a.attempt))
         try:
-            async with self._client() as client:
-                response = await client.post("/send", json=self._body(request))
+            response = await self._client().post("/send", json=self._body(request))
         except httpx.ConnectError as exc:
             # The connection was refused: the request never left, so trying again is safe.
             return RetryLater(f"platform_unreachable: {exc}")

@@ -171,10 +171,12 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     """Apply database migrations."""
     url: str = args.url
     if url.startswith(("postgresql://", "postgres://")):
-        from seqengine.storage.postgres import upgrade
+        from seqengine.storage.postgres import parse_url, upgrade
 
-        version = upgrade(url, args.schema)
-        print(f"schema {args.schema!r} is at version {version}")
+        dsn, url_schema = parse_url(url)
+        schema = args.schema or url_schema or "seqengine"
+        version = upgrade(dsn, schema)
+        print(f"schema {schema!r} is at version {version}")
         return 0
     from seqengine.storage import open_storage
 
@@ -229,5 +231,5 @@ def add_runtime_commands(sub: Any) -> None:
     dbsub = p.add_subparsers(dest="db_command", required=True, metavar="SUBCOMMAND")
     u = dbsub.add_parser("upgrade", help="apply schema migrations")
     u.add_argument("--url", required=True)
-    u.add_argument("--schema", default="seqengine")
+    u.add_argument("--schema", default=None, help="PostgreSQL schema (default: seqengine)")
     u.set_defaults(func=cmd_db_upgrade)

@@ -17,8 +17,9 @@ otherwise), created and migrated by :func:`upgrade` (``seqengine db upgrade``); 
 - Two clocks. Leases use the *database* clock (``now()``), so workers whose clocks drift still
   agree on when a lease expires. ``scheduled_at`` comparisons and the times written into
   actions use the ``now`` argument: the engine's clock, which is virtual in rehearsals.
-- ``commit`` (and ``enroll``, ``release``) ``NOTIFY seqengine_<schema>`` when new work may be
-  due; :meth:`PostgresStorage.wait_for_work` ``LISTEN``\\ s on it so idle workers wake at once,
+- ``commit`` (and ``enroll``, ``release``, ``rescue``, ``resume_account``) sends ``NOTIFY
+  seqengine_<schema>`` when it creates or frees work that may be due;
+  :meth:`PostgresStorage.wait_for_work` listens on that channel so idle workers wake at once,
   with polling as the fallback.
 - Connections come from a ``psycopg_pool.ConnectionPool`` that checks each connection before
   lending it and reconnects in the background. A database or network failure during a call
@@ -50,6 +51,7 @@ from seqengine._decide import Budget, Decision
 from seqengine._exceptions import ConfigError, LeaseLost, SchemaOutdated, StorageError
 from seqengine._files import sequence_from_dict, sequence_to_dict
 from seqengine._flow import Sequence
+from seqengine._lifecycle import RUNNABLE
 from seqengine._model import (
     Account,
     Action,
@@ -75,8 +77,10 @@ __all__ = [
 DEFAULT_SCHEMA = "seqengine"
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,47}$")
-_RUNNABLE_SQL = "('pending', 'queued', 'deferred')"
 _PAGE = 500
+
+# Runnable statuses (``_lifecycle.RUNNABLE``) are spelled out in the SQL below, identically to
+# the partial index ``actions_due``, so the planner can use that index.
 
 # Each migration is one step of SQL run in the target schema ({s} is the quoted schema name).
 # Append new steps; never edit a released one. The list index + 1 is the version number.
@@ -260,8 +264,8 @@ def _lock_key(text: str) -> sql.Composed:
 def _storage_error(exc: psycopg.Error, what: str) -> StorageError:
     if isinstance(exc, psycopg.OperationalError):
         msg = (
-            f"PostgreSQL {what} failed: {exc}; nothing was written by this call, "
-            "so it is safe to retry"
+            f"PostgreSQL {what} failed: {exc}; the call's transaction did not complete "
+            "(or completed unseen), and retrying it is safe"
         )
     else:
         msg = f"PostgreSQL {what} failed: {exc}"
@@ -610,7 +614,7 @@ class PostgresStorage:
             "  ORDER BY scheduled_at, seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED"
             "), due AS ("
             "  SELECT 1 AS kind, id, scheduled_at, seq FROM {s}.actions"
-            "  WHERE ws = %(ws)s AND status IN " + _RUNNABLE_SQL + ""
+            "  WHERE ws = %(ws)s AND status IN ('pending', 'queued', 'deferred')"
             "    AND scheduled_at <= %(now)s"
             "    AND (lease_until IS NULL OR lease_until <= now())"
             "  ORDER BY scheduled_at, seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED"
@@ -758,20 +762,25 @@ class PostgresStorage:
         *,
         keep_lease: bool,
         live: bool,
-    ) -> None:
+    ) -> ActionStatus:
         """Write the claimed action, only while the claim's token is current (else LeaseLost).
 
         With ``live``, the lease must also not have expired on the database clock: an action
         is never started on a lease another worker may be claiming right now.
+
+        Returns:
+            The action's status before this write.
         """
         lease = "" if keep_lease else ", lease_token = NULL, lease_owner = NULL, lease_until = NULL"
         row = conn.execute(
             self._sql(
-                "UPDATE {s}.actions SET status = %s, scheduled_at = %s, body = %s"
+                "UPDATE {s}.actions AS a SET status = %s, scheduled_at = %s, body = %s"
                 + lease
-                + " WHERE ws = %s AND id = %s AND lease_token = %s"
+                + " FROM (SELECT id, status FROM {s}.actions"
+                "   WHERE ws = %s AND id = %s AND lease_token = %s FOR UPDATE) AS prev"
+                " WHERE a.ws = %s AND a.id = prev.id"
                 # Only read with keep_lease, where lease_until is the unchanged lease.
-                " RETURNING coalesce(lease_until > now(), false)"
+                " RETURNING prev.status, coalesce(a.lease_until > now(), false)"
             ),
             (
                 action.status.value,
@@ -780,6 +789,7 @@ class PostgresStorage:
                 self.workspace,
                 action.id,
                 claim.token,
+                self.workspace,
             ),
         ).fetchone()
         if row is None:
@@ -788,12 +798,13 @@ class PostgresStorage:
                 "is no longer current (taken over, released or ended); nothing was written"
             )
             raise LeaseLost(msg)
-        if live and not row[0]:
+        if live and not row[1]:
             msg = (
                 f"action {action.id!r}: the lease of worker {claim.worker_id!r} expired "
                 "(database clock); claim it again before starting it"
             )
             raise LeaseLost(msg)
+        return ActionStatus(row[0])
 
     def _write(
         self,
@@ -803,10 +814,10 @@ class PostgresStorage:
         now: datetime,
         *,
         live: bool,
-    ) -> None:
+    ) -> ActionStatus:
         action = decision.action
         keep = action.status is ActionStatus.IN_PROGRESS
-        self._fence(conn, claim, action, keep_lease=keep, live=live)
+        before = self._fence(conn, claim, action, keep_lease=keep, live=live)
         inserted = self._insert_actions(conn, decision.new_actions)
         cancel = list(dict.fromkeys(decision.cancel))
         if cancel:
@@ -824,14 +835,17 @@ class PostgresStorage:
         for effect in decision.effects:
             if isinstance(effect, PauseAccount):
                 self._put_pause(conn, effect)
-        if inserted or not keep:
+        if inserted or action.status in RUNNABLE:
             self._notify(conn)
+        return before
 
     def start(self, claim: Claim, decision: Decision, now: datetime) -> bool:
         """Persist a starting action and consume its budgets, atomically.
 
         Returns False, changing nothing, when a budget is used up (another worker got there
         first); raises LeaseLost when the lease is no longer this claim's or has expired.
+        Retrying a start that went through unseen (the connection broke while committing)
+        returns True without consuming the budgets again: the lease already shows it started.
         """
         _check_decision(claim, decision, starting=True)
         _aware(now, "now")
@@ -840,8 +854,10 @@ class PostgresStorage:
         with self._conn("start") as conn:
             try:
                 with conn.transaction():
-                    self._write(conn, claim, decision, now, live=True)
-                    if not self._consume(conn, decision.budgets):
+                    before = self._write(conn, claim, decision, now, live=True)
+                    if before is not ActionStatus.IN_PROGRESS and not self._consume(
+                        conn, decision.budgets
+                    ):
                         raise _NoRoom
             except _NoRoom:
                 return False
@@ -941,7 +957,7 @@ class PostgresStorage:
                 " lease_token = NULL, lease_owner = NULL, lease_until = NULL,"
                 " body = body || jsonb_build_object("
                 "   'status', 'cancelled', 'reason', %s::text, 'finished_at', %s::text)"
-                " WHERE ws = %s AND id = ANY(%s) AND status IN " + _RUNNABLE_SQL
+                " WHERE ws = %s AND id = ANY(%s) AND status IN ('pending', 'queued', 'deferred')"
             ),
             (reason, now.isoformat(), self.workspace, ids),
         )
@@ -957,7 +973,7 @@ class PostgresStorage:
                 self._sql(
                     "UPDATE {s}.actions"
                     " SET lease_token = NULL, lease_owner = NULL, lease_until = NULL"
-                    " WHERE ws = %s AND status IN " + _RUNNABLE_SQL + ""
+                    " WHERE ws = %s AND status IN ('pending', 'queued', 'deferred')"
                     " AND lease_until <= now()"
                 ),
                 (self.workspace,),
@@ -1030,7 +1046,7 @@ class PostgresStorage:
             row = conn.execute(
                 self._sql(
                     "SELECT scheduled_at FROM {s}.actions"
-                    " WHERE ws = %s AND status IN " + _RUNNABLE_SQL + ""
+                    " WHERE ws = %s AND status IN ('pending', 'queued', 'deferred')"
                     " ORDER BY scheduled_at LIMIT 1"
                 ),
                 (self.workspace,),

@@ -620,7 +620,8 @@ class SQLiteStorage:
         aid = claim.action.id
         row = self._run(
             cur,
-            "SELECT lease_token, lease_until, worker_id FROM actions WHERE workspace = ? AND id = ?",
+            "SELECT lease_token, lease_until, worker_id FROM actions "
+            "WHERE workspace = ? AND id = ?",
             (self.workspace, aid),
         ).fetchone()
         if row is None or row[0] != claim.token:

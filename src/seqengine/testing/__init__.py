@@ -11,9 +11,16 @@ The submodules are imported on first use, so importing ``seqengine.testing`` sta
 from __future__ import annotations
 
 import importlib
+import sys
 from typing import Any
 
 __all__ = ["StorageConformance", "agreement_machine"]
+
+if "pytest" in sys.modules:
+    # Under pytest, show the suite's failed asserts with their values, as in the user's tests.
+    sys.modules["pytest"].register_assert_rewrite(
+        "seqengine.testing.conformance", "seqengine.testing.stateful"
+    )
 
 _LAZY = {
     "StorageConformance": "seqengine.testing.conformance",

@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         clock = VirtualClock(start)
     executor = HttpExecutor(args.fake)
     worker = Worker(
-        storage,  # type: ignore[arg-type]
+        storage,
         route([executor]),
         clock=clock,
         worker_id=args.worker_id,

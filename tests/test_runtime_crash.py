@@ -31,8 +31,8 @@ from typing import Any
 
 import attrs
 import pytest
-from fakes.counting_platform import FakePlatform, read_log
 
+from fakes.counting_platform import FakePlatform, read_log
 from seqengine import load_sequence
 from seqengine._lifecycle import RUNNABLE
 from seqengine._model import Action, ActionKind, ActionStatus, Enrollment, EnrollmentStatus
@@ -126,10 +126,26 @@ def worker_cmd(run: Run, url: str, *extra: str, start: str | None = None) -> lis
     ]
 
 
+_SPAWNED: list[subprocess.Popen[str]] = []
+
+
 def spawn(cmd: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(ROOT)
     )
+    _SPAWNED.append(proc)
+    return proc
+
+
+@pytest.fixture(autouse=True)
+def _reap_workers() -> Iterator[None]:
+    """A failing test must not leave a worker process behind."""
+    yield
+    while _SPAWNED:
+        proc = _SPAWNED.pop()
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
 
 
 def finish(proc: subprocess.Popen[str]) -> dict[str, Any]:
@@ -309,7 +325,7 @@ def test_kill_during_the_platform_call(
     tmp_path: Path, baseline: set[str], fake_factory: Callable[..., FakePlatform]
 ) -> None:
     run = setup_run(tmp_path)
-    slow = fake_factory(run.log, delay_ms=600)  # logs the send, then takes 0.6 s to answer
+    slow = fake_factory(run.log, delay_ms=1000)  # logs the send, then takes 1 s to answer
     proc = spawn(worker_cmd(run, slow.url))
     try:
         wait_for(lambda: len(slow.sends()) >= 2, "the second send to reach the fake")
@@ -365,6 +381,12 @@ def test_unknown_outcome_when_the_platform_cannot_answer(
     assert all(k.startswith(f"{victim.sequence_id}:{victim.lead_id}:") for k in lost), lost
 
 
+def sends_or_exits(
+    fake: FakePlatform, proc: subprocess.Popen[str], sent: int
+) -> Callable[[], bool]:
+    return lambda: len(fake.sends()) > sent or proc.poll() is not None
+
+
 # -- kills at random moments, several in a row ----------------------------------------------
 @pytest.mark.parametrize("seed", [11, 12])
 def test_random_kills_then_recovery(
@@ -375,13 +397,11 @@ def test_random_kills_then_recovery(
     fake = fake_factory(run.log, delay_ms=10)
     kills = 0
     for _ in range(3):
+        sent = len(fake.sends())
         proc = spawn(worker_cmd(run, fake.url, start=resume_at(run)))
         try:
             # Wait until it sends something, then let it run a random while before the kill.
-            wait_for(
-                lambda n=len(fake.sends()): len(fake.sends()) > n or proc.poll() is not None,
-                "the worker to send",
-            )
+            wait_for(sends_or_exits(fake, proc, sent), "the worker to send")
             proc.wait(timeout=rng.uniform(0.0, 0.4))
         except subprocess.TimeoutExpired:
             proc.kill()
@@ -425,7 +445,7 @@ def test_two_workers_at_once_share_budgets_and_never_double_send(
         "--speed",
         repr(speed),
         "--lease",
-        repr(5.0 * speed),  # five wall seconds; no action takes near that long
+        repr(20.0 * speed),  # twenty wall seconds; no action takes near that long
         "--batch",
         "2",
     ]

@@ -216,8 +216,8 @@ def test_daily_action_limit_per_sequence_and_local_day(audited: Audited) -> None
             day = local_date(datetime.fromisoformat(r["started_at"]), load_zone(seq.timezone))
             per_day[(seq.id, day.isoformat())] += 1
     assert per_day
-    for (sid, day), n in per_day.items():
-        assert n <= audited.sequences[sid].daily_action_limit, (sid, day, n)
+    for (sid, local_day), n in per_day.items():
+        assert n <= audited.sequences[sid].daily_action_limit, (sid, local_day, n)
     # The limit was reached, so the check above was not vacuous.
     assert max(n for (sid, _), n in per_day.items() if sid == "x-default") == 20
     # And the report's own per-day counts agree.

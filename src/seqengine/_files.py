@@ -6,6 +6,7 @@ file, the step and the field, and say what to change.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import tomllib
@@ -27,6 +28,7 @@ __all__ = [
     "load_sequence",
     "parse_sequence",
     "sequence_from_dict",
+    "sequence_from_json",
     "sequence_to_dict",
 ]
 
@@ -281,6 +283,13 @@ def sequence_to_dict(seq: Sequence) -> dict[str, Any]:
                 out[f.name] = value.value if hasattr(value, "value") else value
         steps.append(out)
     return {"sequence": head, "steps": steps}
+
+
+@functools.lru_cache(maxsize=256)
+def sequence_from_json(text: str) -> Sequence:
+    """A sequence from its stored JSON text, cached: a stored flow is parsed once per process
+    (sequences are immutable, so sharing one object is safe)."""
+    return sequence_from_dict(json.loads(text))
 
 
 def parse_sequence(text: str, *, fmt: str = "toml", source: str | None = None) -> Sequence:

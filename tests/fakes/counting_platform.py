@@ -72,7 +72,7 @@ def make_handler(log: SendLog, delay: float) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms stalls
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
+        def log_message(self, format: str, *args: Any) -> None:
             pass  # keep the test output clean
 
         def _reply(self, status: int, payload: dict[str, Any]) -> None:
@@ -156,8 +156,14 @@ class FakePlatform:
     def __init__(self, log: str, *, delay_ms: float = 0.0) -> None:
         self.log = str(log)
         self.proc = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--log", self.log, "--delay-ms",
-             str(delay_ms)],
+            [
+                sys.executable,
+                os.path.abspath(__file__),
+                "--log",
+                self.log,
+                "--delay-ms",
+                str(delay_ms),
+            ],
             stdout=subprocess.PIPE,
             text=True,
         )

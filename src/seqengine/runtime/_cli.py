@@ -101,7 +101,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.db:
         if os.path.exists(args.db):
             os.remove(args.db)
-        storage = f"sqlite:///{os.path.abspath(args.db)}"
+        storage = f"sqlite:///{os.path.abspath(args.db)}?synchronous=OFF"
     report = simulate(
         seqs,
         leads=leads,
@@ -143,7 +143,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         days=args.days,
         seed=args.seed,
         accounts=args.accounts,
-        storage=f"sqlite:///{db}",
+        storage=f"sqlite:///{db}?synchronous=OFF",
         progress=ProgressBar("running"),
     )
     print(report.text())

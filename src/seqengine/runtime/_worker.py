@@ -117,15 +117,19 @@ class Worker:
             return 0
         for claim in claims:
             self._held[claim.action.id] = claim
+        # Once stopping, claims not yet begun stay held and are released, never started.
         if self.concurrency == 1 or len(claims) == 1:
             for claim in claims:
+                if self._stopping.is_set():
+                    break
                 await self._guarded(claim)
         else:
             sem = asyncio.Semaphore(self.concurrency)
 
             async def one(c: Claim) -> None:
                 async with sem:
-                    await self._guarded(c)
+                    if not self._stopping.is_set():
+                        await self._guarded(c)
 
             await asyncio.gather(*(one(c) for c in claims))
         return len(claims)

@@ -34,7 +34,7 @@ import cattrs
 
 from seqengine._decide import Budget, Decision
 from seqengine._exceptions import ConfigError, LeaseLost, SchemaOutdated, StorageError
-from seqengine._files import sequence_from_dict, sequence_to_dict
+from seqengine._files import sequence_from_json, sequence_to_dict
 from seqengine._flow import Sequence
 from seqengine._lifecycle import RUNNABLE
 from seqengine._model import Account, Action, ActionStatus, Enrollment, Lead, Platform
@@ -393,7 +393,7 @@ class SQLiteStorage:
     def get_sequence(self, sequence_id: str) -> Sequence | None:
         """The sequence with this id, or None."""
         data = self._get("sequences", sequence_id)
-        return None if data is None else sequence_from_dict(json.loads(data))
+        return None if data is None else sequence_from_json(data)
 
     def put_account(self, account: Account) -> None:
         """Store (or replace) an account."""
@@ -589,13 +589,13 @@ class SQLiteStorage:
                 action,
                 None if lead is None else _load(lead[0], Lead),
                 None if enrollment is None else _load(enrollment[0], Enrollment),
-                None if sequence is None else sequence_from_dict(json.loads(sequence[0])),
+                None if sequence is None else sequence_from_json(sequence[0]),
                 None if account is None else _load(account[0], Account),
             )
         return Context(
             lead=_load(lead[0], Lead),
             enrollment=_load(enrollment[0], Enrollment),
-            sequence=sequence_from_dict(json.loads(sequence[0])),
+            sequence=sequence_from_json(sequence[0]),
             account=_load(account[0], Account),
             pause=None if pause is None else _pause(pause),
         )

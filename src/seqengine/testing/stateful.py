@@ -71,21 +71,22 @@ _DAILY = 2
 _POSTS = ("p1", "p2", "p3")
 _HELD = 12  # claims kept around, stale ones included, to try fenced writes with
 
-#: Every kind of executor outcome, for feeding started actions back.
+#: Every kind of executor outcome, for feeding started actions back; about half succeed, so
+#: flows get far enough to branch, withdraw and cancel.
 outcomes: st.SearchStrategy[Outcome] = st.one_of(
     st.builds(Completed, st.sampled_from([None, "prov-1"]), result=st.booleans()),
-    st.just(Skipped("no qualifying post")),
-    st.just(MinorError("duplicate")),
-    st.just(LeadRemoved("cannot receive DMs")),
-    st.builds(
-        CriticalError,
-        st.sampled_from(list(CriticalKind)),
-        st.just("platform said no"),
-        st.sampled_from([None, T0 + timedelta(hours=2)]),
+    st.sampled_from(
+        [
+            Skipped("no qualifying post"),
+            MinorError("duplicate"),
+            LeadRemoved("cannot receive DMs"),
+            CriticalError(CriticalKind.RATE_LIMIT, "429", T0 + timedelta(hours=2)),
+            CriticalError(CriticalKind.BOT_DETECTION, "captcha"),
+            BudgetExhausted("monthly cap"),
+            RetryLater("502"),
+            Unknown("crashed mid-send"),
+        ]
     ),
-    st.just(BudgetExhausted("monthly cap")),
-    st.just(RetryLater("502")),
-    st.just(Unknown("crashed mid-send")),
 )
 
 

@@ -25,8 +25,10 @@ def main(sizes: list[int]) -> None:
         elapsed = time.perf_counter() - t0
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         results.append((n, elapsed))
-        print(f"{n:>7} leads: {elapsed:7.2f} s, {len(report.records):>8} actions, "
-              f"{len(report.records) / elapsed:7.0f} actions/s, peak RSS {peak_mb:6.0f} MB")
+        print(
+            f"{n:>7} leads: {elapsed:7.2f} s, {len(report.records):>8} actions, "
+            f"{len(report.records) / elapsed:7.0f} actions/s, peak RSS {peak_mb:6.0f} MB"
+        )
     for (n1, t1), (n2, t2) in zip(results, results[1:], strict=False):
         print(f"time ratio {n2}/{n1} leads: {t2 / t1:.2f} (leads ratio {n2 / n1:.0f})")
 

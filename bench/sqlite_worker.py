@@ -34,12 +34,18 @@ class NoOp:
 
 def run(n: int, synchronous: str) -> float:
     seq = Sequence(
-        id="bench", daily_action_limit=10_000,
+        id="bench",
+        daily_action_limit=10_000,
         steps=[Step(id="like", action="like", platform="x")],
     )
-    seq = Sequence(id="bench", daily_action_limit=10_000, steps=seq.steps,
-                   activity_window=seq.activity_window.parse(
-                       ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "00:00", "23:59"))
+    seq = Sequence(
+        id="bench",
+        daily_action_limit=10_000,
+        steps=seq.steps,
+        activity_window=seq.activity_window.parse(
+            ["mon", "tue", "wed", "thu", "fri", "sat", "sun"], "00:00", "23:59"
+        ),
+    )
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "bench.db")
         store = SQLiteStorage(path, synchronous=synchronous)
@@ -49,15 +55,27 @@ def run(n: int, synchronous: str) -> float:
             store.put_account(acc)
         start = datetime(2026, 1, 5, 10, tzinfo=UTC)
         leads = synthetic_leads(n)
-        enroll_all(store, [seq], [(lead, "bench", accounts[i % 10].id)
-                                  for i, lead in enumerate(leads)], start, 0)
+        enroll_all(
+            store,
+            [seq],
+            [(lead, "bench", accounts[i % 10].id) for i, lead in enumerate(leads)],
+            start,
+            0,
+        )
         clock = VirtualClock(start + timedelta(minutes=1))
-        worker = Worker(store, route([NoOp()]), clock=clock, batch=200, concurrency=1,
-                        wait_human_delays=False, lease_seconds=600)
+        worker = Worker(
+            store,
+            route([NoOp()]),
+            clock=clock,
+            batch=200,
+            concurrency=1,
+            wait_human_delays=False,
+            lease_seconds=600,
+        )
 
         async def drain() -> int:
             done = 0
-            while (got := await worker.run_once()):
+            while got := await worker.run_once():
                 done += got
             return done
 
@@ -76,5 +94,7 @@ if __name__ == "__main__":
     print(f"sqlite worker, {n} actions, no-op executor:")
     print(f"  synchronous=FULL   (durable): {full:8.0f} actions/s")
     print(f"  synchronous=NORMAL (WAL)    : {normal:8.0f} actions/s")
-    print(f"  target >= 1500 actions/s durable: {'met' if full >= 1500 else 'NOT met'}"
-          f" (ratio {full / 1500:.2f})")
+    print(
+        f"  target >= 1500 actions/s durable: {'met' if full >= 1500 else 'NOT met'}"
+        f" (ratio {full / 1500:.2f})"
+    )

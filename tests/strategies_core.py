@@ -68,7 +68,10 @@ VALID_PAIRS = tuple(
 
 step_ids = st.from_regex(r"[A-Za-z0-9_-]{1,10}", fullmatch=True).filter(lambda s: s != END)
 sequence_ids = st.from_regex(r"[a-z0-9_-]{1,16}", fullmatch=True)
-texts = st.text(min_size=1, max_size=40).filter(lambda t: t.strip() != "")
+# Template text without braces: brace syntax is validated (and fuzzed) separately.
+texts = st.text(alphabet=st.characters(blacklist_characters="{}"), min_size=1, max_size=40).filter(
+    lambda t: t.strip() != ""
+)
 
 
 @st.composite
@@ -118,7 +121,9 @@ def _step_fields(
     elif kind is ActionKind.COMMENT:
         fields["prompt"] = draw(st.none() | texts)
     elif kind is ActionKind.CONNECTION_REQUEST:
-        fields["note"] = draw(st.none() | st.text(max_size=300))
+        fields["note"] = draw(
+            st.none() | st.text(alphabet=st.characters(blacklist_characters="{}"), max_size=300)
+        )
         fields["auto_withdraw_after_days"] = draw(st.none() | st.integers(1, max_withdraw_days))
     elif kind is ActionKind.CONDITION:
         allowed = sorted(c for c, ps in CONDITIONS.items() if platform in ps)

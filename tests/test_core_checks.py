@@ -9,7 +9,6 @@ import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies_core import ZONES, windows
 
 from seqengine import (
     DEFAULT_CHECKS,
@@ -38,6 +37,7 @@ from seqengine import (
     step,
 )
 from seqengine._timing import _openings, in_window, load_zone, local_date
+from strategies_core import ZONES, windows
 
 UTC = dt.UTC
 NOW = dt.datetime(2026, 3, 4, 12, 0, tzinfo=UTC)  # a Wednesday, 13:00 in Berlin
@@ -202,9 +202,12 @@ def test_r_check_7_conditions_and_withdrawals_do_not_count(kind: str) -> None:
     seq = _seq(daily_action_limit=1)
     action = _action(kind=kind, platform="linkedin")
     lead = _lead(linkedin=LinkedInProfile(public_id="j"))
-    assert DEFAULT_CHECKS.run(
-        _situation(sequence=seq, action=action, lead=lead, sequence_count_today=99)
-    ) is None
+    assert (
+        DEFAULT_CHECKS.run(
+            _situation(sequence=seq, action=action, lead=lead, sequence_count_today=99)
+        )
+        is None
+    )
 
 
 @pytest.mark.parametrize(
@@ -369,7 +372,9 @@ def test_r_check_9_reschedule_times_are_spread_over_the_window() -> None:
     window=windows(),
     zone=st.sampled_from(ZONES),
     now=st.datetimes(
-        min_value=dt.datetime(2026, 1, 1), max_value=dt.datetime(2027, 12, 31), timezones=st.just(UTC)
+        min_value=dt.datetime(2026, 1, 1),
+        max_value=dt.datetime(2027, 12, 31),
+        timezones=st.just(UTC),
     ),
     key=st.text(min_size=1, max_size=8),
 )

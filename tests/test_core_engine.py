@@ -17,7 +17,6 @@ from typing import Any
 
 import attrs
 import pytest
-from strategies_core import Run, always_completed, local, run
 
 from seqengine import (
     END,
@@ -61,6 +60,7 @@ from seqengine import (
 )
 from seqengine._decide import MAX_TRIES
 from seqengine._timing import in_window, load_zone
+from strategies_core import Run, always_completed, local, run
 
 UTC = dt.UTC
 MONDAY = dt.datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -500,7 +500,7 @@ def test_r_err_2_pause_without_end_waits_for_resume_account() -> None:
     assert r.started == []  # nothing of the paused account runs, for days
     waiting = [a for a in r.world.actions.values() if a.status is ActionStatus.PENDING]
     assert len(waiting) == 2
-    assert all(a.reason and "paused" in a.reason or "auth" in (a.reason or "") for a in waiting)
+    assert all((a.reason and "paused" in a.reason) or "auth" in (a.reason or "") for a in waiting)
     resumed = resume_account(r.world, "acc")
     r2 = run(resumed, critical, MONDAY + dt.timedelta(days=9), start=MONDAY + dt.timedelta(5))
     assert {a.lead_id for a in r2.started} == {"lead0", "lead1"}
@@ -577,6 +577,20 @@ def test_unknown_outcome_fails_with_the_reason_and_never_resends() -> None:
     assert follow.reason == "unknown_outcome: worker crashed after sending"
     assert len([a for a in r.started if a.id == follow.id]) == 1
     assert r.world.enrollments[("xseq", "lead0")].status is EnrollmentStatus.STOPPED
+
+
+def test_failed_flow_action_stops_the_lead_but_the_withdrawal_still_runs() -> None:
+    r = run(
+        world_with(li_seq(withdraw_days=3)),
+        by_step({"accepted": Unknown("crash")}),
+        MONDAY + dt.timedelta(days=10),
+    )
+    got = {a.kind: a for a in actions(r)}
+    assert got[ActionKind.CONDITION].status is ActionStatus.FAILED
+    assert got[ActionKind.WITHDRAW_CONNECTION].status is ActionStatus.COMPLETED
+    e = r.world.enrollments[("liseq", "lead0")]
+    assert (e.status, e.pending) == (EnrollmentStatus.STOPPED, ())
+    assert e.reason == "unknown_outcome: crash"
 
 
 def test_r_dm_5_lead_removed_outcome() -> None:
@@ -659,9 +673,7 @@ def test_pause_and_resume_sequence() -> None:
     world = pause_sequence(world, "xseq", MONDAY + dt.timedelta(hours=1))
     paused = [a for a in world.actions.values() if a.step_id == "follow"]
     assert len(paused) == 2
-    assert all(
-        (a.status, a.reason) == (ActionStatus.CANCELLED, "sequence_paused") for a in paused
-    )
+    assert all((a.status, a.reason) == (ActionStatus.CANCELLED, "sequence_paused") for a in paused)
     assert all(e.status is EnrollmentStatus.PAUSED for e in world.enrollments.values())
     assert run(world, always_completed, MONDAY + dt.timedelta(days=5)).started == []
     later = MONDAY + dt.timedelta(days=5)
@@ -773,9 +785,7 @@ def _dst_run(zone: str, window: ActivityWindow, first: dt.datetime, limit: int) 
     seq = Sequence(
         id="dst", steps=steps, timezone=zone, activity_window=window, daily_action_limit=limit
     )
-    return run(
-        world_with(seq, leads=12, at=first), always_completed, first + dt.timedelta(days=20)
-    )
+    return run(world_with(seq, leads=12, at=first), always_completed, first + dt.timedelta(days=20))
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from strategies_core import VALID_PAIRS, sequences
 
 from seqengine import (
     END,
@@ -35,6 +34,7 @@ from seqengine import (
     to_mermaid,
 )
 from seqengine._flow import CONDITIONS, SUPPORTED
+from strategies_core import VALID_PAIRS, sequences
 
 EXAMPLES = sorted((pathlib.Path(__file__).parent.parent / "examples").glob("*.toml"))
 
@@ -352,9 +352,9 @@ def test_r_dm_and_email_steps_need_their_text() -> None:
 
 @pytest.mark.parametrize("limit", [1, 2, 15, 50, 99, 100])
 def test_r_connect_1_limits_1_to_100_accepted(limit: int) -> None:
-    assert Account(id="acc", connection_request_daily_limit=limit).connection_request_daily_limit == (
-        limit
-    )
+    assert Account(
+        id="acc", connection_request_daily_limit=limit
+    ).connection_request_daily_limit == (limit)
 
 
 def test_r_connect_1_default_is_15() -> None:
@@ -463,7 +463,9 @@ def test_load_sequence_json_by_extension(tmp_path: pathlib.Path) -> None:
 
 
 def test_file_errors_name_the_file_and_step() -> None:
-    text = '[sequence]\nid = "s"\n\n[[steps]]\nid = "a"\naction = "like"\nplatform = "x"\nnext = "b"\n'
+    text = (
+        '[sequence]\nid = "s"\n\n[[steps]]\nid = "a"\naction = "like"\nplatform = "x"\nnext = "b"\n'
+    )
     with pytest.raises(FlowError) as info:
         parse_sequence(text, source="my.toml")
     assert "my.toml" in str(info.value)
@@ -494,7 +496,8 @@ def test_file_errors_name_the_file_and_step() -> None:
         ),
         (
             _file(
-                [{"id": "a", "action": "like", "platform": "x"}], activity_window={"days": ["funday"]}
+                [{"id": "a", "action": "like", "platform": "x"}],
+                activity_window={"days": ["funday"]},
             ),
             "not a day",
         ),
@@ -604,7 +607,9 @@ def test_round_trip_dict(seq: Sequence) -> None:
 def test_to_mermaid_mentions_every_step_and_edge(seq: Sequence) -> None:
     text = to_mermaid(seq)
     assert text.startswith("flowchart TD")
-    node_lines = [ln.strip() for ln in text.splitlines()[2:] if "-->" not in ln and "finish" not in ln]
+    node_lines = [
+        ln.strip() for ln in text.splitlines()[2:] if "-->" not in ln and "finish" not in ln
+    ]
     nodes = {re.match(r"(s_\w+)", ln).group(1) for ln in node_lines if ln.startswith("s_")}  # type: ignore[union-attr]
     assert len(nodes) == len(seq.steps), "two steps were drawn as one node"
     for step in seq.steps:
@@ -620,7 +625,9 @@ def test_to_mermaid_distinguishes_similar_step_ids() -> None:
     lines = text.splitlines()
     nodes = [ln.split("[")[0].strip() for ln in lines if '["' in ln]
     assert len(set(nodes)) == 2
-    assert not any(ln.split("-->")[0].strip() == ln.split("-->")[-1].strip() for ln in lines if "-->" in ln)
+    assert not any(
+        ln.split("-->")[0].strip() == ln.split("-->")[-1].strip() for ln in lines if "-->" in ln
+    )
 
 
 # Generated invalid flows: each mutation must be reported as a SeqEngineError with a message.
@@ -717,7 +724,9 @@ json_values = st.recursive(
     | st.floats()
     | st.text(max_size=10)
     | st.sampled_from(["end", "x", "linkedin", "email", "like", "condition", "replied", "mon"]),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 
@@ -732,7 +741,11 @@ def mutated_dicts(draw: st.DrawFn) -> Any:
         path_len = draw(st.integers(0, 3))
         for _ in range(path_len):
             children = (
-                list(node.values()) if isinstance(node, dict) else node if isinstance(node, list) else []
+                list(node.values())
+                if isinstance(node, dict)
+                else node
+                if isinstance(node, list)
+                else []
             )
             children = [c for c in children if isinstance(c, dict | list)]
             if not children:

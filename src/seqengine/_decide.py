@@ -445,13 +445,13 @@ def _resolve(s: Situation, outcome: Outcome) -> Decision:
 
 
 def _failed(s: Situation, failed: Action) -> Decision:
-    """A failed action ends the lead's flow here; a person decides what comes next."""
+    """A failed action ends the lead's flow here; a person decides what comes next.
+
+    A pending withdrawal still runs: it only tidies up the request already sent.
+    """
     pending = _without(s.enrollment.pending, failed.id)
     enrollment = attrs.evolve(
-        s.enrollment,
-        pending=pending,
-        status=EnrollmentStatus.STOPPED if not pending else s.enrollment.status,
-        reason=failed.reason,
+        s.enrollment, pending=pending, status=EnrollmentStatus.STOPPED, reason=failed.reason
     )
     return Decision(failed, enrollment=enrollment)
 

@@ -7,6 +7,7 @@ should take ≤ 11× the time). The issue's target is 100k leads in ≤ 60 s.
 
 from __future__ import annotations
 
+import itertools
 import resource
 import sys
 import time
@@ -29,7 +30,7 @@ def main(sizes: list[int]) -> None:
             f"{n:>7} leads: {elapsed:7.2f} s, {len(report.records):>8} actions, "
             f"{len(report.records) / elapsed:7.0f} actions/s, peak RSS {peak_mb:6.0f} MB"
         )
-    for (n1, t1), (n2, t2) in zip(results, results[1:], strict=False):
+    for (n1, t1), (n2, t2) in itertools.pairwise(results):
         print(f"time ratio {n2}/{n1} leads: {t2 / t1:.2f} (leads ratio {n2 / n1:.0f})")
 
 

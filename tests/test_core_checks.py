@@ -9,6 +9,7 @@ import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies_core import ZONES, windows
 
 from seqengine import (
     DEFAULT_CHECKS,
@@ -37,7 +38,6 @@ from seqengine import (
     step,
 )
 from seqengine._timing import _openings, in_window, load_zone, local_date
-from strategies_core import ZONES, windows
 
 UTC = dt.UTC
 NOW = dt.datetime(2026, 3, 4, 12, 0, tzinfo=UTC)  # a Wednesday, 13:00 in Berlin

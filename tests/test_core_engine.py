@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 import pytest
+from strategies_core import Run, always_completed, local, run
 
 from seqengine import (
     END,
@@ -60,7 +61,6 @@ from seqengine import (
 )
 from seqengine._decide import MAX_TRIES
 from seqengine._timing import in_window, load_zone
-from strategies_core import Run, always_completed, local, run
 
 UTC = dt.UTC
 MONDAY = dt.datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -500,7 +500,7 @@ def test_r_err_2_pause_without_end_waits_for_resume_account() -> None:
     assert r.started == []  # nothing of the paused account runs, for days
     waiting = [a for a in r.world.actions.values() if a.status is ActionStatus.PENDING]
     assert len(waiting) == 2
-    assert all((a.reason and "paused" in a.reason) or "auth" in (a.reason or "") for a in waiting)
+    assert all(a.reason and "paused" in a.reason or "auth" in (a.reason or "") for a in waiting)
     resumed = resume_account(r.world, "acc")
     r2 = run(resumed, critical, MONDAY + dt.timedelta(days=9), start=MONDAY + dt.timedelta(5))
     assert {a.lead_id for a in r2.started} == {"lead0", "lead1"}

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from strategies_core import VALID_PAIRS, sequences
 
 from seqengine import (
     END,
@@ -34,7 +35,6 @@ from seqengine import (
     to_mermaid,
 )
 from seqengine._flow import CONDITIONS, SUPPORTED
-from strategies_core import VALID_PAIRS, sequences
 
 EXAMPLES = sorted((pathlib.Path(__file__).parent.parent / "examples").glob("*.toml"))
 

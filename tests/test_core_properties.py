@@ -25,6 +25,16 @@ from hypothesis.stateful import (
     precondition,
     rule,
 )
+from strategies_core import (
+    Run,
+    accounts,
+    leads,
+    random_platform,
+    reachable,
+    run,
+    sequences,
+    windows,
+)
 
 from seqengine import (
     END,
@@ -53,16 +63,6 @@ from seqengine import (
 )
 from seqengine._lifecycle import FINAL, RUNNABLE
 from seqengine._timing import in_window, load_zone, local_date
-from strategies_core import (
-    Run,
-    accounts,
-    leads,
-    random_platform,
-    reachable,
-    run,
-    sequences,
-    windows,
-)
 
 UTC = dt.UTC
 

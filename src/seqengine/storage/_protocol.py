@@ -22,7 +22,8 @@ Theory of operation (how a worker uses it, see ``seqengine.runtime``):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence as Seq
+from collections.abc import Iterable, Iterator
+from collections.abc import Sequence as Seq
 from datetime import date, datetime
 from typing import Protocol, runtime_checkable
 

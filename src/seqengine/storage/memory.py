@@ -105,7 +105,7 @@ class MemoryStorage:
     @classmethod
     def from_url(cls, url: str, workspace: str = "default") -> MemoryStorage:
         """Open ``memory://`` (a new, empty store)."""
-        if url.rstrip("/") != "memory:":
+        if url.strip().rstrip("/").lower() != "memory:":
             msg = f"a memory storage URL is just 'memory://', got {url!r}"
             raise StorageError(msg)
         return cls(workspace)

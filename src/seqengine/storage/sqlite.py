@@ -534,9 +534,12 @@ class SQLiteStorage:
             msg = f"lease_seconds must be above 0, got {lease_seconds!r}"
             raise StorageError(msg)
         until = now + timedelta(seconds=lease_seconds)
+        held = list(claims)
         kept: list[Claim] = []
+        if not held:
+            return kept
         with self._tx() as cur:
-            for claim in claims:
+            for claim in held:
                 updated = self._run(
                     cur,
                     "UPDATE actions SET lease_until = ? "

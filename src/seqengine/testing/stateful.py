@@ -6,6 +6,8 @@ pauses accounts and records posts — every operation on both the backend under 
 :class:`~seqengine.storage.memory.MemoryStorage` — and after every step checks that what can
 be observed (actions, enrollments, counters, pauses, leads, posts, inbox) is the same::
 
+    import itertools
+
     from hypothesis import settings
     from hypothesis.stateful import run_state_machine_as_test
     from seqengine.testing.stateful import agreement_machine
@@ -36,9 +38,9 @@ from hypothesis.stateful import (
     rule,
 )
 
-from seqengine._decide import Decision, decide, resolve
+from seqengine._decide import Decision, decide, first_action, resolve
 from seqengine._exceptions import SeqEngineError
-from seqengine._model import ActionStatus, LeadStatus, Platform
+from seqengine._model import ActionStatus, Enrollment, LeadStatus, Platform
 from seqengine._outcomes import (
     BudgetExhausted,
     Completed,
@@ -56,7 +58,6 @@ from seqengine.storage._protocol import Claim, InboxMessage, Storage
 from seqengine.storage.memory import MemoryStorage
 from seqengine.testing.conformance import (
     T0,
-    enroll_lead,
     linkedin_sequence,
     populate,
     sample_lead,
@@ -164,12 +165,10 @@ def agreement_machine(make_storage: Callable[[], Storage]) -> type[RuleBasedStat
         def enroll(self, lead: int, linkedin: bool) -> None:
             seq = linkedin_sequence(_DAILY) if linkedin else x_sequence(_DAILY)
 
-            def op(s: Storage) -> str:
-                if s.get_enrollment(seq.id, f"lead-{lead}") is not None:
-                    return "enrolled already"
-                return enroll_lead(s, seq, f"lead-{lead}", now=self.now).id
-
-            self._both(op)
+            enrollment = Enrollment(seq.id, f"lead-{lead}", "acc-1", enrolled_at=self.now)
+            first = first_action(seq, enrollment, self.now, seed=0)
+            enrollment = attrs.evolve(enrollment, pending=(first.id,))
+            self._both(lambda s: s.enroll(enrollment, first))
 
         @rule(
             minutes=st.sampled_from([1, 30, 61, 6 * 60, 24 * 60, 3 * 24 * 60]),

@@ -9,7 +9,6 @@ import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies_core import ZONES, windows
 
 from seqengine import (
     DEFAULT_CHECKS,
@@ -38,6 +37,7 @@ from seqengine import (
     step,
 )
 from seqengine._timing import _openings, in_window, load_zone, local_date
+from strategies_core import ZONES, windows
 
 UTC = dt.UTC
 NOW = dt.datetime(2026, 3, 4, 12, 0, tzinfo=UTC)  # a Wednesday, 13:00 in Berlin
@@ -260,7 +260,7 @@ def _failing(names: frozenset[str]) -> Situation:
         blacklisted="blacklisted" in names,
         x=XProfile(
             user_id=None if "missing_platform_data" in names else "42",
-            can_dm=False if "cannot_receive_dm" in names else True,
+            can_dm="cannot_receive_dm" not in names,
         ),
     )
     status = ActionStatus.DEFERRED if "status" in names else ActionStatus.QUEUED

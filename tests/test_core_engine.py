@@ -17,7 +17,6 @@ from typing import Any
 
 import attrs
 import pytest
-from strategies_core import Run, always_completed, local, run
 
 from seqengine import (
     END,
@@ -61,6 +60,7 @@ from seqengine import (
 )
 from seqengine._decide import MAX_TRIES
 from seqengine._timing import in_window, load_zone
+from strategies_core import Run, always_completed, local, run
 
 UTC = dt.UTC
 MONDAY = dt.datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -500,7 +500,7 @@ def test_r_err_2_pause_without_end_waits_for_resume_account() -> None:
     assert r.started == []  # nothing of the paused account runs, for days
     waiting = [a for a in r.world.actions.values() if a.status is ActionStatus.PENDING]
     assert len(waiting) == 2
-    assert all(a.reason and "paused" in a.reason or "auth" in (a.reason or "") for a in waiting)
+    assert all((a.reason and "paused" in a.reason) or "auth" in (a.reason or "") for a in waiting)
     resumed = resume_account(r.world, "acc")
     r2 = run(resumed, critical, MONDAY + dt.timedelta(days=9), start=MONDAY + dt.timedelta(5))
     assert {a.lead_id for a in r2.started} == {"lead0", "lead1"}
@@ -513,7 +513,7 @@ def test_r_err_3_budget_exhausted_runs_next_day_and_keeps_the_flow() -> None:
         return always_completed(effect, now)
 
     r = run(world_with(x_seq()), budget_once, MONDAY + dt.timedelta(days=3), observe=True)
-    like, follow, dm = actions(r)
+    _like, follow, dm = actions(r)
     assert follow.id == "xseq:lead0:follow:1"
     assert r.history[follow.id] == [
         ActionStatus.PENDING,
@@ -558,7 +558,7 @@ def test_retry_later_then_success_continues() -> None:
         return always_completed(effect, now)
 
     r = run(world_with(x_seq()), flaky, MONDAY + dt.timedelta(days=3))
-    like, follow, dm = actions(r)
+    like, _follow, dm = actions(r)
     assert like.status is ActionStatus.COMPLETED
     assert like.tries == MAX_TRIES - 2
     assert dm.status is ActionStatus.COMPLETED
@@ -572,7 +572,7 @@ def test_unknown_outcome_fails_with_the_reason_and_never_resends() -> None:
         by_step({"follow": Unknown("worker crashed after sending")}),
         MONDAY + dt.timedelta(days=3),
     )
-    like, follow = actions(r)
+    _like, follow = actions(r)
     assert follow.status is ActionStatus.FAILED
     assert follow.reason == "unknown_outcome: worker crashed after sending"
     assert len([a for a in r.started if a.id == follow.id]) == 1
@@ -591,6 +591,26 @@ def test_failed_flow_action_stops_the_lead_but_the_withdrawal_still_runs() -> No
     e = r.world.enrollments[("liseq", "lead0")]
     assert (e.status, e.pending) == (EnrollmentStatus.STOPPED, ())
     assert e.reason == "unknown_outcome: crash"
+
+
+@pytest.mark.parametrize("max_attempts", [2, 10])
+def test_r_withdraw_2_failed_withdrawal_does_not_stop_the_lead(max_attempts: int) -> None:
+    # With 10 attempts the withdrawal fails mid-retries; with 2 after the flow ended.
+    r = run(
+        world_with(li_seq(withdraw_days=3, max_attempts=max_attempts, retry_hours=25)),
+        lambda e, now: (
+            Unknown("crash")
+            if e.action.kind is ActionKind.WITHDRAW_CONNECTION
+            else never_accepted(e, now)
+        ),
+        MONDAY + dt.timedelta(days=30),
+    )
+    got = actions(r)
+    withdraw = next(a for a in got if a.kind is ActionKind.WITHDRAW_CONNECTION)
+    assert withdraw.status is ActionStatus.FAILED
+    assert [a.attempt for a in got if a.step_id == "accepted"] == list(range(1, max_attempts + 1))
+    e = r.world.enrollments[("liseq", "lead0")]
+    assert (e.status, e.pending) == (EnrollmentStatus.COMPLETED, ())
 
 
 def test_r_dm_5_lead_removed_outcome() -> None:

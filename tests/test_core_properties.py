@@ -9,6 +9,7 @@ reference model of a linear sequence.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
 from collections import Counter, defaultdict
 from typing import Any
@@ -24,16 +25,6 @@ from hypothesis.stateful import (
     invariant,
     precondition,
     rule,
-)
-from strategies_core import (
-    Run,
-    accounts,
-    leads,
-    random_platform,
-    reachable,
-    run,
-    sequences,
-    windows,
 )
 
 from seqengine import (
@@ -63,6 +54,16 @@ from seqengine import (
 )
 from seqengine._lifecycle import FINAL, RUNNABLE
 from seqengine._timing import in_window, load_zone, local_date
+from strategies_core import (
+    Run,
+    accounts,
+    leads,
+    random_platform,
+    reachable,
+    run,
+    sequences,
+    windows,
+)
 
 UTC = dt.UTC
 
@@ -228,7 +229,7 @@ def check_lifecycle(r: Run) -> None:
         assert seen, aid
         first = seen[0]
         assert first is ActionStatus.PENDING or reachable(ActionStatus.PENDING, first), aid
-        for old, new in zip(seen, seen[1:], strict=False):
+        for old, new in itertools.pairwise(seen):
             assert old not in FINAL, f"{aid} left final state {old}: {seen}"
             assert reachable(old, new), f"{aid}: {old} -> {new} in {seen}"
 

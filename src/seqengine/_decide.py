@@ -450,6 +450,9 @@ def _failed(s: Situation, failed: Action) -> Decision:
     A pending withdrawal still runs: it only tidies up the request already sent.
     """
     pending = _without(s.enrollment.pending, failed.id)
+    if failed.kind is ActionKind.WITHDRAW_CONNECTION or failed.manual:
+        # Not the flow's action (R-WITHDRAW-2): the lead's place in the flow is unchanged.
+        return Decision(failed, enrollment=attrs.evolve(s.enrollment, pending=pending))
     enrollment = attrs.evolve(
         s.enrollment, pending=pending, status=EnrollmentStatus.STOPPED, reason=failed.reason
     )

@@ -165,6 +165,15 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     )
 
 
+@st.composite
+def busy_windows(draw: st.DrawFn) -> ActivityWindow:
+    """Most weekdays, several hours: runs where many actions happen."""
+    days = draw(st.frozensets(st.integers(0, 6), min_size=4))
+    start = draw(st.integers(0, 12 * 60))
+    end = draw(st.integers(start + 4 * 60, 24 * 60 - 1))
+    return ActivityWindow(days, dt.time(*divmod(start, 60)), dt.time(*divmod(end, 60)))
+
+
 def sequences_with_id(sequence_id: str) -> st.SearchStrategy[Sequence]:
     return sequences(
         max_steps=5,
@@ -173,7 +182,7 @@ def sequences_with_id(sequence_id: str) -> st.SearchStrategy[Sequence]:
         max_attempts=4,
         max_withdraw_days=10,
         limits=st.integers(1, 15),
-        window_strategy=windows(min_minutes=60),
+        window_strategy=windows(min_minutes=60) | busy_windows(),
         sequence_id=sequence_id,
     )
 
@@ -276,7 +285,7 @@ def check_bookkeeping(world: World) -> None:
 
 
 @settings(
-    max_examples=100,
+    max_examples=200,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -301,7 +310,7 @@ def test_invariants_over_random_runs(sc: Scenario) -> None:
     event(f"started actions: {len(r.started) // 25 * 25}+")
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_same_inputs_same_run(sc: Scenario) -> None:
     def go() -> Run:
@@ -318,7 +327,7 @@ def test_same_inputs_same_run(sc: Scenario) -> None:
     assert list(a.world.actions_in_order()) == list(b.world.actions_in_order())
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(engine_sequences, st.integers(0, 10_000))
 def test_every_lead_with_data_finishes_a_generated_flow(seq: Sequence, seed: int) -> None:
     """Liveness: with a cooperative platform every lead reaches the end of any valid flow."""
@@ -428,6 +437,7 @@ class WorldVersusModel(RuleBasedStateMachine):
                 if m.pos == len(STEPS):
                     m.state = "done"
         self.world, self.clock = r.world, until
+        event(f"model: started {len(r.started) // 5 * 5}+ in one advance")
 
     @rule(lead_id=consumes(leads))
     def remove(self, lead_id: str) -> None:
@@ -471,7 +481,7 @@ class WorldVersusModel(RuleBasedStateMachine):
 
 
 TestWorldVersusModel = WorldVersusModel.TestCase
-TestWorldVersusModel.settings = settings(max_examples=40, stateful_step_count=25, deadline=None)
+TestWorldVersusModel.settings = settings(max_examples=100, stateful_step_count=30, deadline=None)
 
 
 def test_model_sequence_is_valid() -> None:

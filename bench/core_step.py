@@ -1,0 +1,176 @@
+"""Cost of deciding one action on the in-memory World (``step`` + ``feed``) at 1k/10k/100k leads.
+
+Two workloads, both on the shipped LinkedIn and X default sequences (daily action limit raised
+to 10,000 so the sequence limit is not the only thing happening) and one account per 20 leads
+(connection limit 15/day, so some connection requests are deferred):
+
+* ``all due``: N leads enrolled at once, then the first D decisions are timed — literally
+  "enrol N leads, time D decisions". The mix of decisions differs a little between sizes (at 1k
+  the run reaches later steps sooner).
+* ``fixed work``: the same 1,000 active leads in every world, plus N - 1,000 leads parked a year
+  ahead. Every size decides exactly the same actions, so only the size of the world differs.
+
+A decision is one due action decided by ``step(world, clock, max_actions=1)``, plus ``feed`` of
+the platform's outcome when it started (the fake platform completes everything; a third of the
+"connection accepted" checks are met). The clock jumps to ``next_due``; ``next_due`` is timed
+too, since a driver needs it. Each figure is the best of REPEAT runs from the same enrolled
+world (worlds are immutable, so every run starts from the identical state).
+
+Run: ``.venv/bin/python bench/core_step.py [--decisions D] [--repeat R] [--profile]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import datetime as dt
+import pathlib
+import pstats
+import time
+from collections.abc import Callable
+
+import attrs
+
+from seqengine import (
+    Account,
+    ActionKind,
+    Completed,
+    ExecuteAction,
+    FixedClock,
+    Lead,
+    LinkedInProfile,
+    Sequence,
+    World,
+    XProfile,
+    enroll,
+    feed,
+    load_sequence,
+    new_world,
+    next_due,
+    step,
+)
+
+SIZES = (1_000, 10_000, 100_000)
+ACTIVE = 1_000
+LEADS_PER_ACCOUNT = 20
+START = dt.datetime(2026, 3, 2, 13, 0, tzinfo=dt.UTC)  # a Monday, inside both windows' days
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+TARGET_RATE = 20_000
+TARGET_RATIO = 1.5
+
+
+def _sequences() -> tuple[Sequence, Sequence]:
+    li = load_sequence(str(EXAMPLES / "linkedin-default.toml"))
+    x = load_sequence(str(EXAMPLES / "x-default.toml"))
+    return (
+        attrs.evolve(li, daily_action_limit=10_000),
+        attrs.evolve(x, daily_action_limit=10_000),
+    )
+
+
+def _lead(i: int) -> Lead:
+    return Lead(
+        id=f"lead{i}",
+        first_name="Alex",
+        company="Acme",
+        x=XProfile(user_id=str(1000 + i), username=f"user{i}", can_dm=True),
+        linkedin=LinkedInProfile(public_id=f"alex-{i}"),
+    )
+
+
+def build(n: int, *, parked_from: int | None = None) -> tuple[World, float]:
+    """A world with ``n`` enrolled leads; leads from ``parked_from`` on start a year later."""
+    li, x = _sequences()
+    accounts = [Account(id=f"acc{i}") for i in range(max(1, n // LEADS_PER_ACCOUNT))]
+    world = new_world(seed=42, sequences=[li, x], accounts=accounts)
+    later = START + dt.timedelta(days=365)
+    began = time.perf_counter()
+    for i in range(n):
+        seq = li if i % 2 else x
+        at = later if parked_from is not None and i >= parked_from else START
+        world = enroll(world, _lead(i), seq.id, accounts[i % len(accounts)].id, at)
+    return world, time.perf_counter() - began
+
+
+def _outcome(effect: ExecuteAction) -> Completed:
+    if effect.action.kind is ActionKind.CONDITION:
+        return Completed(result=int(effect.action.lead_id[4:]) % 3 == 0)
+    return Completed(provider_id="p-" + effect.action.id)
+
+
+def drive(world: World, decisions: int) -> tuple[World, int, int]:
+    """Decide ``decisions`` actions; return the world, decisions made and actions started."""
+    clock = START
+    made = started = 0
+    while made < decisions:
+        due = next_due(world)
+        if due is None:
+            break
+        clock = max(clock, due)
+        now = FixedClock(clock)
+        world, effects = step(world, now, max_actions=1)
+        for effect in effects:
+            if isinstance(effect, ExecuteAction):
+                started += 1
+                world, _ = feed(world, effect.action.id, _outcome(effect), now)
+        made += 1
+    return world, made, started
+
+
+def best_of(repeat: int, run: Callable[[], tuple[World, int, int]]) -> tuple[float, int, int]:
+    best = float("inf")
+    made = started = 0
+    for _ in range(repeat):
+        began = time.perf_counter()
+        _, made, started = run()
+        best = min(best, time.perf_counter() - began)
+    return best, made, started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--decisions", type=int, default=5_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--profile", action="store_true", help="cProfile the 100k all-due run")
+    args = parser.parse_args()
+
+    for label, parked in (("all due", False), ("fixed work", True)):
+        print(f"\n== {label}: {args.decisions:,} decisions, best of {args.repeat} ==")
+        print(
+            f"{'leads':>8} {'enrol us/lead':>14} {'us/decision':>12} {'decisions/s':>12} "
+            f"{'started':>8}"
+        )
+        per: dict[int, float] = {}
+        for n in SIZES:
+            world, enrol_s = build(n, parked_from=ACTIVE if parked else None)
+            secs, made, started = best_of(args.repeat, lambda w=world: drive(w, args.decisions))
+            if made < args.decisions:
+                print(f"   (only {made} decisions available at {n:,} leads)")
+            per[n] = secs / made * 1e6
+            print(
+                f"{n:>8,} {enrol_s / n * 1e6:>14.1f} {per[n]:>12.1f} {made / secs:>12,.0f} "
+                f"{started:>8,}"
+            )
+        ratio = per[SIZES[-1]] / per[SIZES[0]]
+        worst = 1e6 / max(per.values())
+        print(
+            f"ratio {SIZES[-1]:,}/{SIZES[0]:,}: {ratio:.2f}x (target <= {TARGET_RATIO}x: "
+            f"{'met' if ratio <= TARGET_RATIO else 'MISSED'})"
+        )
+        print(
+            f"slowest rate: {worst:,.0f} decisions/s (target >= {TARGET_RATE:,}: "
+            f"{'met' if worst >= TARGET_RATE else 'MISSED'})"
+        )
+
+    if args.profile:
+        world, _ = build(SIZES[-1])
+        profiler = cProfile.Profile()
+        profiler.runcall(drive, world, args.decisions)
+        stats = pstats.Stats(profiler).strip_dirs().sort_stats("tottime")
+        print("\n== cProfile, 100k all due: top functions by own time ==")
+        stats.print_stats(20)
+        stats.sort_stats("cumulative").print_stats(25)
+
+
+if __name__ == "__main__":
+    main()

@@ -16,6 +16,9 @@ the platform's outcome when it started (the fake platform completes everything; 
 too, since a driver needs it. Each figure is the best of REPEAT runs from the same enrolled
 world (worlds are immutable, so every run starts from the identical state).
 
+D defaults to 5,000: on these flows 1,000 leads only yield about 5,100 decisions in all (every
+flow has ended by then), so a larger fixed D cannot be used at every size.
+
 Run: ``.venv/bin/python bench/core_step.py [--decisions D] [--repeat R] [--profile]``
 """
 

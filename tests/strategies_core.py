@@ -22,18 +22,26 @@ from seqengine import (
     ActionKind,
     ActionStatus,
     ActivityWindow,
+    BudgetExhausted,
+    Completed,
     ConditionKind,
+    CriticalError,
     Effect,
     ExecuteAction,
     FixedClock,
     Lead,
+    LeadRemoved,
     LeadStatus,
     LinkedInProfile,
+    MinorError,
     Outcome,
     Platform,
+    RetryLater,
     Sequence,
     SequenceSettings,
+    Skipped,
     Step,
+    Unknown,
     World,
     XProfile,
     feed,
@@ -44,6 +52,7 @@ from seqengine import (
 from seqengine._flow import CONDITIONS, SUPPORTED
 from seqengine._lifecycle import TRANSITIONS
 from seqengine._model import TERMINAL_LEAD_STATUSES
+from seqengine._timing import load_zone
 
 UTC = dt.UTC
 
@@ -71,6 +80,13 @@ sequence_ids = st.from_regex(r"[a-z0-9_-]{1,16}", fullmatch=True)
 # Template text without braces: brace syntax is validated (and fuzzed) separately.
 texts = st.text(alphabet=st.characters(blacklist_characters="{}"), min_size=1, max_size=40).filter(
     lambda t: t.strip() != ""
+)
+#: Template text with valid placeholders (including defaults) between plain text.
+templates = texts | st.builds(
+    lambda a, p, b: f"{a}{p}{b}",
+    st.text(alphabet=st.characters(blacklist_characters="{}"), max_size=20),
+    st.sampled_from(["{{first_name}}", "{{first_name|there}}", "{{company|your team}}"]),
+    st.text(alphabet=st.characters(blacklist_characters="{}"), max_size=20),
 )
 
 
@@ -114,15 +130,17 @@ def _step_fields(
 ) -> dict[str, Any]:
     fields: dict[str, Any] = {"delay_hours": draw(st.just(0.0) | _hours(max_delay_hours))}
     if kind is ActionKind.DM:
-        fields["template"] = draw(texts)
+        fields["template"] = draw(templates)
     elif kind is ActionKind.EMAIL:
-        fields["subject"] = draw(texts)
-        fields["body"] = draw(texts)
+        fields["subject"] = draw(templates)
+        fields["body"] = draw(templates)
     elif kind is ActionKind.COMMENT:
         fields["prompt"] = draw(st.none() | texts)
     elif kind is ActionKind.CONNECTION_REQUEST:
         fields["note"] = draw(
-            st.none() | st.text(alphabet=st.characters(blacklist_characters="{}"), max_size=300)
+            st.none()
+            | st.text(alphabet=st.characters(blacklist_characters="{}"), max_size=300)
+            | templates
         )
         fields["auto_withdraw_after_days"] = draw(st.none() | st.integers(1, max_withdraw_days))
     elif kind is ActionKind.CONDITION:
@@ -283,12 +301,15 @@ def run(
     start: dt.datetime | None = None,
     host_events: Iterable[tuple[dt.datetime, Lead]] = (),
     observe: bool = False,
+    tick: dt.timedelta | None = None,
     max_iterations: int = 200_000,
 ) -> Run:
     """Drive ``world`` to ``until``: jump the clock to the next due action (or host event),
     step every due action, run each started action on ``platform`` and feed the outcome back.
 
     ``host_events`` are ``(when, lead)`` replacements the host makes with ``update_lead``.
+    With ``tick``, the clock only moves in whole ticks from ``start``, like a worker polling
+    now and then: due actions are decided late, possibly after their window has closed.
     """
     out = Run(world)
     pending_events = sorted(host_events, key=lambda e: e[0])
@@ -304,6 +325,10 @@ def run(
             return out
         if clock is not None and when < clock:
             when = clock  # an action rescheduled into the past runs now
+        if tick is not None and start is not None:
+            when = start + tick * -(-(when - start) // tick)
+            if when > until:
+                return out
         clock = when
         while pending_events and pending_events[0][0] <= clock:
             _, lead = pending_events.pop(0)
@@ -327,24 +352,12 @@ def run(
 
 def always_completed(effect: ExecuteAction, _now: dt.datetime) -> Outcome:
     """Everything succeeds; conditions are met."""
-    from seqengine import Completed
-
     is_condition = effect.action.kind is ActionKind.CONDITION
     return Completed(content=effect.template, result=True if is_condition else None)
 
 
 def random_platform(rng: random.Random, *, harsh: bool = True) -> Platform_:
     """A platform that answers at random (deterministically from ``rng``)."""
-    from seqengine import (
-        BudgetExhausted,
-        Completed,
-        CriticalError,
-        LeadRemoved,
-        MinorError,
-        RetryLater,
-        Skipped,
-        Unknown,
-    )
 
     def answer(effect: ExecuteAction, now: dt.datetime) -> Outcome:
         roll = rng.random()
@@ -388,8 +401,6 @@ def reachable(old: ActionStatus, new: ActionStatus) -> bool:
 
 def local(instant: dt.datetime, zone: str) -> dt.datetime:
     """``instant`` on the wall clock of ``zone``."""
-    from seqengine._timing import load_zone
-
     return instant.astimezone(load_zone(zone))
 
 

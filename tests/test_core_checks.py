@@ -36,7 +36,7 @@ from seqengine import (
     new_world,
     step,
 )
-from seqengine._timing import _openings, in_window, load_zone, local_date
+from seqengine._timing import _openings, in_window, load_zone, local_date, next_window_open
 from strategies_core import ZONES, windows
 
 UTC = dt.UTC
@@ -386,8 +386,6 @@ def test_r_check_9_rescheduled_to_the_next_active_local_day_inside_the_window(
     # the daily limit is only consulted inside the window, so move ``now`` inside it.
     tz = load_zone(zone)
     if not in_window(window, tz, now):
-        from seqengine._timing import next_window_open
-
         now = next_window_open(window, tz, now)
     action = _action(id=key, scheduled_at=now)
     decision = decide(_situation(sequence=seq, now=now, action=action, sequence_count_today=1))

@@ -156,14 +156,14 @@ def actions(r: Run | World, lead: str = "lead0") -> list[Action]:
 # --- basics ----------------------------------------------------------------------------------
 
 
-def test_enroll_queues_the_start_step_once() -> None:
+def test_r_lib_3_enroll_queues_the_start_step_once() -> None:
     world = world_with(x_seq())
     again = enroll(world, x_lead("lead0"), "xseq", "acc", MONDAY + dt.timedelta(hours=1))
     assert [a.step_id for a in actions(again)] == ["like"]
     assert next_due(again) == MONDAY
 
 
-def test_enroll_unknown_sequence_or_account_is_a_config_error() -> None:
+def test_r_lib_3_enroll_unknown_sequence_or_account_is_a_config_error() -> None:
     world = world_with(x_seq())
     with pytest.raises(ConfigError, match="no sequence 'nope'; known: xseq"):
         enroll(world, x_lead(), "nope", "acc", MONDAY)
@@ -171,18 +171,18 @@ def test_enroll_unknown_sequence_or_account_is_a_config_error() -> None:
         enroll(world, x_lead(), "xseq", "nope", MONDAY)
 
 
-def test_next_due_of_an_empty_world_is_none() -> None:
+def test_r_lib_3_next_due_of_an_empty_world_is_none() -> None:
     assert next_due(new_world()) is None
 
 
-def test_step_before_anything_is_due_changes_nothing() -> None:
+def test_r_lib_3_step_before_anything_is_due_changes_nothing() -> None:
     world = world_with(x_seq())
     later, effects = step(world, FixedClock(MONDAY - dt.timedelta(seconds=1)))
     assert effects == ()
     assert list(later.actions_in_order()) == list(world.actions_in_order())
 
 
-def test_step_respects_max_actions() -> None:
+def test_r_lib_3_step_respects_max_actions() -> None:
     world = world_with(x_seq(), leads=5)
     world, effects = step(world, FixedClock(MONDAY), max_actions=2)
     assert len(effects) == 2
@@ -190,14 +190,14 @@ def test_step_respects_max_actions() -> None:
     assert len(effects) == 3
 
 
-def test_step_does_not_mutate_the_old_world() -> None:
+def test_r_lib_3_step_does_not_mutate_the_old_world() -> None:
     world = world_with(x_seq())
     before = list(world.actions_in_order())
     step(world, FixedClock(MONDAY))
     assert list(world.actions_in_order()) == before
 
 
-def test_feed_unknown_action_is_a_config_error() -> None:
+def test_r_lib_3_feed_unknown_action_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="no action 'x'"):
         feed(world_with(x_seq()), "x", Completed(), FixedClock(MONDAY))
 
@@ -427,6 +427,16 @@ def test_r_withdraw_2_withdrawal_never_advances_the_lead() -> None:
     assert withdraw.status is ActionStatus.COMPLETED
     created_by_withdrawal = [a for a in got if a.created_at == withdraw.finished_at]
     assert created_by_withdrawal == []
+    # Right after the withdrawal the lead is still where it was: retrying the condition.
+    assert withdraw.finished_at is not None
+    mid = run(
+        world_with(li_seq(withdraw_days=3, max_attempts=10, retry_hours=25)),
+        never_accepted,
+        withdraw.finished_at,
+    )
+    e = mid.world.enrollments[("liseq", "lead0")]
+    assert e.status is EnrollmentStatus.ACTIVE
+    assert [mid.world.actions[p].step_id for p in e.pending] == ["accepted"]
     # The condition's retries carried on across the withdrawal, then the FALSE branch (end).
     attempts = [a.attempt for a in got if a.step_id == "accepted"]
     assert attempts == list(range(1, 11))
@@ -537,7 +547,7 @@ def test_r_err_3_budget_exhausted_honours_until() -> None:
     assert actions(r)[0].started_at == until
 
 
-def test_retry_later_gives_up_after_max_tries() -> None:
+def test_r_err_2_retry_later_gives_up_after_max_tries() -> None:
     r = run(
         world_with(x_seq()),
         by_step({"like": RetryLater("timeout")}),
@@ -551,7 +561,7 @@ def test_retry_later_gives_up_after_max_tries() -> None:
     assert r.world.enrollments[("xseq", "lead0")].status is EnrollmentStatus.STOPPED
 
 
-def test_retry_later_then_success_continues() -> None:
+def test_r_err_2_retry_later_then_success_continues() -> None:
     def flaky(effect: ExecuteAction, now: dt.datetime) -> Outcome:
         if effect.action.step_id == "like" and effect.action.tries < MAX_TRIES - 2:
             return RetryLater("timeout")
@@ -566,7 +576,7 @@ def test_retry_later_then_success_continues() -> None:
     assert starts == sorted(set(starts))
 
 
-def test_unknown_outcome_fails_with_the_reason_and_never_resends() -> None:
+def test_r_dm_7_unknown_outcome_fails_with_the_reason_and_never_resends() -> None:
     r = run(
         world_with(x_seq()),
         by_step({"follow": Unknown("worker crashed after sending")}),
@@ -579,7 +589,7 @@ def test_unknown_outcome_fails_with_the_reason_and_never_resends() -> None:
     assert r.world.enrollments[("xseq", "lead0")].status is EnrollmentStatus.STOPPED
 
 
-def test_failed_flow_action_stops_the_lead_but_the_withdrawal_still_runs() -> None:
+def test_r_life_failed_flow_action_stops_the_lead_but_the_withdrawal_still_runs() -> None:
     r = run(
         world_with(li_seq(withdraw_days=3)),
         by_step({"accepted": Unknown("crash")}),
@@ -626,7 +636,7 @@ def test_r_dm_5_lead_removed_outcome() -> None:
 # --- host operations ------------------------------------------------------------------------
 
 
-def test_remove_lead_cancels_waiting_actions() -> None:
+def test_r_life_cancelled_remove_lead_cancels_waiting_actions() -> None:
     world = world_with(li_seq())
     world, (effect,) = step(world, FixedClock(MONDAY))
     world, _ = feed(world, effect.action.id, Completed(), FixedClock(MONDAY))
@@ -640,12 +650,12 @@ def test_remove_lead_cancels_waiting_actions() -> None:
     assert run(world, always_completed, MONDAY + dt.timedelta(days=30)).started == []
 
 
-def test_remove_unknown_lead_changes_nothing() -> None:
+def test_r_life_remove_unknown_lead_changes_nothing() -> None:
     world = world_with(x_seq())
     assert remove_lead(world, "xseq", "ghost", "r", MONDAY) is world
 
 
-def test_remove_lead_while_its_action_runs_queues_nothing_more() -> None:
+def test_r_life_cancelled_remove_lead_while_its_action_runs_queues_nothing_more() -> None:
     world = world_with(x_seq())
     world, (effect,) = step(world, FixedClock(MONDAY))
     world = remove_lead(world, "xseq", "lead0", "host", MONDAY)
@@ -661,7 +671,7 @@ def test_remove_lead_while_its_action_runs_queues_nothing_more() -> None:
 @pytest.mark.parametrize(
     "outcome", [RetryLater("timeout"), BudgetExhausted("quota"), CriticalError("rate_limit", "429")]
 )
-def test_remove_lead_while_its_action_runs_never_runs_it_again(outcome: Outcome) -> None:
+def test_r_life_cancelled_removed_while_running_never_reruns(outcome: Outcome) -> None:
     world = world_with(x_seq())
     world, (effect,) = step(world, FixedClock(MONDAY))
     world = remove_lead(world, "xseq", "lead0", "host", MONDAY)
@@ -672,7 +682,7 @@ def test_remove_lead_while_its_action_runs_never_runs_it_again(outcome: Outcome)
     assert run(world, always_completed, MONDAY + dt.timedelta(days=10)).started == []
 
 
-def test_pause_while_an_action_must_be_retried_retries_it_after_resume() -> None:
+def test_r_life_cancelled_pause_while_an_action_must_be_retried_retries_it_after_resume() -> None:
     world = world_with(x_seq())
     world, (effect,) = step(world, FixedClock(MONDAY))
     world = pause_sequence(world, "xseq", MONDAY)
@@ -685,7 +695,7 @@ def test_pause_while_an_action_must_be_retried_retries_it_after_resume() -> None
     assert [a.step_id for a in r.started] == ["like", "follow", "dm"]
 
 
-def test_pause_and_resume_sequence() -> None:
+def test_r_life_cancelled_pause_and_resume_sequence() -> None:
     world = world_with(x_seq(), leads=2)
     world, effects = step(world, FixedClock(MONDAY), max_actions=10)
     for effect in effects:
@@ -707,7 +717,7 @@ def test_pause_and_resume_sequence() -> None:
     assert all(e.status is EnrollmentStatus.COMPLETED for e in r.world.enrollments.values())
 
 
-def test_pause_other_sequence_leaves_this_one_alone() -> None:
+def test_r_life_pause_other_sequence_leaves_this_one_alone() -> None:
     world = world_with(x_seq(), li_seq(), leads=1)
     world = pause_sequence(world, "liseq", MONDAY)
     r = run(world, always_completed, MONDAY + dt.timedelta(days=3))
@@ -715,7 +725,7 @@ def test_pause_other_sequence_leaves_this_one_alone() -> None:
     assert r.world.enrollments[("xseq", "lead0")].status is EnrollmentStatus.COMPLETED
 
 
-def test_pause_twice_never_resends_a_connection_request() -> None:
+def test_r_life_pause_twice_never_resends_a_connection_request() -> None:
     # The withdrawal created after a resume carries a generation suffix; pausing again must
     # not mistake it for the flow's waiting step.
     world = world_with(li_seq(), leads=2)
@@ -730,7 +740,7 @@ def test_pause_twice_never_resends_a_connection_request() -> None:
     assert len([a for a in sent if a.status is ActionStatus.COMPLETED]) == 2
 
 
-def test_pause_while_an_action_runs_holds_the_next_step_until_resume() -> None:
+def test_r_life_pause_while_an_action_runs_holds_the_next_step_until_resume() -> None:
     world = world_with(x_seq())
     world, (effect,) = step(world, FixedClock(MONDAY))
     world = pause_sequence(world, "xseq", MONDAY)
@@ -743,7 +753,7 @@ def test_pause_while_an_action_runs_holds_the_next_step_until_resume() -> None:
     assert [a.step_id for a in r.started] == ["follow", "dm"]
 
 
-def test_supersede_cancels_the_waiting_action_and_runs_the_manual_one() -> None:
+def test_r_life_cancelled_supersede_cancels_the_waiting_action_and_runs_the_manual_one() -> None:
     world = world_with(x_seq())
     world, (effect,) = step(world, FixedClock(MONDAY))
     world, _ = feed(world, effect.action.id, Completed(), FixedClock(MONDAY))
@@ -764,7 +774,7 @@ def test_supersede_cancels_the_waiting_action_and_runs_the_manual_one() -> None:
         supersede(r.world, follow.id, manual, MONDAY)
 
 
-def test_supersede_a_deferred_connection_request() -> None:
+def test_r_life_cancelled_supersede_a_deferred_connection_request() -> None:
     acc = Account(id="acc", connection_request_daily_limit=1)
     world = world_with(li_seq(), leads=2, accounts=[acc])
     world, _ = step(world, FixedClock(MONDAY), max_actions=5)
@@ -791,6 +801,34 @@ def test_r_check_9_daily_limit_is_shared_by_all_channels() -> None:
     assert list(per_day.values())[:4] == [4, 4, 4, 4]
     rescheduled = [a for a in r.world.actions.values() if a.reason and "daily_action" in a.reason]
     assert rescheduled == []  # finished actions drop the reschedule reason once they run
+
+
+def test_r_time_2_a_late_worker_never_starts_outside_the_window() -> None:
+    # The like is due at 17:30; the worker only gets to it at 19:00, after the window closed.
+    world = world_with(x_seq(), at=MONDAY + dt.timedelta(hours=8, minutes=30))
+    late = MONDAY + dt.timedelta(hours=10)
+    world, effects = step(world, FixedClock(late))
+    assert effects == ()
+    (action,) = actions(world)
+    assert action.status is ActionStatus.PENDING
+    assert action.reason is not None and action.reason.startswith("outside_activity_window")
+    assert action.scheduled_at.date() == dt.date(2026, 3, 3)
+    assert in_window(WINDOW, UTC, action.scheduled_at)
+    r = run(world, always_completed, late + dt.timedelta(days=3), start=late)
+    assert all(in_window(WINDOW, UTC, a.started_at) for a in r.started)
+    assert len(r.started) == 3
+
+
+def test_r_time_2_polling_worker_stays_inside_windows() -> None:
+    r = run(
+        world_with(x_seq(), leads=5),
+        always_completed,
+        MONDAY + dt.timedelta(days=5),
+        start=MONDAY,
+        tick=dt.timedelta(hours=5),
+    )
+    assert len(r.started) == 15
+    assert all(in_window(WINDOW, UTC, a.started_at) for a in r.started)
 
 
 # --- R-TIME-2 and DST -----------------------------------------------------------------------
@@ -880,14 +918,14 @@ def _scenario(seed: int) -> Run:
     return run(world, platform, MONDAY + dt.timedelta(days=20))
 
 
-def test_determinism_same_seed_same_effects_and_actions() -> None:
+def test_r_lib_3_determinism_same_seed_same_effects_and_actions() -> None:
     a, b = _scenario(3), _scenario(3)
     assert a.effects == b.effects
     assert list(a.world.actions_in_order()) == list(b.world.actions_in_order())
     assert len(a.effects) > 50
 
 
-def test_determinism_other_seed_other_schedule() -> None:
+def test_r_lib_3_determinism_other_seed_other_schedule() -> None:
     a, b = _scenario(3), _scenario(4)
     times_a = [x.scheduled_at for x in a.world.actions_in_order()]
     times_b = [x.scheduled_at for x in b.world.actions_in_order()]
@@ -910,7 +948,7 @@ print(json.dumps([[a.id, a.status.value, a.scheduled_at.isoformat()]
 """
 
 
-def test_determinism_across_processes_with_pause_and_resume() -> None:
+def test_r_lib_3_determinism_across_processes_with_pause_and_resume() -> None:
     outputs = []
     for hash_seed in ("1", "2", "3"):
         done = subprocess.run(

@@ -9,13 +9,18 @@ Both drivers use them: the in-memory reducer (``_engine.step``) and the storage-
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
+from types import MappingProxyType
+from typing import Any
 
 import attrs
 
 from seqengine import _rand
 from seqengine._checks import DEFAULT_CHECKS, CheckChain, Situation, Verdict
-from seqengine._flow import END, Sequence, Step
+from seqengine._fast import replace
+from seqengine._flow import END, Sequence, SequenceSettings, Step
 from seqengine._lifecycle import check_transition
 from seqengine._model import (
     Action,
@@ -101,7 +106,9 @@ class Decision:
 
 def _move(action: Action, status: ActionStatus, **changes: object) -> Action:
     check_transition(action.status, status, action_id=action.id)
-    return attrs.evolve(action, status=status, **changes)  # type: ignore[arg-type]
+    if "facts" in changes:
+        changes["facts"] = MappingProxyType(dict(changes["facts"]))  # type: ignore[call-overload]
+    return replace(action, status=status, **changes)
 
 
 def action_id_for(
@@ -181,7 +188,7 @@ def decide(s: Situation, checks: CheckChain = DEFAULT_CHECKS) -> Decision:
     action, seq, now = s.action, s.sequence, s.now
     if action.status in (ActionStatus.PENDING, ActionStatus.DEFERRED):
         action = _move(action, ActionStatus.QUEUED)
-        s = attrs.evolve(s, action=action)
+        s = replace(s, action=action)
     zone = load_zone(seq.timezone)
     if action.status is ActionStatus.QUEUED and not in_window(seq.activity_window, zone, now):
         return _back_to_pending(
@@ -240,6 +247,12 @@ def skip_queued(s: Situation, reason: str) -> Decision:
     return _advance(s, skipped, _target_after(s, skipped))
 
 
+@functools.lru_cache(maxsize=1024)
+def _settings_view(settings: SequenceSettings) -> Mapping[str, Any]:
+    """A read-only dict of a sequence's settings, built once per settings value."""
+    return MappingProxyType(attrs.asdict(settings))
+
+
 def _execute(s: Situation, action: Action) -> ExecuteAction:
     seq = s.sequence
     step = seq.step(action.step_id) if seq.has_step(action.step_id) else None
@@ -254,7 +267,7 @@ def _execute(s: Situation, action: Action) -> ExecuteAction:
         prompt = step.prompt or seq.settings.comment_prompt
         condition = step.condition.value if step.condition else None
     text_len = len(template or "") + len(subject or "")
-    settings = attrs.asdict(seq.settings)
+    settings = _settings_view(seq.settings)
     return ExecuteAction(
         action=action,
         lead=s.lead,
@@ -274,9 +287,7 @@ def _execute(s: Situation, action: Action) -> ExecuteAction:
 def _remove(s: Situation, action: Action, reason: str) -> Decision:
     cancelled = _move(action, ActionStatus.CANCELLED, reason=reason, finished_at=s.now)
     others = _without(s.enrollment.pending, action.id)
-    enrollment = attrs.evolve(
-        s.enrollment, status=EnrollmentStatus.REMOVED, pending=(), reason=reason
-    )
+    enrollment = replace(s.enrollment, status=EnrollmentStatus.REMOVED, pending=(), reason=reason)
     return Decision(
         cancelled, enrollment=enrollment, cancel=others, cancel_reason=f"lead_removed: {reason}"
     )
@@ -284,9 +295,7 @@ def _remove(s: Situation, action: Action, reason: str) -> Decision:
 
 def _stop(s: Situation, action: Action, reason: str) -> Decision:
     others = _without(s.enrollment.pending, action.id)
-    enrollment = attrs.evolve(
-        s.enrollment, status=EnrollmentStatus.STOPPED, pending=(), reason=reason
-    )
+    enrollment = replace(s.enrollment, status=EnrollmentStatus.STOPPED, pending=(), reason=reason)
     return Decision(
         action, enrollment=enrollment, cancel=others, cancel_reason=f"enrollment_stopped: {reason}"
     )
@@ -330,7 +339,7 @@ def _advance(
     pending = pending + tuple(a.id for a in new)
     return Decision(
         finished,
-        enrollment=attrs.evolve(enrollment, status=status, pending=pending),
+        enrollment=replace(enrollment, status=status, pending=pending),
         new_actions=new,
         cancel=cancel,
         cancel_reason=cancel_reason,
@@ -366,7 +375,7 @@ def resolve(s: Situation, outcome: Outcome) -> Decision:
             for a in later
             if a.kind is not ActionKind.WITHDRAW_CONNECTION and not a.manual
         )
-    enrollment = attrs.evolve(held, pending=_without(held.pending, action.id), resume=resume)
+    enrollment = replace(held, pending=_without(held.pending, action.id), resume=resume)
     return Decision(action, enrollment=enrollment, effects=decision.effects)
 
 
@@ -403,7 +412,7 @@ def _resolve(s: Situation, outcome: Outcome) -> Decision:
             ),
         )
         pause = PauseAccount(s.account.id, outcome.kind, outcome.reason, until)
-        return attrs.evolve(decision, effects=(pause, notify))
+        return replace(decision, effects=(pause, notify))
     if isinstance(outcome, BudgetExhausted):
         at = (
             outcome.until
@@ -452,8 +461,8 @@ def _failed(s: Situation, failed: Action) -> Decision:
     pending = _without(s.enrollment.pending, failed.id)
     if failed.kind is ActionKind.WITHDRAW_CONNECTION or failed.manual:
         # Not the flow's action (R-WITHDRAW-2): the lead's place in the flow is unchanged.
-        return Decision(failed, enrollment=attrs.evolve(s.enrollment, pending=pending))
-    enrollment = attrs.evolve(
+        return Decision(failed, enrollment=replace(s.enrollment, pending=pending))
+    enrollment = replace(
         s.enrollment, pending=pending, status=EnrollmentStatus.STOPPED, reason=failed.reason
     )
     return Decision(failed, enrollment=enrollment)
@@ -536,6 +545,6 @@ def _condition(s: Situation, step: Step, done: Action, met: bool) -> Decision:
         )
         pending = (*_without(s.enrollment.pending, done.id), retry.id)
         return Decision(
-            done, enrollment=attrs.evolve(s.enrollment, pending=pending), new_actions=(retry,)
+            done, enrollment=replace(s.enrollment, pending=pending), new_actions=(retry,)
         )
     return _advance(s, done, step.if_false)

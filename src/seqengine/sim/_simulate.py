@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+import concurrent.futures
+from collections.abc import Callable, Coroutine, Iterable
 from collections.abc import Sequence as Seq
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from seqengine._decide import first_action
 from seqengine._exceptions import ConfigError
@@ -23,6 +24,8 @@ from seqengine.storage._open import open_storage
 from seqengine.storage._protocol import Storage
 
 __all__ = ["DEFAULT_START", "drive", "enroll_all", "simulate", "simulated_accounts"]
+
+T = TypeVar("T")
 
 #: Simulations start on a fixed Monday so that the same inputs give the same bytes.
 DEFAULT_START = datetime(2026, 1, 5, tzinfo=UTC)
@@ -104,6 +107,17 @@ async def drive(
             )
     if progress is not None:
         progress(1.0, end.date().isoformat())
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion, also from inside a running event loop (Jupyter)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    # A notebook's kernel already runs a loop: give the simulation its own thread and loop.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def simulate(
@@ -188,7 +202,7 @@ def simulate(
             wait_human_delays=False,
             lease_seconds=3600,
         )
-        asyncio.run(drive(worker, store, clock, begin + timedelta(days=days), progress))
+        run_sync(drive(worker, store, clock, begin + timedelta(days=days), progress))
         replied = [
             lead.id
             for lead in lead_list

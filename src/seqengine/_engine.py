@@ -15,7 +15,7 @@ from typing import Protocol
 
 import attrs
 
-from seqengine._checks import DEFAULT_CHECKS, CheckChain, Situation
+from seqengine._checks import DEFAULT_CHECKS, CheckChain, Situation, build_situation
 from seqengine._decide import Budget, Decision, decide, first_action, resolve, step_action
 from seqengine._exceptions import ConfigError
 from seqengine._fast import replace
@@ -33,7 +33,6 @@ from seqengine._model import (
 from seqengine._outcomes import Effect, Outcome, PauseAccount
 from seqengine._pheap import PHeap
 from seqengine._pmap import PMap
-from seqengine._timing import load_zone, local_date
 
 __all__ = [
     "Clock",
@@ -160,27 +159,19 @@ def update_lead(world: World, lead: Lead) -> World:
 
 def situation(world: World, action: Action, now: datetime) -> Situation:
     """The situation of one action in ``world`` at ``now`` (counters read for ``now``)."""
-    seq = world.sequences[action.sequence_id]
     account = world.accounts[action.account_id]
-    day = local_date(now, load_zone(seq.timezone))
-    # Only connection requests read the account's connection counters (9 lookups saved).
-    connects = action.kind is ActionKind.CONNECTION_REQUEST
-    acc_day = local_date(now, load_zone(account.timezone)) if connects else day
     pause = world.paused.get(account.id)
-    paused = pause is not None and (pause.until is None or pause.until > now)
-    return Situation(
-        action=action,
-        lead=world.leads[action.lead_id],
-        enrollment=world.enrollments[(action.sequence_id, action.lead_id)],
-        sequence=seq,
-        account=account,
-        now=now,
-        seed=world.seed,
-        sequence_count_today=world.count(f"sequence:{seq.id}", day),
-        connect_count_today=world.count(f"connect:{account.id}", acc_day) if connects else 0,
-        connect_count_week=world.count(f"connect:{account.id}", acc_day, 7) if connects else 0,
-        account_paused=paused,
-        account_paused_until=pause.until if paused and pause is not None else None,
+    return build_situation(
+        action,
+        world.leads[action.lead_id],
+        world.enrollments[(action.sequence_id, action.lead_id)],
+        world.sequences[action.sequence_id],
+        account,
+        pause.until if pause is not None else None,
+        pause is not None,
+        now,
+        world.seed,
+        world.count,
     )
 
 

@@ -9,8 +9,10 @@ neither is used.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
+from typing import Any
 
 __all__ = ["chance", "randint", "uniform", "unit"]
 
@@ -33,6 +35,12 @@ def _encode(part: str | int) -> bytes:
     return tag + len(data).to_bytes(4, "big") + data
 
 
+@functools.lru_cache(maxsize=64)
+def _seeded(seed: int) -> Any:
+    """A hasher that has already absorbed the seed (copying it is cheaper than re-hashing)."""
+    return hashlib.blake2b(_encode(seed), digest_size=8, person=_PERSON)
+
+
 def unit(seed: int, *key: str | int) -> float:
     """Return a float in [0, 1) determined by ``seed`` and ``key``.
 
@@ -43,8 +51,15 @@ def unit(seed: int, *key: str | int) -> float:
     Returns:
         A float with 53 random bits, uniform on [0, 1).
     """
-    data = b"".join([_encode(seed), *map(_encode, key)])
-    digest = hashlib.blake2b(data, digest_size=8, person=_PERSON).digest()
+    hasher = _seeded(seed).copy()
+    for part in key:
+        # Hot path for the common str part; _encode gives the same bytes for every type.
+        if type(part) is str:
+            data = part.encode("utf-8", "surrogatepass")
+            hasher.update(b"s" + len(data).to_bytes(4, "big") + data)
+        else:
+            hasher.update(_encode(part))
+    digest = hasher.digest()
     return (int.from_bytes(digest, "big") >> 11) * _TWO_POW_MINUS_53
 
 

@@ -179,6 +179,10 @@ class LinkedInConfig:
     jsessionid: Secret
     base_url: str = DEFAULT_LINKEDIN_URL
     api: str = "voyager"
+    access_token: Secret | None = None  # official REST API (api = "official")
+    actor_urn: str | None = None
+    rest_base_url: str | None = None
+    linkedin_version: str | None = None
 
 
 @attrs.frozen
@@ -750,13 +754,39 @@ def _x(table: _Table) -> XConfig:
 
 
 def _linkedin(table: _Table) -> LinkedInConfig:
-    table.only(("api", "base_url", "jsessionid", "li_at"))
-    return LinkedInConfig(
+    table.only(
+        (
+            "access_token",
+            "actor_urn",
+            "api",
+            "base_url",
+            "jsessionid",
+            "li_at",
+            "linkedin_version",
+            "rest_base_url",
+        )
+    )
+    api = table.choice("api", ("voyager", "official"), "voyager")
+    config = LinkedInConfig(
         li_at=table.secret("li_at"),
         jsessionid=table.secret("jsessionid"),
         base_url=table.url("base_url", DEFAULT_LINKEDIN_URL),
-        api=table.choice("api", ("voyager", "official"), "voyager"),
+        api=api,
+        access_token=table.optional_secret("access_token"),
+        actor_urn=table.optional("actor_urn", None),
+        rest_base_url=table.url("rest_base_url", "https://api.linkedin.com/rest")
+        if "rest_base_url" in table.data
+        else None,
+        linkedin_version=table.optional("linkedin_version", None),
     )
+    if api == "official" and (config.access_token is None or not config.actor_urn):
+        raise table.fail(
+            "api",
+            '= "official" needs access_token (OAuth 2, w_member_social) and actor_urn '
+            '("urn:li:person:…") for likes and comments; the session cookies still serve '
+            "invitations and messages",
+        )
+    return config
 
 
 def _email(table: _Table) -> EmailConfig:

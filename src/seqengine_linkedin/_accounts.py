@@ -1,0 +1,147 @@
+"""Per-account LinkedIn settings, and building the gateway an account asks for.
+
+``[accounts.linkedin]`` in a workspace gives the session cookies and ``api = "voyager"``
+(default) or ``"official"``. The official API additionally needs an OAuth 2 access token and
+the member's ``urn:li:person:…``; a host passes those as :class:`LinkedInAccount` values
+through ``LinkedInExecutor(accounts={...})``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+import attrs
+import httpx
+
+from seqengine import ConfigError
+from seqengine.runtime import Secret
+from seqengine_linkedin._gateway import LinkedInGateway
+from seqengine_linkedin._official import DEFAULT_REST_URL, DEFAULT_VERSION, OfficialGateway
+from seqengine_linkedin._voyager import DEFAULT_VOYAGER_URL, VoyagerGateway
+
+__all__ = ["APIS", "LinkedInAccount", "build_gateway", "reveal"]
+
+#: The transports an account may choose (``[accounts.linkedin] api = …``).
+APIS: Final = ("voyager", "official")
+
+
+def reveal(value: Secret | str) -> str:
+    """The plain value of a credential (read from the environment for ``env:`` secrets).
+
+    Raises:
+        ConfigError: the environment variable is not set (the message names it).
+    """
+    return value.reveal() if isinstance(value, Secret) else value
+
+
+def _secret_or_str(value: Any) -> Secret | str:
+    if isinstance(value, Secret | str):
+        return value
+    msg = f"expected a string or a Secret, got {type(value).__name__}"
+    raise ConfigError(msg)
+
+
+def _optional_secret(value: Any) -> Secret | str | None:
+    return None if value is None else _secret_or_str(value)
+
+
+@attrs.frozen
+class LinkedInAccount:
+    """One account's LinkedIn credentials and transport choice.
+
+    Attributes:
+        li_at: the session cookie (a :class:`~seqengine.runtime.Secret` or plain string).
+        jsessionid: the ``JSESSIONID`` cookie.
+        base_url: the Voyager base URL.
+        api: ``"voyager"`` or ``"official"`` (REST for likes and comments).
+        access_token: OAuth 2 token for the official API.
+        actor_urn: ``urn:li:person:…`` that reacts and comments through the official API.
+        rest_base_url: the official REST base URL.
+        linkedin_version: the ``LinkedIn-Version`` header, ``YYYYMM``.
+
+    Raises:
+        ConfigError: ``api`` is unknown, or ``"official"`` without a token and actor urn.
+    """
+
+    li_at: Secret | str = attrs.field(repr=False, converter=_secret_or_str)
+    jsessionid: Secret | str = attrs.field(repr=False, converter=_secret_or_str)
+    base_url: str = DEFAULT_VOYAGER_URL
+    api: str = "voyager"
+    access_token: Secret | str | None = attrs.field(
+        default=None, repr=False, converter=_optional_secret
+    )
+    actor_urn: str | None = None
+    rest_base_url: str = DEFAULT_REST_URL
+    linkedin_version: str = DEFAULT_VERSION
+
+    def __attrs_post_init__(self) -> None:
+        if self.api not in APIS:
+            msg = f'LinkedIn api must be "voyager" or "official", got {self.api!r}'
+            raise ConfigError(msg)
+        if self.api == "official" and (self.access_token is None or not self.actor_urn):
+            msg = (
+                'api = "official" needs access_token (an OAuth 2 token with w_member_social) '
+                "and actor_urn ('urn:li:person:…'); give them, or use api = \"voyager\""
+            )
+            raise ConfigError(msg)
+
+    @classmethod
+    def from_config(cls, config: Any, *, account_id: str) -> LinkedInAccount:
+        """Build from a workspace's ``LinkedInConfig`` (or anything with the same fields).
+
+        Raises:
+            ConfigError: as the class does, naming ``account_id``.
+        """
+        fields: dict[str, Any] = {
+            "li_at": config.li_at,
+            "jsessionid": config.jsessionid,
+            "base_url": getattr(config, "base_url", DEFAULT_VOYAGER_URL),
+            "api": getattr(config, "api", "voyager"),
+        }
+        # Optional fields a newer LinkedInConfig may carry for the official API.
+        for name in ("access_token", "actor_urn", "rest_base_url", "linkedin_version"):
+            value = getattr(config, name, None)
+            if value is not None:
+                fields[name] = value
+        try:
+            return cls(**fields)
+        except ConfigError as exc:
+            msg = f"account {account_id!r}, [accounts.linkedin]: {exc}"
+            raise ConfigError(msg) from None
+
+
+def build_gateway(
+    account: LinkedInAccount,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    endpoints: Mapping[str, str] | None = None,
+    official_endpoints: Mapping[str, str] | None = None,
+    timeout: float = 20.0,
+) -> LinkedInGateway:
+    """The gateway ``account`` asks for, with its credentials revealed now.
+
+    Raises:
+        ConfigError: a credential's environment variable is not set.
+    """
+    voyager = VoyagerGateway(
+        reveal(account.li_at),
+        reveal(account.jsessionid),
+        base_url=account.base_url,
+        endpoints=endpoints,
+        transport=transport,
+        timeout=timeout,
+    )
+    if account.api != "official":
+        return voyager
+    assert account.access_token is not None and account.actor_urn is not None
+    return OfficialGateway(
+        reveal(account.access_token),
+        account.actor_urn,
+        voyager,
+        base_url=account.rest_base_url,
+        version=account.linkedin_version,
+        endpoints=official_endpoints,
+        transport=transport,
+        timeout=timeout,
+    )

@@ -281,6 +281,7 @@ def _execute(s: Situation, action: Action) -> ExecuteAction:
         if action.kind is ActionKind.CONNECTION_REQUEST
         else None,
         settings=settings,
+        related=dict(s.enrollment.context),
     )
 
 
@@ -486,6 +487,12 @@ def _completed(s: Situation, outcome: Completed) -> Decision:
         or not seq.has_step(action.step_id)
     ):
         return _advance(s, done, None)
+    post = outcome.facts.get("post")
+    if action.kind is ActionKind.COMMENT and post:
+        # Later DMs and emails can quote the post this comment answered ({{replied_post}}).
+        context = dict(s.enrollment.context)
+        context["replied_post"] = post
+        s = replace(s, enrollment=replace(s.enrollment, context=tuple(sorted(context.items()))))
     step = seq.step(action.step_id)
     if step.action is ActionKind.CONDITION:
         return _condition(s, step, done, bool(outcome.result))

@@ -340,6 +340,9 @@ class Enrollment:
     generation: int = 0
     reason: str | None = None
     resume: tuple[tuple[str, int], ...] = ()
+    #: Facts carried along the flow for later templates, e.g. ("replied_post", text) after a
+    #: Comment step (R-DM-2's ``{{replied_post}}``).
+    context: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> tuple[str, str]:

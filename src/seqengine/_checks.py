@@ -205,9 +205,9 @@ def check_platform_data(s: Situation) -> CheckFailure | None:
     ):
         return None
     what = {
-        Platform.X: "an X profile",
-        Platform.LINKEDIN: "a LinkedIn profile",
-        Platform.EMAIL: "an email address",
+        Platform.X: "X profile",
+        Platform.LINKEDIN: "LinkedIn profile",
+        Platform.EMAIL: "email address",
     }[s.action.platform]
     return CheckFailure(
         "missing_platform_data", Verdict.SKIP, f"missing_platform_data: lead has no {what}"

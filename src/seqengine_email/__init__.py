@@ -1,1 +1,55 @@
-"""seqengine_email: channel executors (work in progress)."""
+"""seqengine_email: the email channel (R-EMAIL) over Gmail, Microsoft Graph and SMTP/IMAP.
+
+``EmailExecutor`` is registered as the ``email`` executor (entry point
+``seqengine.executors``); ``EmailNotifier`` emails an account's owner when it is paused.
+See ``docs/channels/email.md``.
+"""
+
+from seqengine_email._address import normalize_address, route_mailbox
+from seqengine_email._dsn import Bounce, parse_dsn
+from seqengine_email._errors import ERROR_RULES, ErrorRule, MailboxError, Reaction
+from seqengine_email._executor import EmailExecutor
+from seqengine_email._gmail import GmailMailbox, GmailPaths
+from seqengine_email._graph import GraphMailbox, GraphPaths
+from seqengine_email._mailbox import (
+    FetchResult,
+    Inbound,
+    Lookup,
+    MailboxClient,
+    SentLookup,
+    SentMessage,
+)
+from seqengine_email._mime import Unsubscribe, build_message, message_id_for
+from seqengine_email._notify import EmailNotifier
+from seqengine_email._poll import ConversationIndex, MailboxPoller, PollResult
+from seqengine_email._smtp import SmtpMailbox
+
+__all__ = [
+    "ERROR_RULES",
+    "Bounce",
+    "ConversationIndex",
+    "EmailExecutor",
+    "EmailNotifier",
+    "ErrorRule",
+    "FetchResult",
+    "GmailMailbox",
+    "GmailPaths",
+    "GraphMailbox",
+    "GraphPaths",
+    "Inbound",
+    "Lookup",
+    "MailboxClient",
+    "MailboxError",
+    "MailboxPoller",
+    "PollResult",
+    "Reaction",
+    "SentLookup",
+    "SentMessage",
+    "SmtpMailbox",
+    "Unsubscribe",
+    "build_message",
+    "message_id_for",
+    "normalize_address",
+    "parse_dsn",
+    "route_mailbox",
+]

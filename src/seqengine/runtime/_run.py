@@ -37,6 +37,21 @@ def build_executors(
     return executors
 
 
+def _notifier(workspace: Any) -> Any:
+    """The email notifier ``[notifications] email_to`` asks for (R-ERR-2), or None."""
+    if not getattr(workspace, "notifications_email_to", None):
+        return None
+    try:
+        from seqengine_email import EmailNotifier
+    except ImportError as exc:
+        msg = (
+            "[notifications] email_to needs the email channel: "
+            f'pip install "seqengine[email]" ({exc})'
+        )
+        raise PluginError(msg) from exc
+    return EmailNotifier.from_workspace(workspace)
+
+
 async def run_workspace(args: argparse.Namespace) -> int:
     """Load the workspace, enrol its leads, and run (or rehearse) until done or stopped."""
     from seqengine.runtime._cli import ProgressBar
@@ -92,6 +107,7 @@ async def run_workspace(args: argparse.Namespace) -> int:
             from seqengine.ai._fill import writer_from_config
 
             writer = writer_from_config(ws.ai.to_table())
+        notifier = _notifier(ws)
         worker = Worker(
             storage,
             route(executors),
@@ -99,6 +115,7 @@ async def run_workspace(args: argparse.Namespace) -> int:
             worker_id=args.worker_id,
             seed=args.seed,
             writer=writer,
+            notifier=notifier,
             batch=64,
         )
         if virtual:

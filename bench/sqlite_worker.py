@@ -1,7 +1,10 @@
 """End-to-end actions/s through a real worker on SQLite with a no-op executor.
 
 Run: ``python bench/sqlite_worker.py [N]`` — prints actions/s with durable commits
-(``synchronous=FULL``) and with WAL's default (``NORMAL``). Target: ≥ 1,500 actions/s.
+(``synchronous=FULL``) and with WAL's default (``NORMAL``), for a worker running one action at
+a time (``concurrency=1``: one transaction for each start and each commit) and for the
+worker's default ``concurrency=16`` (group commit: the starts, and the commits, of the actions
+running side by side share one transaction). Target: ≥ 1,500 actions/s durable.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from seqengine.sim import synthetic_leads
 from seqengine.sim._simulate import enroll_all
 from seqengine.storage.sqlite import SQLiteStorage
 
+TARGET = 1500
+
 
 class NoOp:
     """An executor that does nothing and succeeds."""
@@ -32,7 +37,7 @@ class NoOp:
         return Completed()
 
 
-def run(n: int, synchronous: str) -> float:
+def run(n: int, synchronous: str, concurrency: int) -> float:
     seq = Sequence(
         id="bench",
         daily_action_limit=10_000,
@@ -68,7 +73,7 @@ def run(n: int, synchronous: str) -> float:
             route([NoOp()]),
             clock=clock,
             batch=200,
-            concurrency=1,
+            concurrency=concurrency,
             wait_human_delays=False,
             lease_seconds=600,
         )
@@ -84,17 +89,21 @@ def run(n: int, synchronous: str) -> float:
         elapsed = time.perf_counter() - t0
         store.close()
         assert done == n, (done, n)
+        assert worker.stats.committed == n, worker.stats
         return n / elapsed
 
 
 if __name__ == "__main__":
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
-    full = run(n, "FULL")
-    normal = run(n, "NORMAL")
-    print(f"sqlite worker, {n} actions, no-op executor:")
-    print(f"  synchronous=FULL   (durable): {full:8.0f} actions/s")
-    print(f"  synchronous=NORMAL (WAL)    : {normal:8.0f} actions/s")
+    print(f"sqlite worker, {n} actions, no-op executor (actions/s):")
+    print("  concurrency  synchronous=FULL (durable)  synchronous=NORMAL (WAL)")
+    best = 0.0
+    for concurrency in (1, 16):
+        full = run(n, "FULL", concurrency)
+        normal = run(n, "NORMAL", concurrency)
+        best = max(best, full)
+        print(f"  {concurrency:>11}  {full:>26.0f}  {normal:>24.0f}")
     print(
-        f"  target >= 1500 actions/s durable: {'met' if full >= 1500 else 'NOT met'}"
-        f" (ratio {full / 1500:.2f})"
+        f"  target >= {TARGET} actions/s durable: {'met' if best >= TARGET else 'NOT met'}"
+        f" (best ratio {best / TARGET:.2f})"
     )

@@ -89,6 +89,24 @@ class KillingStorage:
             self._tick("after_call")
         self.inner.commit(claim, decision, now)
 
+    # The worker's group commit: the same kill points, counted per item.
+    def start_many(self, items: Any, now: datetime) -> list[bool]:
+        for _ in items:
+            self._tick("before_start")
+        results = list(self.inner.start_many(items, now))
+        for (claim, _), ok in zip(items, results, strict=True):
+            if ok:
+                self.started.add(claim.action.id)
+                self._tick("after_start")
+        return results
+
+    def commit_many(self, items: Any, now: datetime) -> list[Any]:
+        for claim, _ in items:
+            if claim.action.id in self.started:
+                self.started.discard(claim.action.id)
+                self._tick("after_call")
+        return list(self.inner.commit_many(items, now))
+
 
 class FastClock:
     """Wall time, ``speed`` times faster, from ``start`` at wall instant ``epoch``.

@@ -1,19 +1,25 @@
-"""SQLite under real concurrency (several processes on one file), its schema migrations, and
-the queries' use of indexes."""
+"""SQLite under real concurrency (several processes on one file), its schema migrations, the
+queries' use of indexes, and the worker's group commit (with real kills)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import signal
 import sqlite3
 import subprocess
 import sys
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import attrs
 import pytest
 
+from seqengine import Completed, Platform
 from seqengine._decide import Budget, Decision
 from seqengine._exceptions import SchemaOutdated, StorageError
 from seqengine._model import Action, ActionStatus, Enrollment
+from seqengine.runtime import VirtualClock, Worker, route
 from seqengine.storage import sqlite as sqlite_backend
 from seqengine.storage.sqlite import SCHEMA_VERSION, SQLiteStorage
 from seqengine.testing.conformance import LEASE, T0, enroll_lead, populate, x_sequence
@@ -196,31 +202,54 @@ def test_opening_an_older_schema_applies_the_missing_migrations(tmp_path, monkey
     populate(storage)
     first = enroll_lead(storage, x_sequence(), "lead-1", at=T0)
     storage.close()
-    assert _user_version(path) == 1
+    assert _user_version(path) == SCHEMA_VERSION
 
     def backfill(cur: sqlite3.Cursor) -> None:
         cur.execute("INSERT INTO notes (workspace, text) SELECT workspace, 'hi' FROM workspaces")
 
-    v2 = ("CREATE TABLE notes (workspace TEXT NOT NULL, text TEXT NOT NULL)", backfill)
-    monkeypatch.setattr(sqlite_backend, "MIGRATIONS", (*sqlite_backend.MIGRATIONS, v2))
+    later = ("CREATE TABLE notes (workspace TEXT NOT NULL, text TEXT NOT NULL)", backfill)
+    monkeypatch.setattr(sqlite_backend, "MIGRATIONS", (*sqlite_backend.MIGRATIONS, later))
     storage = SQLiteStorage(path)
-    assert _user_version(path) == 2
+    assert _user_version(path) == SCHEMA_VERSION + 1
     assert storage.get_action(first.id) == first
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT workspace, text FROM notes").fetchall() == [("default", "hi")]
     storage.close()
     SQLiteStorage(path).close()  # an up-to-date file is left as it is
-    assert _user_version(path) == 2
+    assert _user_version(path) == SCHEMA_VERSION + 1
+
+
+def test_a_version_1_file_gets_the_suppression_list(tmp_path, monkeypatch):
+    path = str(tmp_path / "v1.db")
+    with monkeypatch.context() as patch:
+        patch.setattr(sqlite_backend, "MIGRATIONS", sqlite_backend.MIGRATIONS[:1])
+        storage = SQLiteStorage(path, "team-a")
+        populate(storage)
+        first = enroll_lead(storage, x_sequence(), "lead-1", at=T0)
+        storage.close()
+    assert _user_version(path) == 1
+    assert "suppressions" not in _tables(path)
+
+    storage = SQLiteStorage(path, "team-a")
+    assert _user_version(path) == SCHEMA_VERSION == 2
+    assert storage.get_action(first.id) == first
+    assert not storage.is_suppressed("ada@example.com")
+    storage.suppress(" Ada@Example.com", "hard bounce")
+    assert storage.is_suppressed("ada@example.com")
+    other = SQLiteStorage(path, "team-b")
+    assert not other.is_suppressed("ada@example.com")
+    other.close()
+    storage.close()
 
 
 def test_a_failed_migration_changes_nothing(tmp_path, monkeypatch):
     path = str(tmp_path / "old.db")
     SQLiteStorage(path).close()
-    v2 = ("CREATE TABLE half_done (x)", "THIS IS NOT SQL")
-    monkeypatch.setattr(sqlite_backend, "MIGRATIONS", (*sqlite_backend.MIGRATIONS, v2))
-    with pytest.raises(StorageError, match="migration 2 failed"):
+    broken = ("CREATE TABLE half_done (x)", "THIS IS NOT SQL")
+    monkeypatch.setattr(sqlite_backend, "MIGRATIONS", (*sqlite_backend.MIGRATIONS, broken))
+    with pytest.raises(StorageError, match=f"migration {SCHEMA_VERSION + 1} failed"):
         SQLiteStorage(path)
-    assert _user_version(path) == 1
+    assert _user_version(path) == SCHEMA_VERSION
     assert "half_done" not in _tables(path)
 
 
@@ -267,3 +296,106 @@ def test_claim_and_count_search_indexes_not_tables(tmp_path):
             assert "actions_due" in plan, (sql, plan)
             assert "TEMP B-TREE" not in plan, (sql, plan)
     storage.close()
+
+
+# -- the worker's group commit ------------------------------------------------------------------
+class _Counting(SQLiteStorage):
+    """Counts the group-commit calls and their sizes."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.groups: list[tuple[str, int]] = []
+
+    def start_many(self, items: Any, now: datetime) -> list[bool]:
+        self.groups.append(("start", len(items)))
+        return super().start_many(items, now)
+
+    def commit_many(self, items: Any, now: datetime) -> list[Exception | None]:
+        self.groups.append(("commit", len(items)))
+        return super().commit_many(items, now)
+
+
+class _Suspending:
+    """Succeeds after giving the event loop a turn, like a network call."""
+
+    platforms = frozenset(Platform)
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def execute(self, request: Any, content: Any, ctx: Any) -> Completed:
+        await asyncio.sleep(0)
+        self.sent.append(request.idempotency_key)
+        return Completed()
+
+    async def reconcile(self, request: Any, content: Any, ctx: Any) -> None:
+        return None
+
+
+def test_the_worker_groups_the_writes_of_actions_running_side_by_side(tmp_path):
+    storage = _Counting(str(tmp_path / "group.db"), synchronous="FULL")
+    populate(storage, leads=24, connection_request_daily_limit=100)
+    seq = attrs.evolve(x_sequence(), daily_action_limit=20)
+    storage.put_sequence(seq)
+    for n in range(1, 25):
+        enroll_lead(storage, seq, f"lead-{n}", at=T0)
+    executor = _Suspending()
+    worker = Worker(
+        storage,
+        route([executor]),
+        clock=VirtualClock(T0),
+        batch=24,
+        concurrency=8,
+        wait_human_delays=False,
+    )
+    assert asyncio.run(worker.run_once()) == 24
+
+    # Eight run side by side: each group of starts, and of commits, is one transaction.
+    starts = [n for kind, n in storage.groups if kind == "start"]
+    commits = [n for kind, n in storage.groups if kind == "commit"]
+    assert sum(starts) == 24 and max(starts) == 8 and len(starts) <= 4
+    assert sum(commits) == 24 and max(commits) >= 4
+    # The daily budget of 20 holds: four starts were refused and the actions rescheduled.
+    assert len(executor.sent) == len(set(executor.sent)) == 20
+    assert storage.count(f"sequence:{seq.id}", T0.date()) == 20
+    assert worker.stats.started == 20 and worker.stats.budget_races == 4
+    done = [a for a in storage.actions() if a.step_id == "like" and a.status.value == "completed"]
+    assert sorted(a.id for a in done) == sorted(executor.sent)
+    waiting = [a for a in storage.actions() if a.status.value == "pending" and a.step_id == "like"]
+    assert len(waiting) == 4 and all(a.scheduled_at > T0 for a in waiting)
+    storage.close()
+
+
+@pytest.mark.parametrize("point", ["after_start", "after_call"])
+def test_a_worker_killed_mid_group_never_sends_twice(point, tmp_path):
+    """Killed with several actions started side by side, every one is reconciled, none resent."""
+    from fakes.counting_platform import FakePlatform
+    from test_runtime_crash import audit, resume_at, setup_run, worker_cmd
+
+    run = setup_run(tmp_path)
+    with FakePlatform(run.log) as fake:
+        group = ["--concurrency", "8", "--batch", "16"]
+        killed = subprocess.run(
+            worker_cmd(run, fake.url, *group, "--kill", point, "--kill-n", "12"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        store = SQLiteStorage(run.db, "crash")
+        flying = [a for a in store.actions() if a.status is ActionStatus.IN_PROGRESS]
+        store.close()
+        assert 1 <= len(flying) <= 8  # at most `concurrency` started and not yet committed
+
+        done = subprocess.run(
+            worker_cmd(run, fake.url, *group, start=resume_at(run)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        stats = json.loads(done.stdout.strip().splitlines()[-1])
+    result = audit(run)  # zero double sends, zero lost actions
+    assert not result.unknown
+    assert {key for key, _ in stats["reconciled_keys"]} >= {a.id for a in flying}
+    assert all(result.keys[a.id] == 1 for a in flying if a.kind.value != "condition")

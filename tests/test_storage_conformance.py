@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import os
+import threading
+import uuid
 from importlib.metadata import entry_points
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from seqengine._exceptions import ConfigError, PluginError, StorageError
+from seqengine import Completed, Platform
+from seqengine._exceptions import ConfigError, PluginError, SchemaOutdated, StorageError
+from seqengine.runtime import VirtualClock, Worker, route
 from seqengine.storage import ENTRY_POINT_GROUP, _open, open_storage
 from seqengine.storage.memory import MemoryStorage, MemoryStore
 from seqengine.storage.sqlite import SQLiteStorage
-from seqengine.testing.conformance import StorageConformance
+from seqengine.testing.conformance import (
+    T0,
+    StorageConformance,
+    enroll_lead,
+    populate,
+    x_sequence,
+)
 from seqengine.testing.stateful import agreement_machine
 
 
@@ -108,3 +121,101 @@ def test_storage_backends_are_registered_as_entry_points():
     assert names["memory"] == "seqengine.storage.memory:MemoryStorage"
     assert names["sqlite"] == "seqengine.storage.sqlite:SQLiteStorage"
     assert names["postgresql"] == "seqengine.storage.postgres:PostgresStorage"
+
+
+# -- PostgreSQL: the suppression list's migration ----------------------------------------------
+def test_postgres_schema_version_1_upgrades_to_the_suppression_list():
+    """A version-1 schema (before the suppression list) keeps its data through the upgrade."""
+    url = os.environ.get("SEQENGINE_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("SEQENGINE_TEST_POSTGRES_URL is not set")
+    postgres = pytest.importorskip("seqengine.storage.postgres")
+    dsn = postgres.parse_url(url)[0]
+    schema = f"seqtest_{uuid.uuid4().hex[:12]}"
+    try:
+        assert postgres.upgrade(dsn, schema, to=1) == 1
+        with pytest.raises(SchemaOutdated, match="db upgrade"):
+            postgres.PostgresStorage(dsn, "team-a", schema=schema)
+        old = postgres.PostgresStorage(dsn, "team-a", schema=schema, check_schema=False)
+        populate(old)
+        first = enroll_lead(old, x_sequence(), "lead-1", at=T0)
+        old.close()
+
+        assert postgres.upgrade(dsn, schema) == postgres.SCHEMA_VERSION == 2
+        assert postgres.schema_version(dsn, schema) == 2
+        storage = postgres.PostgresStorage(dsn, "team-a", schema=schema, pool_size=1)
+        other = postgres.PostgresStorage(dsn, "team-b", schema=schema, pool_size=1)
+        try:
+            assert storage.get_action(first.id) == first
+            assert not storage.is_suppressed("ada@example.com")
+            storage.suppress(" Ada@Example.com", "complaint")
+            assert storage.is_suppressed("ada@example.com")
+            assert not other.is_suppressed("ada@example.com")
+        finally:
+            storage.close()
+            other.close()
+    finally:
+        postgres.drop_schema(dsn, schema)
+
+
+def test_postgres_group_commit_from_two_workers_at_once_never_overspends():
+    """Two workers in two threads, starting groups of actions against one tight budget."""
+    url = os.environ.get("SEQENGINE_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("SEQENGINE_TEST_POSTGRES_URL is not set")
+    postgres = pytest.importorskip("seqengine.storage.postgres")
+    dsn = postgres.parse_url(url)[0]
+    schema = f"seqtest_{uuid.uuid4().hex[:12]}"
+    postgres.upgrade(dsn, schema)
+    stores = [postgres.PostgresStorage(dsn, schema=schema, pool_size=2) for _ in range(2)]
+    try:
+        seq = attrs.evolve(x_sequence(), daily_action_limit=30)
+        populate(stores[0], leads=60)
+        stores[0].put_sequence(seq)
+        for n in range(1, 61):
+            enroll_lead(stores[0], seq, f"lead-{n}", at=T0)
+        sent: list[str] = []
+        workers = [
+            Worker(
+                s,
+                route([_Recording(sent)]),
+                clock=VirtualClock(T0),
+                worker_id=f"w{n}",
+                batch=30,
+                concurrency=8,
+                wait_human_delays=False,
+            )
+            for n, s in enumerate(stores)
+        ]
+        threads = [threading.Thread(target=asyncio.run, args=(w.run_once(),)) for w in workers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert not any(t.is_alive() for t in threads)
+        assert sum(w.stats.claimed for w in workers) == 60
+        assert len(sent) == len(set(sent)) == 30
+        assert stores[0].count(f"sequence:{seq.id}", T0.date()) == 30
+        done = [a for a in stores[0].actions() if a.status.value == "completed"]
+        assert sorted(a.id for a in done if a.step_id == "like") == sorted(sent)
+    finally:
+        for s in stores:
+            s.close()
+        postgres.drop_schema(dsn, schema)
+
+
+class _Recording:
+    """Succeeds after giving the event loop a turn, like a network call; records each send."""
+
+    platforms = frozenset(Platform)
+
+    def __init__(self, sent: list[str]) -> None:
+        self.sent = sent
+
+    async def execute(self, request, content, ctx):
+        await asyncio.sleep(0)
+        self.sent.append(request.idempotency_key)
+        return Completed()
+
+    async def reconcile(self, request, content, ctx):
+        return None

@@ -7,6 +7,17 @@ also consumes the shared budgets atomically). The outcome and whatever it schedu
 committed in one fenced transaction. An action found in flight after a crash is reconciled
 through its executor, never resent; if the executor cannot tell, the action ends with an
 explicit unknown outcome for a person to resolve.
+
+Group commit: when the storage has ``start_many`` and ``commit_many`` (``BatchStorage`` in
+``seqengine.storage._protocol``), the starts (and the commits) that the actions running side
+by side ask for in one turn of the event loop are written in one transaction — one durable
+write per group instead of one per action. Each action still goes start → platform call →
+commit in that order, and at most ``concurrency`` actions are started but not yet committed,
+so a crash leaves no more actions to reconcile than without grouping. Two rules keep grouping
+from changing decisions: actions of one enrollment are worked one at a time (each decision
+rewrites the enrollment it read), and an action started beside one whose outcome paused the
+account is not sent. Counters are read once per batch and advanced by this worker's own
+starts; they only guide decisions, since ``start`` enforces every budget atomically.
 """
 
 from __future__ import annotations
@@ -16,9 +27,9 @@ import contextlib
 import logging
 import signal
 import uuid
-from collections.abc import Mapping
-from datetime import datetime, timedelta
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import date, datetime, timedelta
+from typing import Any, Generic, TypeVar, cast
 
 import attrs
 
@@ -38,11 +49,53 @@ from seqengine._outcomes import (
 from seqengine._timing import load_zone, local_date, total_seconds
 from seqengine.runtime._executor import ExecContext, Executor, Notifier
 from seqengine.runtime._render import render_content
-from seqengine.storage._protocol import Claim, Storage
+from seqengine.storage._protocol import BatchStorage, Claim, Storage, consumed_keys
 
 __all__ = ["Worker", "WorkerStats"]
 
 log = logging.getLogger("seqengine.worker")
+
+_Item = TypeVar("_Item")
+_Result = TypeVar("_Result")
+# What the group-commit batchers carry: a claim, its decision and the time it was made at.
+_Write = tuple[Claim, Decision, datetime]
+
+
+class _Batcher(Generic[_Item, _Result]):
+    """Gathers the calls made during one turn of the event loop into one call of ``run``."""
+
+    def __init__(self, run: Callable[[list[_Item]], list[_Result]]) -> None:
+        self._run = run
+        self._items: list[_Item] = []
+        self._waiters: list[asyncio.Future[_Result]] = []
+
+    async def submit(self, item: _Item) -> _Result:
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[_Result] = loop.create_future()
+        if not self._items:
+            # call_soon queues the flush behind every task already ready in this turn, so
+            # the actions running side by side join the batch before it is written.
+            loop.call_soon(self._flush)
+        self._items.append(item)
+        self._waiters.append(waiter)
+        return await waiter
+
+    def _flush(self) -> None:
+        items, waiters = self._items, self._waiters
+        self._items, self._waiters = [], []
+        try:
+            results = self._run(items)
+            if len(results) != len(items):
+                msg = f"a group of {len(items)} writes got {len(results)} results from storage"
+                raise StorageError(msg)
+        except Exception as exc:
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_exception(exc)
+            return
+        for waiter, result in zip(waiters, results, strict=False):
+            if not waiter.done():
+                waiter.set_result(result)
 
 
 @attrs.define
@@ -106,6 +159,17 @@ class Worker:
         self._held: dict[str, Claim] = {}
         self._stopping = asyncio.Event()
         self._ctx = ExecContext(storage=storage, clock=clock, writer=writer)
+        grouped = callable(getattr(storage, "start_many", None)) and callable(
+            getattr(storage, "commit_many", None)
+        )
+        self._group: BatchStorage | None = cast(BatchStorage, storage) if grouped else None
+        self._starts: _Batcher[_Write, bool] = _Batcher(self._start_group)
+        self._commits: _Batcher[_Write, Exception | None] = _Batcher(self._commit_group)
+        self._enrollments: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
+        # Pauses resolved during the current batch, for actions already started beside them.
+        self._pauses: dict[str, PauseAccount] = {}
+        # Counters read during the current batch: counter → (day, span) → units used.
+        self._counts: dict[str, dict[tuple[date, int], int]] = {}
 
     # -- the loop ---------------------------------------------------------------------------
     async def run_once(self) -> int:
@@ -113,6 +177,8 @@ class Worker:
         now = self.clock.now()
         claims = self.storage.claim(self.worker_id, now, self.lease_seconds, self.batch)
         self.stats.claimed += len(claims)
+        self._pauses.clear()
+        self._counts.clear()
         if not claims:
             return 0
         for claim in claims:
@@ -216,7 +282,11 @@ class Worker:
     # -- one action -------------------------------------------------------------------------
     async def _guarded(self, claim: Claim) -> None:
         try:
-            await self._process(claim)
+            if self.concurrency == 1:
+                await self._process(claim)
+            else:
+                async with self._enrollment(claim.action):
+                    await self._process(claim)
         except LeaseLost:
             self.stats.lease_lost += 1
             log.info("lease on %s was taken over; our write was rejected", claim.action.id)
@@ -228,6 +298,24 @@ class Worker:
             )
         finally:
             self._held.pop(claim.action.id, None)
+
+    @contextlib.asynccontextmanager
+    async def _enrollment(self, action: Action) -> AsyncIterator[None]:
+        """Hold the action's enrollment: its decisions must each see the one before written."""
+        key = (action.sequence_id, action.lead_id)
+        lock, users = self._enrollments.get(key, (None, 0))
+        if lock is None:
+            lock = asyncio.Lock()
+        self._enrollments[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._enrollments[key]
+            if users == 1:
+                del self._enrollments[key]
+            else:
+                self._enrollments[key] = (lock, users - 1)
 
     def _situation(self, action: Action, now: datetime) -> Situation:
         ctx = self.storage.context(action)
@@ -244,12 +332,35 @@ class Worker:
             account=account,
             now=now,
             seed=self.seed,
-            sequence_count_today=self.storage.count(f"sequence:{seq.id}", day),
-            connect_count_today=self.storage.count(f"connect:{account.id}", acc_day),
-            connect_count_week=self.storage.count(f"connect:{account.id}", acc_day, 7),
+            sequence_count_today=self._count(f"sequence:{seq.id}", day),
+            connect_count_today=self._count(f"connect:{account.id}", acc_day),
+            connect_count_week=self._count(f"connect:{account.id}", acc_day, 7),
             account_paused=paused,
             account_paused_until=pause.until if paused and pause is not None else None,
         )
+
+    def _count(self, counter: str, day: date, span_days: int = 1) -> int:
+        """A counter as read once per batch, plus the units this worker's starts added since.
+
+        Only a hint for deciding: ``start`` enforces every budget atomically, and a refused
+        start drops the counters it touched, so the decision after it reads them afresh.
+        """
+        cached = self._counts.setdefault(counter, {})
+        used = cached.get((day, span_days))
+        if used is None:
+            used = cached[(day, span_days)] = self.storage.count(counter, day, span_days)
+        return used
+
+    def _spent(self, decision: Decision, started: bool) -> None:
+        if not started:
+            for budget in decision.budgets:
+                self._counts.pop(budget.counter, None)
+            return
+        for counter, day in consumed_keys(decision.budgets):
+            cached = self._counts.get(counter, {})
+            for end, span in cached:
+                if end - timedelta(days=span) < day <= end:
+                    cached[(end, span)] += 1
 
     async def _process(self, claim: Claim) -> None:
         if claim.in_flight:
@@ -261,17 +372,19 @@ class Worker:
             decision = decide(situation, self.checks)
             request = next((e for e in decision.effects if isinstance(e, ExecuteAction)), None)
             if request is None:
-                self._commit(claim, decision, now)
+                await self._commit(claim, decision, now)
                 return
             try:
                 content = await render_content(request, self.writer)
             except TemplateError as exc:
-                self._commit(claim, _skip_before_start(situation, decision, str(exc)), now)
+                await self._commit(claim, _skip_before_start(situation, decision, str(exc)), now)
                 return
             started = attrs.evolve(decision.action, content=content)
             decision = attrs.evolve(decision, action=started)
             request = attrs.evolve(request, action=started)
-            if self.storage.start(claim, decision, now):
+            granted = await self._start(claim, decision, now)
+            self._spent(decision, granted)
+            if granted:
                 self.stats.started += 1
                 await self._execute(claim, situation, request, content)
                 return
@@ -292,6 +405,11 @@ class Worker:
         else:
             if self.wait_human_delays:
                 await self.clock.sleep(delay)
+            pause = self._pauses.get(request.action.account_id)
+            if pause is not None and (pause.until is None or pause.until > self.clock.now()):
+                # An action beside it paused the account after both had started: do not send.
+                await self._commit(claim, self._unstarted(claim, situation, pause), situation.now)
+                return
             try:
                 outcome = await executor.execute(request, content, self._ctx)
             except Exception as exc:  # an executor bug must not lose the action
@@ -328,7 +446,10 @@ class Worker:
     ) -> None:
         situation = attrs.evolve(situation, action=action, now=now)
         decision = resolve(situation, outcome)
-        self._commit(claim, decision, now)
+        for effect in decision.effects:
+            if isinstance(effect, PauseAccount):
+                self._pauses[effect.account_id] = effect  # seen by the others before it commits
+        await self._commit(claim, decision, now)
         for effect in decision.effects:
             if isinstance(effect, Notify):
                 self.notifications.append(effect)
@@ -338,8 +459,24 @@ class Worker:
                     except Exception as exc:
                         log.warning("notifier failed for %s: %s", effect.account_id, exc)
 
-    def _commit(self, claim: Claim, decision: Decision, now: datetime) -> None:
-        self.storage.commit(claim, decision, now)
+    # -- writes -------------------------------------------------------------------------------
+    async def _start(self, claim: Claim, decision: Decision, now: datetime) -> bool:
+        if self._group is None:
+            return self.storage.start(claim, decision, now)
+        if self.concurrency == 1:  # nothing runs beside it to group with
+            return self._start_group([(claim, decision, now)])[0]
+        return await self._starts.submit((claim, decision, now))
+
+    async def _commit(self, claim: Claim, decision: Decision, now: datetime) -> None:
+        if self._group is None:
+            self.storage.commit(claim, decision, now)
+        else:
+            if self.concurrency == 1:
+                error = self._commit_group([(claim, decision, now)])[0]
+            else:
+                error = await self._commits.submit((claim, decision, now))
+            if error is not None:
+                raise error
         self.stats.committed += 1
         for effect in decision.effects:
             if isinstance(effect, PauseAccount):
@@ -349,6 +486,33 @@ class Worker:
                     effect.kind.value,
                     effect.reason,
                 )
+
+    def _unstarted(self, claim: Claim, situation: Situation, pause: PauseAccount) -> Decision:
+        """Decide a started-but-unsent action again, knowing its account is paused.
+
+        The budgets its start consumed stay consumed: storage has no refund, and a unit too
+        many used is safe where one too few would not be.
+        """
+        paused = attrs.evolve(
+            situation, action=claim.action, account_paused=True, account_paused_until=pause.until
+        )
+        return decide(paused, self.checks)
+
+    def _start_group(self, items: list[_Write]) -> list[bool]:
+        assert self._group is not None
+        pairs = [(claim, decision) for claim, decision, _ in items]
+        return list(self._group.start_many(pairs, self._group_time(items)))
+
+    def _commit_group(self, items: list[_Write]) -> list[Exception | None]:
+        assert self._group is not None
+        pairs = [(claim, decision) for claim, decision, _ in items]
+        return list(self._group.commit_many(pairs, self._group_time(items)))
+
+    def _group_time(self, items: list[_Write]) -> datetime:
+        # The latest of the items' times (an outcome's time may run ahead of a virtual clock
+        # by its human delays), and never before the clock, which judges the leases.
+        now: datetime = self.clock.now()
+        return max(now, *(at for _, _, at in items))
 
 
 def _skip_before_start(situation: Situation, decision: Decision, reason: str) -> Decision:

@@ -18,6 +18,30 @@ Theory of operation (how a worker uses it, see ``seqengine.runtime``):
    enrollment, an account pause) in one transaction — only while the claim's token is still
    the action's current lease token; otherwise it raises :class:`~seqengine.LeaseLost` and
    changes nothing.
+
+Group commit (optional, :class:`BatchStorage`): ``start_many`` and ``commit_many`` do the
+same for several claims in one transaction, so a worker pays for one durable write per group
+instead of one per action. Each item is still fenced and budget-checked on its own: a refused
+or stale item changes nothing for itself and nothing for the others.
+
+Points the protocol leaves open, and how every shipped backend settles them (the conformance
+suite checks each):
+
+- **Which clock leases use.** Memory and SQLite measure leases with the ``now`` argument (the
+  engine's clock, virtual in rehearsals). PostgreSQL measures them on the *database* clock, so
+  workers whose clocks drift agree on expiry; there ``now`` only decides what is due and is
+  written into actions. ``Claim.lease_until`` is on the backend's lease clock.
+- **A start retried under the same lease does not charge budgets again.** If the action is
+  already in progress when ``start`` runs (a start that went through but whose answer was
+  lost, then retried), the write is repeated and True returned, with no budget consumed.
+- **``commit`` ignores budgets.** Budgets are consumed only by ``start``; a commit never
+  checks nor consumes them, so an outcome is always written (if the lease allows).
+- **Cancelling ends a lease.** An action cancelled by another decision loses its lease, so a
+  worker still holding it gets LeaseLost instead of reviving it.
+- **Leases end with the decision.** ``commit`` ends the claimed action's lease unless the
+  decision leaves it in progress; ``start`` keeps it, and a refused start keeps it too (the
+  worker reschedules the action itself).
+- **Suppressed addresses** are compared after ``strip().lower()``, per workspace.
 """
 
 from __future__ import annotations
@@ -30,11 +54,21 @@ from typing import Protocol, runtime_checkable
 import attrs
 
 from seqengine._decide import Budget, Decision
+from seqengine._exceptions import StorageError
 from seqengine._flow import Sequence
 from seqengine._model import Account, Action, Enrollment, Lead, Platform
 from seqengine._outcomes import PauseAccount
 
-__all__ = ["Claim", "Context", "InboxMessage", "Storage"]
+__all__ = [
+    "BatchStorage",
+    "Claim",
+    "Context",
+    "InboxMessage",
+    "Storage",
+    "address_to_suppress",
+    "consumed_keys",
+    "suppression_key",
+]
 
 
 @attrs.frozen
@@ -211,9 +245,63 @@ class Storage(Protocol):
         """Record a hard bounce on a lead (R-EMAIL-2 then skips it)."""
         ...
 
+    def suppress(self, address: str, reason: str) -> None:
+        """Never email ``address`` again (bounce, complaint, unsubscribe); replaces the reason."""
+        ...
+
+    def is_suppressed(self, address: str) -> bool:
+        """Whether ``address`` (compared after ``strip().lower()``) is suppressed."""
+        ...
+
     def close(self) -> None:
         """Release connections and files."""
         ...
+
+
+@runtime_checkable
+class BatchStorage(Storage, Protocol):
+    """A :class:`Storage` that can also start and commit several claims in one transaction.
+
+    Optional: the worker uses these when a backend has them (group commit) and the one-claim
+    methods otherwise. Results come back in the order of ``items``.
+    """
+
+    def start_many(self, items: Seq[tuple[Claim, Decision]], now: datetime) -> list[bool]:
+        """:meth:`Storage.start` for each item, all in one transaction.
+
+        Each item is fenced and budget-checked on its own, in order (an earlier item's units
+        count against a later one's budgets). An item comes back False, changing nothing, when
+        a budget is used up *or* its lease is no longer live (call ``start`` alone to tell
+        which: it raises LeaseLost). A decision that does not start its claim's action raises
+        StorageError before anything is written.
+        """
+        ...
+
+    def commit_many(
+        self, items: Seq[tuple[Claim, Decision]], now: datetime
+    ) -> list[Exception | None]:
+        """:meth:`Storage.commit` for each item, in order, all in one transaction.
+
+        Returns None for each item written, or the error that item raised alone (LeaseLost,
+        StorageError for a decision that does not fit its claim); a failed item changes
+        nothing and does not undo the others. Raises StorageError, with nothing written, only
+        when the transaction as a whole fails.
+        """
+        ...
+
+
+def suppression_key(address: str) -> str:
+    """An email address as suppression lists compare it: stripped and lower-cased."""
+    return str(address).strip().lower()
+
+
+def address_to_suppress(address: str) -> str:
+    """The key ``suppress`` stores; StorageError for an address that is empty once stripped."""
+    key = suppression_key(address)
+    if not key:
+        msg = f"cannot suppress {address!r}: the address is empty; pass the email address"
+        raise StorageError(msg)
+    return key
 
 
 def consumed_keys(budgets: Iterable[Budget]) -> list[tuple[str, date]]:

@@ -1,13 +1,23 @@
 """The in-memory reference backend: plain dicts behind one lock.
 
 It is the yardstick the agreement tests hold every other backend to, so it favours being
-obviously right over being fast. Several :class:`MemoryStorage` objects can share one
-:class:`MemoryStore` (one per workspace), which is how isolation between workspaces is tested.
-Nothing survives the process.
+obviously right over being fast — except where simulations would turn quadratic: due actions
+sit in a heap ordered like a claim ((``scheduled_at``, creation order)), so ``claim`` and
+``next_due`` cost O(k log n) instead of a scan of every waiting action. The heap uses lazy
+deletion: an entry carries the action's *version* when it was pushed, and any change of the
+action's due time or runnable state bumps the version, so stale entries are skipped (and
+dropped) when they surface; the heap is rebuilt when stale entries outnumber live ones. Due
+actions still leased to a worker stay in the heap and are stepped over (and put back), so a
+claim also pays for the leased actions due before the first free one — few, since a worker
+writes what it claimed before claiming again.
+
+Several :class:`MemoryStorage` objects can share one :class:`MemoryStore` (one per
+workspace), which is how isolation between workspaces is tested. Nothing survives the process.
 """
 
 from __future__ import annotations
 
+import heapq
 import threading
 from collections.abc import Iterable, Iterator
 from collections.abc import Sequence as Seq
@@ -22,11 +32,20 @@ from seqengine._lifecycle import RUNNABLE
 from seqengine._model import Account, Action, ActionStatus, Enrollment, Lead, Platform
 from seqengine._outcomes import PauseAccount
 from seqengine.storage._open import check_workspace
-from seqengine.storage._protocol import Claim, Context, InboxMessage, consumed_keys
+from seqengine.storage._protocol import (
+    Claim,
+    Context,
+    InboxMessage,
+    address_to_suppress,
+    consumed_keys,
+    suppression_key,
+)
 
 __all__ = ["MemoryStorage", "MemoryStore"]
 
-_WAITING = RUNNABLE | {ActionStatus.IN_PROGRESS}
+_ONE_DAY = timedelta(days=1)
+# A due-heap entry: (scheduled_at, creation order, version, action id).
+_Entry = tuple[datetime, int, int, str]
 
 
 @attrs.frozen
@@ -46,14 +65,19 @@ class _Space:
         self.enrollments: dict[tuple[str, str], Enrollment] = {}
         self.actions: dict[str, Action] = {}
         self.order: dict[str, int] = {}
-        # Ids of actions that are runnable or in progress, so claims never scan finished ones.
-        self.waiting: set[str] = set()
+        # Runnable actions by due time (lazy deletion, see the module docstring).
+        self.due: list[_Entry] = []
+        self.version: dict[str, int] = {}
+        self.runnable = 0
+        # In-progress actions: few at any time, scanned for expired leases on every claim.
+        self.flying: set[str] = set()
         self.leases: dict[str, _Lease] = {}
         self.counters: dict[tuple[str, date], int] = {}
         self.pauses: dict[str, PauseAccount] = {}
         self.posts: dict[tuple[Platform, str], bool] = {}
         self.inbox: dict[str, tuple[int, InboxMessage]] = {}
         self.bounces: dict[str, str] = {}
+        self.suppressed: dict[str, str] = {}
         self.created = 0
         self.next_token = 1
 
@@ -164,23 +188,37 @@ class MemoryStorage:
         """Lease up to ``limit`` actions: expired in-flight ones first, then due ones."""
         _aware(now, "now")
         until = now + _lease_delta(lease_seconds)
+        if limit <= 0:
+            return []
         with self._lock:
             s = self._s
-            in_flight: list[Action] = []
-            due: list[Action] = []
-            for aid in s.waiting:
-                action = s.actions[aid]
-                lease = s.leases.get(aid)
-                if lease is not None and lease.until > now:
+            picked: list[Action] = []
+            if s.flying:
+                picked = [
+                    s.actions[aid]
+                    for aid in s.flying
+                    if (lease := s.leases.get(aid)) is None or lease.until <= now
+                ]
+                picked.sort(key=self._due_key)
+                del picked[limit:]
+            # Leased entries are set aside and pushed back: they stay due once the lease ends.
+            aside: list[_Entry] = []
+            heap = s.due
+            while heap and len(picked) < limit:
+                entry = heap[0]
+                if s.version.get(entry[3]) != entry[2]:
+                    heapq.heappop(heap)
                     continue
-                if action.status is ActionStatus.IN_PROGRESS:
-                    in_flight.append(action)
-                elif action.scheduled_at <= now:
-                    due.append(action)
-            in_flight.sort(key=self._due_key)
-            due.sort(key=self._due_key)
+                if entry[0] > now:
+                    break
+                aside.append(heapq.heappop(heap))
+                lease = s.leases.get(entry[3])
+                if lease is None or lease.until <= now:
+                    picked.append(s.actions[entry[3]])
+            for entry in aside:
+                heapq.heappush(heap, entry)
             claims: list[Claim] = []
-            for action in (in_flight + due)[: max(limit, 0)]:
+            for action in picked:
                 token = s.next_token
                 s.next_token += 1
                 s.leases[action.id] = _Lease(token, until, worker_id)
@@ -234,35 +272,81 @@ class MemoryStorage:
 
     def count(self, counter: str, day: date, span_days: int = 1) -> int:
         """Units of ``counter`` used over the ``span_days`` days ending at ``day``."""
-        _check_span(span_days)
         with self._lock:
-            c = self._s.counters
-            return sum(c.get((counter, day - timedelta(days=i)), 0) for i in range(span_days))
+            return self._count(counter, day, span_days)
+
+    def _count(self, counter: str, day: date, span_days: int) -> int:
+        _check_span(span_days)
+        get = self._s.counters.get
+        used = get((counter, day), 0)
+        for _ in range(1, span_days):
+            day -= _ONE_DAY
+            used += get((counter, day), 0)
+        return used
 
     def start(self, claim: Claim, decision: Decision, now: datetime) -> bool:
         """Consume the decision's budgets and persist the started action, atomically."""
-        _check_decision(claim, decision, starting=True)
+        _check_start(claim, decision)
         _aware(now, "now")
         with self._lock:
-            self._fence(claim, now, live=True)
+            return self._start(claim, decision, now)
+
+    def start_many(self, items: Seq[tuple[Claim, Decision]], now: datetime) -> list[bool]:
+        """:meth:`start` for each item, in order, as one step; False for a refused item."""
+        for claim, decision in items:
+            _check_start(claim, decision)
+        _aware(now, "now")
+        results: list[bool] = []
+        with self._lock:
+            for claim, decision in items:
+                try:
+                    results.append(self._start(claim, decision, now))
+                except LeaseLost:
+                    results.append(False)
+        return results
+
+    def _start(self, claim: Claim, decision: Decision, now: datetime) -> bool:
+        s = self._s
+        self._fence(claim, now, live=True)
+        # A start retried under the same lease (its answer was lost) has paid already.
+        if s.actions[claim.action.id].status is not ActionStatus.IN_PROGRESS:
             for budget in decision.budgets:
-                _check_span(budget.span_days)
-                if self.count(budget.counter, budget.day, budget.span_days) >= budget.limit:
+                if self._count(budget.counter, budget.day, budget.span_days) >= budget.limit:
                     return False
             for key in consumed_keys(decision.budgets):
-                self._s.counters[key] = self._s.counters.get(key, 0) + 1
-            self._write(decision, now)
-            return True
+                s.counters[key] = s.counters.get(key, 0) + 1
+        self._write(decision, now)
+        return True
 
     def commit(self, claim: Claim, decision: Decision, now: datetime) -> None:
         """Write a decision in one step, fenced by the claim's token."""
-        _check_decision(claim, decision, starting=False)
+        _check_commit(claim, decision)
         _aware(now, "now")
         with self._lock:
-            self._fence(claim, now, live=False)
-            self._write(decision, now)
-            if decision.action.status is not ActionStatus.IN_PROGRESS:
-                self._s.leases.pop(decision.action.id, None)
+            self._commit(claim, decision, now)
+
+    def commit_many(
+        self, items: Seq[tuple[Claim, Decision]], now: datetime
+    ) -> list[Exception | None]:
+        """:meth:`commit` for each item, in order, as one step; each item's error or None."""
+        _aware(now, "now")
+        results: list[Exception | None] = []
+        with self._lock:
+            for claim, decision in items:
+                try:
+                    _check_commit(claim, decision)
+                    self._commit(claim, decision, now)
+                except StorageError as exc:
+                    results.append(exc)
+                else:
+                    results.append(None)
+        return results
+
+    def _commit(self, claim: Claim, decision: Decision, now: datetime) -> None:
+        self._fence(claim, now, live=False)
+        self._write(decision, now)
+        if decision.action.status is not ActionStatus.IN_PROGRESS:
+            self._s.leases.pop(decision.action.id, None)
 
     def rescue(self, now: datetime) -> int:
         """Clear expired leases of waiting actions; returns how many."""
@@ -306,13 +390,28 @@ class MemoryStorage:
         self._set_action(action)
 
     def _set_action(self, action: Action) -> None:
+        """Store an action's new state; its times were checked (``_check_times``) before."""
         s = self._s
-        _aware(action.scheduled_at, f"action {action.id!r} scheduled_at")
-        s.actions[action.id] = action
-        if action.status in _WAITING:
-            s.waiting.add(action.id)
+        aid = action.id
+        old = s.actions.get(aid)
+        s.actions[aid] = action
+        was = old is not None and old.status in RUNNABLE
+        runnable = action.status in RUNNABLE
+        if runnable and was and old is not None and old.scheduled_at == action.scheduled_at:
+            pass  # its heap entry still holds
+        elif runnable or was:
+            version = s.version.get(aid, 0) + 1
+            s.version[aid] = version  # retires the old entry, if any
+            if runnable:
+                heapq.heappush(s.due, (action.scheduled_at, s.order[aid], version, aid))
+            s.runnable += runnable - was
+            if len(s.due) > 2 * s.runnable + 1024:
+                s.due = [e for e in s.due if s.version.get(e[3]) == e[2]]
+                heapq.heapify(s.due)
+        if action.status is ActionStatus.IN_PROGRESS:
+            s.flying.add(aid)
         else:
-            s.waiting.discard(action.id)
+            s.flying.discard(aid)
 
     def _write(self, decision: Decision, now: datetime) -> None:
         s = self._s
@@ -365,12 +464,10 @@ class MemoryStorage:
         """When the earliest runnable action is due, or None."""
         with self._lock:
             s = self._s
-            times = [
-                s.actions[aid].scheduled_at
-                for aid in s.waiting
-                if s.actions[aid].status in RUNNABLE
-            ]
-            return min(times, default=None)
+            heap = s.due
+            while heap and s.version.get(heap[0][3]) != heap[0][2]:
+                heapq.heappop(heap)
+            return heap[0][0] if heap else None
 
     # -- shared records ------------------------------------------------------------------
     def record_post(self, platform: Platform, post_id: str, *, commented: bool = False) -> None:
@@ -441,6 +538,17 @@ class MemoryStorage:
             self._s.leads[lead_id] = attrs.evolve(lead, bounced=True)
             self._s.bounces[lead_id] = detail
 
+    def suppress(self, address: str, reason: str) -> None:
+        """Never email ``address`` again; a second call replaces the reason."""
+        key = address_to_suppress(address)
+        with self._lock:
+            self._s.suppressed[key] = reason
+
+    def is_suppressed(self, address: str) -> bool:
+        """Whether ``address`` (compared after ``strip().lower()``) is suppressed."""
+        with self._lock:
+            return suppression_key(address) in self._s.suppressed
+
     def close(self) -> None:
         """Nothing to release; the data lives as long as the store."""
 
@@ -449,6 +557,25 @@ def _check_span(span_days: int) -> None:
     if isinstance(span_days, bool) or not isinstance(span_days, int) or span_days < 1:
         msg = f"span_days must be a whole number of at least 1, got {span_days!r}"
         raise StorageError(msg)
+
+
+def _check_start(claim: Claim, decision: Decision) -> None:
+    """What ``start`` checks before writing anything: the claim, the status, times, spans."""
+    _check_decision(claim, decision, starting=True)
+    _check_times(decision)
+    for budget in decision.budgets:
+        _check_span(budget.span_days)
+
+
+def _check_commit(claim: Claim, decision: Decision) -> None:
+    """What ``commit`` checks before writing anything, so a bad decision writes nothing."""
+    _check_decision(claim, decision, starting=False)
+    _check_times(decision)
+
+
+def _check_times(decision: Decision) -> None:
+    for action in (decision.action, *decision.new_actions):
+        _aware(action.scheduled_at, f"action {action.id!r} scheduled_at")
 
 
 def _check_decision(claim: Claim, decision: Decision, *, starting: bool) -> None:

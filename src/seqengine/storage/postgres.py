@@ -14,6 +14,10 @@ otherwise), created and migrated by :func:`upgrade` (``seqengine db upgrade``); 
   DO UPDATE SET n = n + 1 WHERE n < limit``), after a transaction-scoped advisory lock per
   counter so rolling multi-day spans (the weekly invitation limit) are checked and incremented
   without a race. A refused budget rolls the whole transaction back.
+- ``start_many`` and ``commit_many`` run their items in one transaction, each inside a
+  savepoint, so a refused or fenced-out item is undone alone. They first lock every action
+  row of the batch (in id order), then every counter of the batch (in name order) — the
+  order single starts use — so two batches never wait on each other in a cycle.
 - Two clocks. Leases use the *database* clock (``now()``), so workers whose clocks drift still
   agree on when a lease expires. ``scheduled_at`` comparisons and the times written into
   actions use the ``now`` argument: the engine's clock, which is virtual in rehearsals.
@@ -62,7 +66,13 @@ from seqengine._model import (
 )
 from seqengine._outcomes import PauseAccount
 from seqengine.storage._open import check_workspace
-from seqengine.storage._protocol import Claim, Context, InboxMessage
+from seqengine.storage._protocol import (
+    Claim,
+    Context,
+    InboxMessage,
+    address_to_suppress,
+    suppression_key,
+)
 
 __all__ = [
     "DEFAULT_SCHEMA",
@@ -172,6 +182,18 @@ _MIGRATIONS: tuple[tuple[str, LiteralString], ...] = (
             detail text NOT NULL,
             recorded_at timestamptz NOT NULL DEFAULT now(),
             PRIMARY KEY (ws, lead_id, seq)
+        );
+        """,
+    ),
+    (
+        "email suppression list",
+        """
+        CREATE TABLE {s}.suppressions (
+            ws text COLLATE "C" NOT NULL,
+            address text COLLATE "C" NOT NULL,
+            reason text NOT NULL,
+            suppressed_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (ws, address)
         );
         """,
     ),
@@ -847,21 +869,64 @@ class PostgresStorage:
         Retrying a start that went through unseen (the connection broke while committing)
         returns True without consuming the budgets again: the lease already shows it started.
         """
-        _check_decision(claim, decision, starting=True)
+        _check_start(claim, decision)
         _aware(now, "now")
-        for budget in decision.budgets:
-            _check_span(budget.span_days)
         with self._conn("start") as conn:
             try:
                 with conn.transaction():
-                    before = self._write(conn, claim, decision, now, live=True)
-                    if before is not ActionStatus.IN_PROGRESS and not self._consume(
-                        conn, decision.budgets
-                    ):
-                        raise _NoRoom
+                    self._start(conn, claim, decision, now)
             except _NoRoom:
                 return False
         return True
+
+    def start_many(self, items: Seq[tuple[Claim, Decision]], now: datetime) -> list[bool]:
+        """:meth:`start` for each item, in order, in one transaction; False if refused.
+
+        An item is refused (False, nothing written for it) when a budget is used up or its
+        lease is no longer live.
+        """
+        for claim, decision in items:
+            _check_start(claim, decision)
+        _aware(now, "now")
+        results: list[bool] = []
+        if not items:
+            return results
+        with self._tx("start_many") as conn:
+            self._lock_actions(conn, [c.action.id for c, _ in items])
+            self._lock_counters(conn, [b for _, d in items for b in d.budgets])
+            for claim, decision in items:
+                try:
+                    with conn.transaction():  # a savepoint: a refusal undoes this item only
+                        self._start(conn, claim, decision, now)
+                except (_NoRoom, LeaseLost):
+                    results.append(False)
+                else:
+                    results.append(True)
+        return results
+
+    def _start(
+        self, conn: psycopg.Connection[TupleRow], claim: Claim, decision: Decision, now: datetime
+    ) -> None:
+        before = self._write(conn, claim, decision, now, live=True)
+        if before is not ActionStatus.IN_PROGRESS and not self._consume(conn, decision.budgets):
+            raise _NoRoom
+
+    def _lock_actions(self, conn: psycopg.Connection[TupleRow], ids: Seq[str]) -> None:
+        conn.execute(
+            self._sql(
+                "SELECT 1 FROM {s}.actions WHERE ws = %s AND id = ANY(%s) ORDER BY id FOR UPDATE"
+            ),
+            (self.workspace, sorted(set(ids))),
+        )
+
+    def _lock_counters(self, conn: psycopg.Connection[TupleRow], budgets: Iterable[Budget]) -> None:
+        # Sorted, like _consume's own locks, so concurrent starts never lock in a cycle.
+        for counter in sorted({b.counter for b in budgets}):
+            conn.execute(
+                sql.SQL("SELECT pg_advisory_xact_lock({})").format(
+                    _lock_key(f"{self.schema}:{self.workspace}:{counter}")
+                )
+            )
 
     def _consume(self, conn: psycopg.Connection[TupleRow], budgets: Seq[Budget]) -> bool:
         """Take one unit of each distinct (counter, day); False if any budget has no room."""
@@ -870,15 +935,9 @@ class PostgresStorage:
         by_key: dict[tuple[str, date], list[Budget]] = {}
         for b in budgets:
             by_key.setdefault((b.counter, b.day), []).append(b)
-        # Locks in one global order (sorted counter names) so two starts never deadlock. The
-        # advisory lock makes "sum the span, then add one" atomic for multi-day budgets; the
-        # single-day check is the conditional upsert itself.
-        for counter in sorted({c for c, _ in by_key}):
-            conn.execute(
-                sql.SQL("SELECT pg_advisory_xact_lock({})").format(
-                    _lock_key(f"{self.schema}:{self.workspace}:{counter}")
-                )
-            )
+        # The advisory lock makes "sum the span, then add one" atomic for multi-day budgets;
+        # the single-day check is the conditional upsert itself.
+        self._lock_counters(conn, budgets)
         for (counter, day), group in sorted(by_key.items()):
             for b in group:
                 if b.span_days > 1:
@@ -914,10 +973,36 @@ class PostgresStorage:
         exist are left as they are (creating an action is idempotent). Budgets are not
         consumed here: that is :meth:`start`'s job.
         """
-        _check_decision(claim, decision, starting=False)
+        _check_commit(claim, decision)
         _aware(now, "now")
         with self._tx("commit") as conn:
             self._write(conn, claim, decision, now, live=False)
+
+    def commit_many(
+        self, items: Seq[tuple[Claim, Decision]], now: datetime
+    ) -> list[Exception | None]:
+        """:meth:`commit` for each item, in order, in one transaction; each item's error.
+
+        A fenced-out item (LeaseLost) or a decision that does not fit its claim
+        (StorageError) is undone alone, through a savepoint; a database failure fails the
+        whole batch (StorageError, nothing written).
+        """
+        _aware(now, "now")
+        results: list[Exception | None] = []
+        if not items:
+            return results
+        with self._tx("commit_many") as conn:
+            self._lock_actions(conn, [aid for c, d in items for aid in (c.action.id, *d.cancel)])
+            for claim, decision in items:
+                try:
+                    _check_commit(claim, decision)
+                    with conn.transaction():
+                        self._write(conn, claim, decision, now, live=False)
+                except StorageError as exc:
+                    results.append(exc)
+                else:
+                    results.append(None)
+        return results
 
     def _insert_actions(self, conn: psycopg.Connection[TupleRow], actions: Seq[Action]) -> int:
         inserted = 0
@@ -1172,6 +1257,27 @@ class PostgresStorage:
                     (self.workspace, lead_id, detail),
                 )
 
+    def suppress(self, address: str, reason: str) -> None:
+        """Never email ``address`` again; a second call replaces the reason."""
+        key = address_to_suppress(address)
+        with self._tx("suppress") as conn:
+            conn.execute(
+                self._sql(
+                    "INSERT INTO {s}.suppressions (ws, address, reason) VALUES (%s, %s, %s)"
+                    " ON CONFLICT (ws, address) DO UPDATE SET reason = EXCLUDED.reason"
+                ),
+                (self.workspace, key, str(reason)),
+            )
+
+    def is_suppressed(self, address: str) -> bool:
+        """Whether ``address`` (compared after ``strip().lower()``) is suppressed."""
+        with self._conn("is_suppressed") as conn:
+            row = conn.execute(
+                self._sql("SELECT 1 FROM {s}.suppressions WHERE ws = %s AND address = %s"),
+                (self.workspace, suppression_key(address)),
+            ).fetchone()
+        return row is not None
+
     # -- waking idle workers ----------------------------------------------------------------
 
     def wait_for_work(self, timeout: float) -> bool:
@@ -1247,6 +1353,18 @@ def _check_span(span_days: int) -> int:
         msg = f"span_days must be a whole number of at least 1, got {span_days!r}"
         raise StorageError(msg)
     return span_days
+
+
+def _check_start(claim: Claim, decision: Decision) -> None:
+    _check_decision(claim, decision, starting=True)
+    for budget in decision.budgets:
+        _check_span(budget.span_days)
+
+
+def _check_commit(claim: Claim, decision: Decision) -> None:
+    _check_decision(claim, decision, starting=False)
+    for action in (decision.action, *decision.new_actions):
+        _aware(action.scheduled_at, f"action {action.id!r} scheduled_at")
 
 
 def _check_decision(claim: Claim, decision: Decision, *, starting: bool) -> None:

@@ -40,8 +40,20 @@ from seqengine._lifecycle import RUNNABLE
 from seqengine._model import Account, Action, ActionStatus, Enrollment, Lead, Platform
 from seqengine._outcomes import CriticalKind, PauseAccount
 from seqengine.storage._open import check_workspace
-from seqengine.storage._protocol import Claim, Context, InboxMessage, consumed_keys
-from seqengine.storage.memory import _check_decision, _check_span, _missing
+from seqengine.storage._protocol import (
+    Claim,
+    Context,
+    InboxMessage,
+    address_to_suppress,
+    consumed_keys,
+    suppression_key,
+)
+from seqengine.storage.memory import (
+    _check_commit,
+    _check_span,
+    _check_start,
+    _missing,
+)
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration", "SQLiteStorage"]
 
@@ -127,9 +139,17 @@ _V1: Migration = (
     ) WITHOUT ROWID""",
 )
 
+# The email suppression list (bounces, complaints, unsubscribes), per workspace.
+_V2: Migration = (
+    """CREATE TABLE suppressions (
+        workspace TEXT NOT NULL, address TEXT NOT NULL, reason TEXT NOT NULL,
+        PRIMARY KEY (workspace, address)
+    ) WITHOUT ROWID""",
+)
+
 #: Schema changes in order; migration ``n`` (1-based) takes ``user_version`` from n-1 to n.
 #: Append only: a released migration never changes.
-MIGRATIONS: tuple[Migration, ...] = (_V1,)
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)
 
 #: The schema version this release writes.
 SCHEMA_VERSION: Final = len(MIGRATIONS)
@@ -137,6 +157,7 @@ SCHEMA_VERSION: Final = len(MIGRATIONS)
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 _RUNNABLE = tuple(sorted(s.value for s in RUNNABLE))
 _CHUNK = 500  # stays under SQLite's limit on bound parameters in old builds
+_CACHED_ACCOUNTS = 1024
 
 _T = TypeVar("_T")
 
@@ -216,6 +237,7 @@ class SQLiteStorage:
             msg = f"busy_timeout_ms must be a whole number of milliseconds, got {busy_timeout_ms!r}"
             raise ConfigError(msg)
         self._lock = threading.RLock()
+        self._accounts: dict[str, Account] = {}
         try:
             # isolation_level=None: this class issues BEGIN/COMMIT itself.
             self._conn = sqlite3.connect(
@@ -311,7 +333,7 @@ class SQLiteStorage:
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
 
-    def _one(self, sql: str, params: Seq[Any]) -> Any:
+    def _one(self, sql: str, params: Seq[Any] | dict[str, Any]) -> Any:
         with self._lock, self._sql_errors():
             return self._conn.execute(sql, params).fetchone()
 
@@ -359,16 +381,13 @@ class SQLiteStorage:
     def _next(self, cur: sqlite3.Cursor, column: str, n: int = 1) -> int:
         """Reserve ``n`` numbers of a workspace counter (``next_token`` or ``next_seq``)."""
         ws = self.workspace
-        self._run(
-            cur, "INSERT INTO workspaces (workspace) VALUES (?) ON CONFLICT DO NOTHING", (ws,)
-        )
-        first = int(
-            self._run(
-                cur, f"SELECT {column} FROM workspaces WHERE workspace = ?", (ws,)
-            ).fetchone()[0]
-        )
-        self._run(cur, f"UPDATE workspaces SET {column} = ? WHERE workspace = ?", (first + n, ws))
-        return first
+        bump = f"UPDATE workspaces SET {column} = {column} + ? WHERE workspace = ?"
+        if not self._run(cur, bump, (n, ws)).rowcount:
+            # Opening a storage adds its workspace's row; this covers a file edited since.
+            self._run(cur, "INSERT INTO workspaces (workspace) VALUES (?)", (ws,))
+            self._run(cur, bump, (n, ws))
+        row = self._run(cur, f"SELECT {column} FROM workspaces WHERE workspace = ?", (ws,))
+        return int(row.fetchone()[0]) - n
 
     # -- setup ---------------------------------------------------------------------------
     def _put(self, table: str, key: str, data: str) -> None:
@@ -402,7 +421,7 @@ class SQLiteStorage:
     def get_account(self, account_id: str) -> Account | None:
         """The account with this id, or None."""
         data = self._get("accounts", account_id)
-        return None if data is None else _load(data, Account)
+        return None if data is None else self._account(data)
 
     def put_lead(self, lead: Lead) -> None:
         """Store (or replace) a lead's facts."""
@@ -439,16 +458,12 @@ class SQLiteStorage:
     # -- actions -------------------------------------------------------------------------
     def _add_action(self, cur: sqlite3.Cursor, action: Action) -> None:
         """Insert a new action; one that already exists is left as it is."""
-        exists = self._run(
-            cur, "SELECT 1 FROM actions WHERE workspace = ? AND id = ?", (self.workspace, action.id)
-        ).fetchone()
-        if exists:
-            return
+        # A number reserved for an action that exists is skipped: seq only orders.
         seq = self._next(cur, "next_seq")
         self._run(
             cur,
             "INSERT INTO actions (workspace, id, seq, sequence_id, status, scheduled_at, data) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (workspace, id) DO NOTHING",
             (
                 self.workspace,
                 action.id,
@@ -488,6 +503,20 @@ class SQLiteStorage:
             return []
         ws = self.workspace
         free = "(lease_until IS NULL OR lease_until <= ?)"
+        # Nothing to claim (an idle worker polling) is found without taking the write lock.
+        probe = " OR ".join(
+            [f"EXISTS (SELECT 1 FROM actions WHERE workspace = ? AND status = ? AND {free})"]
+            + [
+                "EXISTS (SELECT 1 FROM actions WHERE workspace = ? AND status = ? "
+                f"AND scheduled_at <= ? AND {free})"
+            ]
+            * len(_RUNNABLE)
+        )
+        params: list[Any] = [ws, ActionStatus.IN_PROGRESS.value, at]
+        for status in _RUNNABLE:
+            params += [ws, status, at, at]
+        if not self._one(f"SELECT {probe}", params)[0]:
+            return []
         with self._tx() as cur:
             in_flight = self._run(
                 cur,
@@ -562,46 +591,50 @@ class SQLiteStorage:
 
     def context(self, action: Action) -> Context:
         """Lead, enrollment, sequence, account and pause state for an action."""
-        ws = self.workspace
-        with self._tx("DEFERRED") as cur:
-
-            def one(sql: str, *params: Any) -> Any:
-                return self._run(cur, sql, (ws, *params)).fetchone()
-
-            lead = one("SELECT data FROM leads WHERE workspace = ? AND id = ?", action.lead_id)
-            enrollment = one(
-                "SELECT data FROM enrollments WHERE workspace = ? AND sequence_id = ? "
-                "AND lead_id = ?",
-                action.sequence_id,
-                action.lead_id,
-            )
-            sequence = one(
-                "SELECT data FROM sequences WHERE workspace = ? AND id = ?", action.sequence_id
-            )
-            account = one(
-                "SELECT data FROM accounts WHERE workspace = ? AND id = ?", action.account_id
-            )
-            pause = one(
-                "SELECT account_id, kind, reason, until FROM pauses "
-                "WHERE workspace = ? AND account_id = ?",
-                action.account_id,
-            )
+        # One statement reads one snapshot, so no transaction is needed around it.
+        row = self._one(
+            "SELECT"
+            " (SELECT data FROM leads WHERE workspace = :ws AND id = :lead),"
+            " (SELECT data FROM enrollments"
+            "   WHERE workspace = :ws AND sequence_id = :seq AND lead_id = :lead),"
+            " (SELECT data FROM sequences WHERE workspace = :ws AND id = :seq),"
+            " (SELECT data FROM accounts WHERE workspace = :ws AND id = :acc),"
+            " (SELECT kind FROM pauses WHERE workspace = :ws AND account_id = :acc),"
+            " (SELECT reason FROM pauses WHERE workspace = :ws AND account_id = :acc),"
+            " (SELECT until FROM pauses WHERE workspace = :ws AND account_id = :acc)",
+            {
+                "ws": self.workspace,
+                "lead": action.lead_id,
+                "seq": action.sequence_id,
+                "acc": action.account_id,
+            },
+        )
+        lead, enrollment, sequence, account, kind, reason, until = row
         if lead is None or enrollment is None or sequence is None or account is None:
             raise _missing(
-                ws,
+                self.workspace,
                 action,
-                None if lead is None else _load(lead[0], Lead),
-                None if enrollment is None else _load(enrollment[0], Enrollment),
-                None if sequence is None else sequence_from_json(sequence[0]),
-                None if account is None else _load(account[0], Account),
+                None if lead is None else _load(lead, Lead),
+                None if enrollment is None else _load(enrollment, Enrollment),
+                None if sequence is None else sequence_from_json(sequence),
+                None if account is None else self._account(account),
             )
         return Context(
-            lead=_load(lead[0], Lead),
-            enrollment=_load(enrollment[0], Enrollment),
-            sequence=sequence_from_json(sequence[0]),
-            account=_load(account[0], Account),
-            pause=None if pause is None else _pause(pause),
+            lead=_load(lead, Lead),
+            enrollment=_load(enrollment, Enrollment),
+            sequence=sequence_from_json(sequence),
+            account=self._account(account),
+            pause=None if kind is None else _pause((action.account_id, kind, reason, until)),
         )
+
+    def _account(self, data: str) -> Account:
+        """An account from its stored text; the same text parses to the same (frozen) value."""
+        account = self._accounts.get(data)
+        if account is None:
+            if len(self._accounts) >= _CACHED_ACCOUNTS:
+                self._accounts.clear()
+            account = self._accounts[data] = _load(data, Account)
+        return account
 
     def _count(self, cur: sqlite3.Cursor, counter: str, day: date, span_days: int) -> int:
         _check_span(span_days)
@@ -619,11 +652,14 @@ class SQLiteStorage:
         with self._lock:
             return self._count(self._conn.cursor(), counter, day, span_days)
 
-    def _fence(self, cur: sqlite3.Cursor, claim: Claim, now: datetime, *, live: bool) -> None:
+    def _fence(
+        self, cur: sqlite3.Cursor, claim: Claim, now: datetime, *, live: bool
+    ) -> ActionStatus:
+        """Check the claim's token is current (and, if ``live``, unexpired); the status."""
         aid = claim.action.id
         row = self._run(
             cur,
-            "SELECT lease_token, lease_until, worker_id FROM actions "
+            "SELECT lease_token, lease_until, worker_id, status FROM actions "
             "WHERE workspace = ? AND id = ?",
             (self.workspace, aid),
         ).fetchone()
@@ -644,38 +680,89 @@ class SQLiteStorage:
                 "claim it again before starting it"
             )
             raise LeaseLost(msg)
+        return ActionStatus(row[3])
 
     def start(self, claim: Claim, decision: Decision, now: datetime) -> bool:
         """Consume the decision's budgets and persist the started action, atomically."""
-        _check_decision(claim, decision, starting=True)
+        _check_start(claim, decision)
         _ts(now)
         try:
             with self._tx() as cur:
-                self._fence(cur, claim, now, live=True)
-                if not self._has_room(cur, decision.budgets):
-                    raise _Refused
-                for counter, day in consumed_keys(decision.budgets):
-                    self._run(
-                        cur,
-                        "INSERT INTO counters (workspace, counter, day, used) VALUES (?, ?, ?, 1) "
-                        "ON CONFLICT (workspace, counter, day) DO UPDATE SET used = used + 1",
-                        (self.workspace, counter, day.isoformat()),
-                    )
-                self._write(cur, decision, now)
+                self._start(cur, claim, decision, now)
         except _Refused:
             return False
         return True
+
+    def start_many(self, items: Seq[tuple[Claim, Decision]], now: datetime) -> list[bool]:
+        """:meth:`start` for each item, in order, in one transaction; False if refused."""
+        for claim, decision in items:
+            _check_start(claim, decision)
+        _ts(now)
+        results: list[bool] = []
+        if not items:
+            return results
+        # No savepoint is needed per item: the fence and the budget check come before an
+        # item's first write, so a refused item has nothing to undo.
+        with self._tx() as cur:
+            for claim, decision in items:
+                try:
+                    self._start(cur, claim, decision, now)
+                except (_Refused, LeaseLost):
+                    results.append(False)
+                else:
+                    results.append(True)
+        return results
+
+    def _start(self, cur: sqlite3.Cursor, claim: Claim, decision: Decision, now: datetime) -> None:
+        """Fence, check and consume budgets, write; raises _Refused when a budget is full."""
+        before = self._fence(cur, claim, now, live=True)
+        # A start retried under the same lease (its answer was lost) has paid already.
+        if before is not ActionStatus.IN_PROGRESS:
+            if not self._has_room(cur, decision.budgets):
+                raise _Refused
+            for counter, day in consumed_keys(decision.budgets):
+                self._run(
+                    cur,
+                    "INSERT INTO counters (workspace, counter, day, used) VALUES (?, ?, ?, 1) "
+                    "ON CONFLICT (workspace, counter, day) DO UPDATE SET used = used + 1",
+                    (self.workspace, counter, day.isoformat()),
+                )
+        self._write(cur, decision, now)
 
     def _has_room(self, cur: sqlite3.Cursor, budgets: Iterable[Budget]) -> bool:
         return all(self._count(cur, b.counter, b.day, b.span_days) < b.limit for b in budgets)
 
     def commit(self, claim: Claim, decision: Decision, now: datetime) -> None:
         """Write a decision in one transaction, fenced by the claim's token."""
-        _check_decision(claim, decision, starting=False)
+        _check_commit(claim, decision)
         _ts(now)
         with self._tx() as cur:
             self._fence(cur, claim, now, live=False)
             self._write(cur, decision, now)
+
+    def commit_many(
+        self, items: Seq[tuple[Claim, Decision]], now: datetime
+    ) -> list[Exception | None]:
+        """:meth:`commit` for each item, in order, in one transaction; each item's error."""
+        _ts(now)
+        results: list[Exception | None] = []
+        if not items:
+            return results
+        # As in start_many, each item is checked and fenced before its first write, so a
+        # refused item needs no savepoint; a database error fails the whole batch.
+        with self._tx() as cur:
+            for claim, decision in items:
+                try:
+                    _check_commit(claim, decision)
+                    self._fence(cur, claim, now, live=False)
+                except StorageError as exc:
+                    if isinstance(exc.__cause__, sqlite3.Error):
+                        raise  # the database failed, not the item
+                    results.append(exc)
+                    continue
+                self._write(cur, decision, now)
+                results.append(None)
+        return results
 
     def _write(self, cur: sqlite3.Cursor, decision: Decision, now: datetime) -> None:
         action = decision.action
@@ -762,17 +849,14 @@ class SQLiteStorage:
 
     def next_due(self) -> datetime | None:
         """When the earliest runnable action is due, or None."""
-        times: list[str] = []
-        with self._tx("DEFERRED") as cur:
-            for status in _RUNNABLE:
-                row = self._run(
-                    cur,
-                    "SELECT MIN(scheduled_at) FROM actions WHERE workspace = ? AND status = ?",
-                    (self.workspace, status),
-                ).fetchone()
-                if row[0] is not None:
-                    times.append(row[0])
-        return _from_ts(min(times)) if times else None
+        # One MIN per status, each a seek on actions_due, in one statement (one snapshot).
+        per_status = " UNION ALL ".join(
+            "SELECT MIN(scheduled_at) AS due FROM actions WHERE workspace = ? AND status = ?"
+            for _ in _RUNNABLE
+        )
+        params = [p for status in _RUNNABLE for p in (self.workspace, status)]
+        row = self._one(f"SELECT MIN(due) FROM ({per_status})", params)
+        return None if row[0] is None else _from_ts(row[0])
 
     # -- shared records ------------------------------------------------------------------
     def record_post(self, platform: Platform, post_id: str, *, commented: bool = False) -> None:
@@ -925,6 +1009,25 @@ class SQLiteStorage:
                 "ON CONFLICT (workspace, lead_id) DO UPDATE SET detail = excluded.detail",
                 (self.workspace, lead_id, detail),
             )
+
+    def suppress(self, address: str, reason: str) -> None:
+        """Never email ``address`` again; a second call replaces the reason."""
+        key = address_to_suppress(address)
+        with self._tx() as cur:
+            self._run(
+                cur,
+                "INSERT INTO suppressions (workspace, address, reason) VALUES (?, ?, ?) "
+                "ON CONFLICT (workspace, address) DO UPDATE SET reason = excluded.reason",
+                (self.workspace, key, str(reason)),
+            )
+
+    def is_suppressed(self, address: str) -> bool:
+        """Whether ``address`` (compared after ``strip().lower()``) is suppressed."""
+        row = self._one(
+            "SELECT 1 FROM suppressions WHERE workspace = ? AND address = ?",
+            (self.workspace, suppression_key(address)),
+        )
+        return row is not None
 
     def close(self) -> None:
         """Close the connection."""

@@ -17,6 +17,10 @@ Each test is named for the guarantee it checks. Decisions are built by the real 
 (:func:`seqengine._decide.decide` and :func:`~seqengine._decide.resolve`) wherever that is
 natural, so the suite exercises storage the way a worker does.
 
+Group commit (``start_many``, ``commit_many``) is optional: its tests are skipped for a
+backend without those methods, and check that a batch gives exactly what the same items
+started or committed one by one give.
+
 Leases: tests pass a ``now`` past a lease's end. A backend that measures leases on its own
 clock (PostgreSQL uses the database's) overrides :meth:`StorageConformance.let_leases_expire`
 or lets its default wait out the (sub-second) leases the suite uses for that.
@@ -747,6 +751,29 @@ class StorageConformance:
         assert storage.count("c", d0 - timedelta(days=1), 7) == 0
         assert storage.count("other", d0) == 0
 
+    def test_a_start_retried_under_the_same_lease_consumes_its_budgets_once(
+        self, storage: Storage
+    ) -> None:
+        # A start that went through while its answer was lost is retried by the worker.
+        first = enroll_lead(storage, x_sequence(), "lead-1", at=T0)
+        claim = self._claim_one(storage)
+        decision = _started(first, T0, Budget("b", T0.date(), 1))
+        assert storage.start(claim, decision, T0)
+        assert storage.start(claim, decision, T0)  # the budget is full, but it paid already
+        assert storage.count("b", T0.date()) == 1
+        assert storage.get_action(first.id) == decision.action
+
+    def test_commit_ignores_budgets(self, storage: Storage) -> None:
+        first = enroll_lead(storage, x_sequence(), "lead-1", at=T0)
+        claim = self._claim_one(storage)
+        done = Decision(
+            attrs.evolve(first, status=ActionStatus.COMPLETED, finished_at=T0),
+            budgets=(Budget("b", T0.date(), 0),),
+        )
+        storage.commit(claim, done, T0)
+        assert storage.get_action(first.id) == done.action
+        assert storage.count("b", T0.date()) == 0
+
     # -- committing ----------------------------------------------------------------------
     def _connect(self, storage: Storage) -> tuple[Claim, Decision]:
         """Enrol lead-1 in the LinkedIn flow and complete its connection request."""
@@ -901,6 +928,148 @@ class StorageConformance:
         ]
         assert storage.count("connect:acc-1", T0.date()) == 1
         assert storage.next_due() is None
+
+    # -- group commit (optional) -----------------------------------------------------------
+    def _grouping(self, storage: Storage) -> Any:
+        """The storage, if it has the optional group-commit methods; skips the test if not."""
+        if not (
+            callable(getattr(storage, "start_many", None))
+            and callable(getattr(storage, "commit_many", None))
+        ):
+            pytest.skip("the backend has no start_many/commit_many (optional)")
+        return storage
+
+    def _stale_among(self, storage: Storage, n: int, stale: int) -> tuple[list[Claim], datetime]:
+        """Enrol ``n`` X leads due at T0 and claim them; claim ``stale``'s lease is taken over.
+
+        Returns the claims, in lead order, and a ``now`` at which the others are still live.
+        """
+        seq = x_sequence()
+        for lead in range(1, n + 1):
+            enroll_lead(storage, seq, f"lead-{lead}", at=T0)
+        claims = storage.claim("w1", T0, LEASE, n)
+        assert len(claims) == n
+        self._expire(storage, [claims[stale]], T0)
+        taken = storage.claim("w2", T0 + AFTER, LEASE, n)
+        assert _ids(taken) == [claims[stale].action.id]
+        return claims, T0 + AFTER
+
+    def _starts(self, storage: Storage) -> tuple[list[tuple[Claim, Decision]], datetime]:
+        """Five starts: two fit a budget of two, one has a lost lease, one finds it full."""
+        claims, now = self._stale_among(storage, 5, stale=1)
+        budget = Budget("b", T0.date(), 2)
+        other = Budget("other", T0.date(), 5)
+        budgets = (budget, budget, budget, budget, other)
+        return [(c, _started(c.action, now, b)) for c, b in zip(claims, budgets, strict=True)], now
+
+    def test_start_many_gives_what_starting_one_by_one_gives(
+        self, open_workspace: StorageFactory
+    ) -> None:
+        one, many = self._two_workspaces(open_workspace)
+        self._grouping(many)
+        items, now = self._starts(one)
+        alone: list[bool] = []
+        for claim, decision in items:
+            try:
+                alone.append(one.start(claim, decision, now))
+            except LeaseLost:
+                alone.append(False)
+        grouped_items, _ = self._starts(many)
+        grouped = many.start_many(grouped_items, now)  # type: ignore[attr-defined]
+        assert grouped == alone == [True, False, True, False, True]
+        keys = [("b", T0.date()), ("other", T0.date())]
+        assert _state(many, *keys) == _state(one, *keys)
+        assert many.count("b", T0.date()) == 2
+
+    def test_start_many_refuses_a_lost_lease_without_touching_the_others(
+        self, storage: Storage
+    ) -> None:
+        grouping = self._grouping(storage)
+        claims, now = self._stale_among(storage, 3, stale=1)
+        stale = claims[1].action
+        budget = Budget("b", T0.date(), 5)
+        items = [(c, _started(c.action, now, budget)) for c in claims]
+        assert grouping.start_many(items, now) == [True, False, True]
+        assert storage.get_action(stale.id) == stale
+        assert storage.count("b", T0.date()) == 2
+        for claim, decision in (items[0], items[2]):
+            assert storage.get_action(claim.action.id) == decision.action
+        # Retried under the same leases (the answer was lost): nothing is charged again.
+        assert grouping.start_many([items[0], items[2]], now) == [True, True]
+        assert storage.count("b", T0.date()) == 2
+
+    def test_start_many_refuses_a_decision_that_does_not_start(self, storage: Storage) -> None:
+        grouping = self._grouping(storage)
+        claims, now = self._stale_among(storage, 2, stale=1)
+        before = _state(storage, ("b", T0.date()))
+        items = [
+            (claims[0], _started(claims[0].action, now, Budget("b", T0.date(), 5))),
+            (claims[0], _moved(claims[0].action, ActionStatus.SKIPPED, finished_at=now)),
+        ]
+        with pytest.raises(StorageError):
+            grouping.start_many(items, now)
+        assert _state(storage, ("b", T0.date())) == before
+        assert grouping.start_many([], now) == []
+
+    def _commits(self, storage: Storage) -> tuple[list[tuple[Claim, Decision]], datetime]:
+        """Five commits: one cancels the next, one adds an action, one is stale, one wrong."""
+        claims, now = self._stale_among(storage, 4, stale=3)
+        a, b, c, d = (claim.action for claim in claims)
+        follow = attrs.evolve(c, id=f"{c.id}~next", scheduled_at=now + timedelta(hours=1))
+        decisions = [
+            Decision(
+                attrs.evolve(a, status=ActionStatus.SKIPPED, finished_at=now),
+                cancel=(b.id,),
+                cancel_reason="cancelled by a",
+            ),
+            _moved(b, ActionStatus.COMPLETED, finished_at=now),  # cancelled just before
+            Decision(
+                attrs.evolve(c, status=ActionStatus.SKIPPED, finished_at=now),
+                new_actions=(follow,),
+            ),
+            _moved(d, ActionStatus.SKIPPED, finished_at=now),  # its lease was taken over
+        ]
+        items = list(zip(claims, decisions, strict=True))
+        items.append((claims[0], _moved(d, ActionStatus.SKIPPED, finished_at=now)))  # wrong
+        return items, now
+
+    def test_commit_many_gives_what_committing_one_by_one_gives(
+        self, open_workspace: StorageFactory
+    ) -> None:
+        one, many = self._two_workspaces(open_workspace)
+        self._grouping(many)
+        items, now = self._commits(one)
+        alone: list[Exception | None] = []
+        for claim, decision in items:
+            try:
+                one.commit(claim, decision, now)
+            except StorageError as exc:
+                alone.append(exc)
+            else:
+                alone.append(None)
+        grouped_items, _ = self._commits(many)
+        grouped = many.commit_many(grouped_items, now)  # type: ignore[attr-defined]
+        kinds = [type(e).__name__ for e in grouped]
+        assert kinds == [type(e).__name__ for e in alone]
+        assert kinds == ["NoneType", "LeaseLost", "NoneType", "LeaseLost", "StorageError"]
+        assert _state(many) == _state(one)
+        assert list(many.actions()) == list(one.actions())
+
+    def test_commit_many_rejects_a_stale_token_per_item(self, storage: Storage) -> None:
+        grouping = self._grouping(storage)
+        claims, now = self._stale_among(storage, 3, stale=0)
+        stale = claims[0].action
+        items = [(c, _moved(c.action, ActionStatus.SKIPPED, finished_at=now)) for c in claims]
+        errors = grouping.commit_many(items, now)
+        assert isinstance(errors[0], LeaseLost)
+        assert errors[1:] == [None, None]
+        assert storage.get_action(stale.id) == stale
+        for claim, decision in items[1:]:
+            assert storage.get_action(claim.action.id) == decision.action
+        # Their leases ended with the commit: the same claims cannot write again.
+        again = grouping.commit_many(items[1:], now)
+        assert [type(e) for e in again] == [LeaseLost, LeaseLost]
+        assert grouping.commit_many([], now) == []
 
     # -- leases --------------------------------------------------------------------------
     def test_heartbeat_extends_only_leases_still_held(self, storage: Storage) -> None:
@@ -1088,6 +1257,18 @@ class StorageConformance:
         assert lead == sample_lead("lead-1", bounced=True)
         assert storage.get_lead("lead-2") == sample_lead("lead-2")
 
+    def test_suppressed_addresses_are_normalised(self, storage: Storage) -> None:
+        assert storage.is_suppressed("ada@example.com") is False
+        storage.suppress("  Ada@Example.COM\n", "hard bounce")
+        assert storage.is_suppressed("ada@example.com")
+        assert storage.is_suppressed(" ADA@example.com ")
+        assert not storage.is_suppressed("bob@example.com")
+        assert not storage.is_suppressed("")
+        storage.suppress("ada@example.com", "unsubscribed")  # again: the reason is replaced
+        assert storage.is_suppressed("Ada@example.com")
+        with pytest.raises(StorageError, match="empty"):
+            storage.suppress("   ", "complaint")
+
     # -- workspaces ----------------------------------------------------------------------
     def _two_workspaces(self, open_workspace: StorageFactory) -> tuple[Storage, Storage]:
         a, b = open_workspace("team-a"), open_workspace("team-b")
@@ -1161,3 +1342,6 @@ class StorageConformance:
         b.pause_account(PauseAccount("acc-1", CriticalKind.RATE_LIMIT, "429"))
         a.resume_account("acc-1")
         assert b.get_pause("acc-1") is not None
+        a.suppress("ada@example.com", "complaint")
+        assert a.is_suppressed("ada@example.com")
+        assert not b.is_suppressed("ada@example.com")

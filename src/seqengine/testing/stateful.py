@@ -17,6 +17,10 @@ be observed (actions, enrollments, counters, pauses, leads, posts, inbox) is the
         machine = agreement_machine(lambda: MyStorage(next(paths)))
         run_state_machine_as_test(machine, settings=settings(max_examples=50))
 
+When the backend has the optional group-commit methods, one rule runs a worker pass through
+them (``start_many``, then ``commit_many``) while the reference starts and commits one by one:
+a batch must give what the same items give alone.
+
 Leases are compared on the ``now`` argument, so this machine suits backends that measure
 leases with it (memory, SQLite); one measuring them on its own clock relies on the
 conformance suite for leases instead.
@@ -39,7 +43,7 @@ from hypothesis.stateful import (
 )
 
 from seqengine._decide import Decision, decide, first_action, resolve
-from seqengine._exceptions import SeqEngineError
+from seqengine._exceptions import LeaseLost, SeqEngineError
 from seqengine._model import ActionStatus, Enrollment, LeadStatus, Platform
 from seqengine._outcomes import (
     BudgetExhausted,
@@ -107,6 +111,23 @@ def _result(call: Callable[[], Any]) -> tuple[str, Any]:
         return ("ok", call())
     except SeqEngineError as exc:
         return ("raised", type(exc).__name__)
+
+
+def _start_alone(storage: Storage, claim: Claim, decision: Decision, now: Any) -> bool:
+    """``start``, with a lost lease as a refusal (what ``start_many`` reports for it)."""
+    try:
+        return storage.start(claim, decision, now)
+    except LeaseLost:
+        return False
+
+
+def _commit_alone(storage: Storage, claim: Claim, decision: Decision, now: Any) -> str:
+    """``commit``; the name of the error it raised, or "ok"."""
+    try:
+        storage.commit(claim, decision, now)
+    except SeqEngineError as exc:
+        return type(exc).__name__
+    return "ok"
 
 
 def _view(claims: list[Claim]) -> list[tuple[Any, ...]]:
@@ -266,6 +287,46 @@ def agreement_machine(make_storage: Callable[[], Storage]) -> type[RuleBasedStat
                     self._decide(held, outcome)
                     self._write(held)
 
+        @rule(worker=st.sampled_from(["w1", "w2"]), outcome=outcomes)
+        def run_worker_grouped(self, worker: str, outcome: Outcome) -> None:
+            """A worker pass with group commit: the batch's starts, then its commits, at once.
+
+            The backend under test uses ``start_many``/``commit_many`` when it has them; the
+            reference writes the same items one by one.
+            """
+            real: Any = self.real
+            grouped = callable(getattr(real, "start_many", None)) and callable(
+                getattr(real, "commit_many", None)
+            )
+            now = self.now
+            batch = self._claim(worker, 3, 3600.0)
+            for held in batch:
+                self._decide(held, outcome)
+            starting = [h for h in batch if h.starts]
+            starts = [(h, h.decision) for h in starting if h.decision is not None]
+            want = [_start_alone(self.ref, h.ref, d, now) for h, d in starts]
+            if grouped:
+                got = real.start_many([(h.real, d) for h, d in starts], now)
+            else:
+                got = [_start_alone(self.real, h.real, d, now) for h, d in starts]
+            assert got == want, f"start_many gave {got!r}, one by one {want!r}"
+            committing = [h for h in batch if not h.starts]
+            for (held, _), started in zip(starts, want, strict=True):
+                held.decision = None
+                if started:  # resolve it with the outcome, as the platform call came back
+                    self._decide(held, outcome)
+                    committing.append(held)
+            commits = [(h, h.decision) for h in committing if h.decision is not None]
+            want_errors = [_commit_alone(self.ref, h.ref, d, now) for h, d in commits]
+            if grouped:
+                errors = real.commit_many([(h.real, d) for h, d in commits], now)
+                got_errors = ["ok" if e is None else type(e).__name__ for e in errors]
+            else:
+                got_errors = [_commit_alone(self.real, h.real, d, now) for h, d in commits]
+            assert got_errors == want_errors
+            for held in committing:
+                held.decision = None
+
         @precondition(lambda self: bool(self.held))
         @rule(pick=st.integers(0, _HELD - 1), lease=st.sampled_from([60.0, 3600.0]))
         def heartbeat(self, pick: int, lease: float) -> None:
@@ -299,12 +360,12 @@ def agreement_machine(make_storage: Callable[[], Storage]) -> type[RuleBasedStat
             post=st.sampled_from(_POSTS),
             commented=st.booleans(),
             lead=st.integers(1, _LEADS),
-            what=st.sampled_from(["post", "inbox", "bounce"]),
+            what=st.sampled_from(["post", "inbox", "bounce", "suppress"]),
         )
         def record(
             self, platform: Platform, post: str, commented: bool, lead: int, what: str
         ) -> None:
-            """Shared records: a post interacted with, an inbox message, a bounce."""
+            """Shared records: a post, an inbox message, a bounce, a suppressed address."""
             if what == "post":
                 self._both(lambda s: s.record_post(platform, post, commented=commented))
             elif what == "inbox":
@@ -312,8 +373,11 @@ def agreement_machine(make_storage: Callable[[], Storage]) -> type[RuleBasedStat
                     f"m-{post}", platform, "acc-1", f"lead-{lead}", "lead", post, self.now
                 )
                 self._both(lambda s: s.add_inbox_message(message))
-            else:
+            elif what == "bounce":
                 self._both(lambda s: s.record_bounce(f"lead-{lead}", "550 user unknown"))
+            else:
+                address = f" Lead-{lead}@Example.com" if commented else f"lead-{lead}@example.com"
+                self._both(lambda s: s.suppress(address, post))
 
         # -- what must agree -------------------------------------------------------------
         @invariant()
@@ -341,6 +405,9 @@ def agreement_machine(make_storage: Callable[[], Storage]) -> type[RuleBasedStat
                         platform, _POSTS, commented=commented
                     ) == self.ref.posts_seen(platform, _POSTS, commented=commented)
             assert self.real.inbox() == self.ref.inbox()
+            for n in range(1, _LEADS + 1):
+                address = f"lead-{n}@example.com"
+                assert self.real.is_suppressed(address) == self.ref.is_suppressed(address)
 
     StorageAgreement.__name__ = StorageAgreement.__qualname__ = "StorageAgreement"
     return StorageAgreement

@@ -1,10 +1,18 @@
 """Storage backends behind one protocol, chosen by URL (``memory://``, ``sqlite:///path``)."""
 
 from seqengine.storage._open import ENTRY_POINT_GROUP, open_storage
-from seqengine.storage._protocol import Claim, Context, InboxMessage, Storage, consumed_keys
+from seqengine.storage._protocol import (
+    BatchStorage,
+    Claim,
+    Context,
+    InboxMessage,
+    Storage,
+    consumed_keys,
+)
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "BatchStorage",
     "Claim",
     "Context",
     "InboxMessage",

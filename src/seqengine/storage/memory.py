@@ -22,6 +22,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from collections.abc import Sequence as Seq
 from datetime import date, datetime, timedelta
+from typing import NamedTuple
 
 import attrs
 
@@ -44,12 +45,13 @@ from seqengine.storage._protocol import (
 __all__ = ["MemoryStorage", "MemoryStore"]
 
 _ONE_DAY = timedelta(days=1)
-# A due-heap entry: (scheduled_at, creation order, version, action id).
-_Entry = tuple[datetime, int, int, str]
+# A due-heap entry: (scheduled_at as a POSIX timestamp, creation order, version, action id).
+# Floats compare much faster than aware datetimes, and keep their order: near today's
+# timestamps, consecutive doubles are 0.24 µs apart, finer than a datetime's microsecond.
+_Entry = tuple[float, int, int, str]
 
 
-@attrs.frozen
-class _Lease:
+class _Lease(NamedTuple):
     token: int
     until: datetime
     worker_id: str
@@ -204,12 +206,13 @@ class MemoryStorage:
             # Leased entries are set aside and pushed back: they stay due once the lease ends.
             aside: list[_Entry] = []
             heap = s.due
+            at = now.timestamp()
             while heap and len(picked) < limit:
                 entry = heap[0]
                 if s.version.get(entry[3]) != entry[2]:
                     heapq.heappop(heap)
                     continue
-                if entry[0] > now:
+                if entry[0] > at:
                     break
                 aside.append(heapq.heappop(heap))
                 lease = s.leases.get(entry[3])
@@ -247,7 +250,7 @@ class MemoryStorage:
             for claim in claims:
                 lease = self._s.leases.get(claim.action.id)
                 if lease is not None and lease.token == claim.token:
-                    self._s.leases[claim.action.id] = attrs.evolve(lease, until=until)
+                    self._s.leases[claim.action.id] = lease._replace(until=until)
                     kept.append(attrs.evolve(claim, lease_until=until))
             return kept
 
@@ -403,7 +406,8 @@ class MemoryStorage:
             version = s.version.get(aid, 0) + 1
             s.version[aid] = version  # retires the old entry, if any
             if runnable:
-                heapq.heappush(s.due, (action.scheduled_at, s.order[aid], version, aid))
+                entry = (action.scheduled_at.timestamp(), s.order[aid], version, aid)
+                heapq.heappush(s.due, entry)
             s.runnable += runnable - was
             if len(s.due) > 2 * s.runnable + 1024:
                 s.due = [e for e in s.due if s.version.get(e[3]) == e[2]]
@@ -467,7 +471,7 @@ class MemoryStorage:
             heap = s.due
             while heap and s.version.get(heap[0][3]) != heap[0][2]:
                 heapq.heappop(heap)
-            return heap[0][0] if heap else None
+            return s.actions[heap[0][3]].scheduled_at if heap else None
 
     # -- shared records ------------------------------------------------------------------
     def record_post(self, platform: Platform, post_id: str, *, commented: bool = False) -> None:

@@ -207,8 +207,12 @@ class Worker:
         grace_seconds: float = 30.0,
         handle_signals: bool = True,
         until_idle: bool = False,
+        max_backoff_seconds: float = 60.0,
     ) -> WorkerStats:
         """Work until stopped (SIGTERM/SIGINT or :meth:`stop`), or until idle if asked.
+
+        A storage failure while claiming (database down, connection lost) does not end the
+        worker: it backs off exponentially, up to ``max_backoff_seconds``, and tries again.
 
         On stop, no new claims are made; running actions get ``grace_seconds`` to finish,
         then their leases are released (or, if already started, left to be reconciled).
@@ -219,6 +223,7 @@ class Worker:
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.add_signal_handler(sig, self.stop)
         beat = asyncio.create_task(self._heartbeat())
+        failures = 0
         try:
             while not self._stopping.is_set():
                 work = asyncio.create_task(self.run_once())
@@ -233,16 +238,30 @@ class Worker:
                             await work
                     break
                 stop_wait.cancel()
-                claimed = work.result()
+                try:
+                    claimed = work.result()
+                except StorageError as exc:
+                    # The database is unreachable: back off and try again rather than end the
+                    # worker; nothing was claimed, so nothing is lost.
+                    failures += 1
+                    delay = min(max_backoff_seconds, idle_seconds * 2 ** min(failures, 10))
+                    log.warning("claim failed (%s); retrying in %.1fs", exc, delay)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), delay)
+                    continue
+                failures = 0
                 if claimed == 0:
                     if until_idle:
                         break
                     waiter = getattr(self.storage, "wait_for_work", None)
                     if waiter is not None:
-                        await asyncio.to_thread(waiter, idle_seconds)
-                    else:
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(self._stopping.wait(), idle_seconds)
+                        try:
+                            await asyncio.to_thread(waiter, idle_seconds)
+                            continue
+                        except StorageError as exc:
+                            log.warning("waiting for work failed (%s); polling instead", exc)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), idle_seconds)
         finally:
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import date, datetime, timedelta
@@ -157,6 +158,9 @@ class Worker:
         self.stats = WorkerStats()
         self.notifications: list[Notify] = []
         self._held: dict[str, Claim] = {}
+        # When each held lease ends by this process's monotonic clock (set at claim, pushed
+        # on each successful heartbeat): a send is only started well before it.
+        self._lease_deadline: dict[str, float] = {}
         self._stopping = asyncio.Event()
         self._ctx = ExecContext(storage=storage, clock=clock, writer=writer)
         grouped = callable(getattr(storage, "start_many", None)) and callable(
@@ -183,6 +187,7 @@ class Worker:
             return 0
         for claim in claims:
             self._held[claim.action.id] = claim
+            self._lease_deadline[claim.action.id] = time.monotonic() + self.lease_seconds
         # Once stopping, claims not yet begun stay held and are released, never started.
         if self.concurrency == 1 or len(claims) == 1:
             for claim in claims:
@@ -273,6 +278,19 @@ class Worker:
                         loop.remove_signal_handler(sig)
         return self.stats
 
+    def _lease_safe(self, action_id: str) -> bool:
+        """Whether the lease on ``action_id`` has enough time left to start a platform call.
+
+        Only real-time workers can lose a lease by being slow; a virtual clock never does.
+        """
+        if getattr(self.clock, "virtual", False):
+            return True
+        deadline = self._lease_deadline.get(action_id)
+        if deadline is None:
+            return True
+        margin = max(self.lease_seconds * 0.25, 0.05)
+        return time.monotonic() < deadline - margin
+
     def stop(self) -> None:
         """Ask :meth:`run` to finish gracefully."""
         self._stopping.set()
@@ -281,6 +299,7 @@ class Worker:
         while True:
             await asyncio.sleep(max(self.lease_seconds / 3, 0.05))
             if self._held and not getattr(self.clock, "virtual", False):
+                renewed = time.monotonic()
                 try:
                     kept = self.storage.heartbeat(
                         list(self._held.values()), self.clock.now(), self.lease_seconds
@@ -291,6 +310,7 @@ class Worker:
                 for claim in kept:
                     if claim.action.id in self._held:
                         self._held[claim.action.id] = claim
+                        self._lease_deadline[claim.action.id] = renewed + self.lease_seconds
 
     def _release_all(self) -> None:
         for claim in list(self._held.values()):
@@ -317,6 +337,7 @@ class Worker:
             )
         finally:
             self._held.pop(claim.action.id, None)
+            self._lease_deadline.pop(claim.action.id, None)
 
     @contextlib.asynccontextmanager
     async def _enrollment(self, action: Action) -> AsyncIterator[None]:
@@ -428,6 +449,14 @@ class Worker:
             if pause is not None and (pause.until is None or pause.until > self.clock.now()):
                 # An action beside it paused the account after both had started: do not send.
                 await self._commit(claim, self._unstarted(claim, situation, pause), situation.now)
+                return
+            if not self._lease_safe(claim.action.id):
+                # Our lease may already have lapsed (storage calls blocked this worker): another
+                # worker may be reconciling this action and, finding nothing, sending it. Do not
+                # send; the action stays in progress and is reconciled when the lease ends.
+                log.warning(
+                    "lease on %s about to lapse; leaving it for reconciliation", request.action.id
+                )
                 return
             try:
                 outcome = await executor.execute(request, content, self._ctx)

@@ -34,7 +34,7 @@ from typing import Any, Generic, TypeVar, cast
 
 import attrs
 
-from seqengine._checks import DEFAULT_CHECKS, CheckChain, Situation
+from seqengine._checks import DEFAULT_CHECKS, CheckChain, Situation, build_situation
 from seqengine._decide import Decision, decide, resolve, skip_queued
 from seqengine._exceptions import LeaseLost, StorageError, TemplateError
 from seqengine._model import Action, ActionStatus, Platform
@@ -47,7 +47,7 @@ from seqengine._outcomes import (
     Skipped,
     Unknown,
 )
-from seqengine._timing import load_zone, local_date, total_seconds
+from seqengine._timing import total_seconds
 from seqengine.runtime._executor import ExecContext, Executor, Notifier
 from seqengine.runtime._render import render_content
 from seqengine.storage._protocol import BatchStorage, Claim, Storage, consumed_keys
@@ -359,24 +359,18 @@ class Worker:
 
     def _situation(self, action: Action, now: datetime) -> Situation:
         ctx = self.storage.context(action)
-        seq, account = ctx.sequence, ctx.account
-        day = local_date(now, load_zone(seq.timezone))
-        acc_day = local_date(now, load_zone(account.timezone))
         pause = ctx.pause
-        paused = pause is not None and (pause.until is None or pause.until > now)
-        return Situation(
-            action=action,
-            lead=ctx.lead,
-            enrollment=ctx.enrollment,
-            sequence=seq,
-            account=account,
-            now=now,
-            seed=self.seed,
-            sequence_count_today=self._count(f"sequence:{seq.id}", day),
-            connect_count_today=self._count(f"connect:{account.id}", acc_day),
-            connect_count_week=self._count(f"connect:{account.id}", acc_day, 7),
-            account_paused=paused,
-            account_paused_until=pause.until if paused and pause is not None else None,
+        return build_situation(
+            action,
+            ctx.lead,
+            ctx.enrollment,
+            ctx.sequence,
+            ctx.account,
+            pause.until if pause is not None else None,
+            pause is not None,
+            now,
+            self.seed,
+            self._count,
         )
 
     def _count(self, counter: str, day: date, span_days: int = 1) -> int:

@@ -90,6 +90,9 @@ api_key = "env:OPENAI_API_KEY"
 [notifications]                          # optional: who hears about paused accounts
 email_to = "ops@example.com"
 
+[worker]
+concurrency = 4
+
 [[accounts]]
 id = "acc-1"
 connection_request_daily_limit = 15      # 1..100
@@ -195,6 +198,7 @@ def test_contract_example_loads(tmp_path: Path) -> None:
         api_key=Secret.parse("env:OPENAI_API_KEY", field="ai.api_key"),
     )
     assert ws.notifications_email_to == "ops@example.com"
+    assert ws.worker_concurrency == 4
 
     (acc,) = ws.accounts
     assert ws.account_ids == ("acc-1",)
@@ -256,6 +260,7 @@ def test_defaults_and_absent_channels(tmp_path: Path) -> None:
     assert ws.ai == AIConfig()
     assert ws.ai.to_table() == {"provider": "offline"}
     assert ws.notifications_email_to is None
+    assert ws.worker_concurrency == 16
     assert ws.storage_url == f"sqlite:///{tmp_path / 'seqengine.db'}"
     (acc,) = ws.accounts
     assert (acc.x, acc.linkedin, acc.email) == (None, None, None)
@@ -406,7 +411,7 @@ ACC2 = '[[accounts]]\nid = "acc-1"\n\n[[accounts]]\nid = "acc-2"\n'
         (
             _minimal('[stoarge]\nurl = "memory://"\n'),
             "workspace.toml: unknown key 'stoarge'; allowed: accounts, ai, leads, notifications, "
-            "sequences, storage, timezone_default — did you mean 'storage'?",
+            "sequences, storage, timezone_default, worker — did you mean 'storage'?",
         ),
         (
             _minimal(accounts=ACC2 + "connection_request_daily_limit = 0\n"),
@@ -900,3 +905,10 @@ def test_workspace_is_frozen(tmp_path: Path) -> None:
     assert isinstance(ws, Workspace)
     with pytest.raises(AttributeError):
         ws.timezone_default = "X"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("value", ["0", "2000", '"many"', "1.5"])
+def test_worker_concurrency_must_be_a_sensible_whole_number(tmp_path: Path, value: str) -> None:
+    path = _write(tmp_path, _minimal() + f"\n[worker]\nconcurrency = {value}\n")
+    with pytest.raises(ConfigError, match=r"worker\.concurrency.*whole number from 1 to 1024"):
+        load_workspace(str(path))

@@ -64,6 +64,7 @@ class FakeHttp:
         self.lock = threading.RLock()
         self.holding = threading.Event()  # a held request has been processed
         self.release = threading.Event()  # let held answers go out
+        self.held: list[Any] = []  # the answers held back, in order
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -131,6 +132,8 @@ class FakeHttp:
             h.close_connection = True
             return  # the work is done, the answer is lost: the client cannot tell
         if script is not None and script.hold:
+            with self.lock:
+                self.held.append(payload)
             self.holding.set()
             self.release.wait(60)
         if isinstance(payload, bytes | str):

@@ -318,6 +318,8 @@ class Workspace:
     ai: AIConfig = attrs.field(factory=AIConfig)
     notifications_email_to: str | None = None
     accounts: tuple[AccountConfig, ...] = ()
+    #: ``[worker] concurrency``: how many actions one worker runs at the same time.
+    worker_concurrency: int = 16
 
     @property
     def sequence_ids(self) -> tuple[str, ...]:
@@ -491,6 +493,7 @@ _TOP_KEYS: Final = (
     "sequences",
     "storage",
     "timezone_default",
+    "worker",
 )
 _ACCOUNT_KEYS: Final = (
     "connection_request_daily_limit",
@@ -572,6 +575,12 @@ def _workspace(top: _Table, abspath: str, folder: str) -> Workspace:
         notify.only(("email_to",))
         email_to = notify.email("email_to") if "email_to" in notify.data else None
 
+    worker = top.table("worker", "[worker] concurrency = 16")
+    concurrency = 16
+    if worker is not None:
+        worker.only(("concurrency",))
+        concurrency = worker.integer("concurrency", 1, 1024, 16)
+
     accounts = _accounts(top, timezone_default)
     return Workspace(
         path=abspath,
@@ -583,6 +592,7 @@ def _workspace(top: _Table, abspath: str, folder: str) -> Workspace:
         ai=ai,
         notifications_email_to=email_to,
         accounts=accounts,
+        worker_concurrency=concurrency,
     )
 
 

@@ -117,6 +117,7 @@ async def run_workspace(args: argparse.Namespace) -> int:
             writer=writer,
             notifier=notifier,
             batch=64,
+            concurrency=ws.worker_concurrency,
         )
         if virtual:
             days = args.days if args.days is not None else 30.0

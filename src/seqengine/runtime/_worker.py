@@ -18,19 +18,26 @@ from changing decisions: actions of one enrollment are worked one at a time (eac
 rewrites the enrollment it read), and an action started beside one whose outcome paused the
 account is not sent. Counters are read once per batch and advanced by this worker's own
 starts; they only guide decisions, since ``start`` enforces every budget atomically.
+
+Storage calls of a real-time worker run on one thread of their own, off the event loop: a
+database that stalls (a reconnect, a lock) must not hold back heartbeats or a platform call
+that already passed its lease check — that would let the lease lapse while the request is
+still queued, and a second worker could reconcile "not sent" and send it again. A virtual-
+clock worker (simulations) calls storage inline, which is faster and keeps runs deterministic.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import date, datetime, timedelta
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, ParamSpec, TypeVar, cast
 
 import attrs
 
@@ -50,7 +57,7 @@ from seqengine._outcomes import (
 from seqengine._timing import total_seconds
 from seqengine.runtime._executor import ExecContext, Executor, Notifier
 from seqengine.runtime._render import render_content
-from seqengine.storage._protocol import BatchStorage, Claim, Storage, consumed_keys
+from seqengine.storage._protocol import BatchStorage, Claim, Context, Storage, consumed_keys
 
 __all__ = ["Worker", "WorkerStats"]
 
@@ -58,6 +65,8 @@ log = logging.getLogger("seqengine.worker")
 
 _Item = TypeVar("_Item")
 _Result = TypeVar("_Result")
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 # What the group-commit batchers carry: a claim, its decision and the time it was made at.
 _Write = tuple[Claim, Decision, datetime]
 
@@ -65,10 +74,11 @@ _Write = tuple[Claim, Decision, datetime]
 class _Batcher(Generic[_Item, _Result]):
     """Gathers the calls made during one turn of the event loop into one call of ``run``."""
 
-    def __init__(self, run: Callable[[list[_Item]], list[_Result]]) -> None:
+    def __init__(self, run: Callable[[list[_Item]], Awaitable[list[_Result]]]) -> None:
         self._run = run
         self._items: list[_Item] = []
         self._waiters: list[asyncio.Future[_Result]] = []
+        self._writing: set[asyncio.Future[None]] = set()  # keeps running writes referenced
 
     async def submit(self, item: _Item) -> _Result:
         loop = asyncio.get_running_loop()
@@ -84,8 +94,13 @@ class _Batcher(Generic[_Item, _Result]):
     def _flush(self) -> None:
         items, waiters = self._items, self._waiters
         self._items, self._waiters = [], []
+        task = asyncio.ensure_future(self._write(items, waiters))
+        self._writing.add(task)
+        task.add_done_callback(self._writing.discard)
+
+    async def _write(self, items: list[_Item], waiters: list[asyncio.Future[_Result]]) -> None:
         try:
-            results = self._run(items)
+            results = await self._run(items)
             if len(results) != len(items):
                 msg = f"a group of {len(items)} writes got {len(results)} results from storage"
                 raise StorageError(msg)
@@ -125,6 +140,8 @@ class Worker:
         concurrency: how many actions run at the same time (human delays overlap).
         seed: the seed for the core's randomness (schedule jitter, human delays).
         wait_human_delays: really wait the human delays (real clock) before executing.
+        storage_thread: run storage calls on a thread of their own, off the event loop
+            (default: yes on a real clock, no on a virtual one).
     """
 
     def __init__(
@@ -142,6 +159,7 @@ class Worker:
         writer: Any = None,
         notifier: Notifier | None = None,
         wait_human_delays: bool = True,
+        storage_thread: bool | None = None,
     ) -> None:
         self.storage = storage
         self.executors = dict(executors)
@@ -156,6 +174,11 @@ class Worker:
         self.notifier = notifier
         self.wait_human_delays = wait_human_delays and not getattr(clock, "virtual", False)
         self.stats = WorkerStats()
+        virtual = bool(getattr(clock, "virtual", False))
+        self._threaded = not virtual if storage_thread is None else storage_thread
+        self._thread: concurrent.futures.ThreadPoolExecutor | None = None
+        # Contexts read for a whole claimed batch at once (``context_many``), by action id.
+        self._prefetched: dict[str, Context] = {}
         self.notifications: list[Notify] = []
         self._held: dict[str, Claim] = {}
         # When each held lease ends by this process's monotonic clock (set at claim, pushed
@@ -167,27 +190,59 @@ class Worker:
             getattr(storage, "commit_many", None)
         )
         self._group: BatchStorage | None = cast(BatchStorage, storage) if grouped else None
-        self._starts: _Batcher[_Write, bool] = _Batcher(self._start_group)
-        self._commits: _Batcher[_Write, Exception | None] = _Batcher(self._commit_group)
+        self._starts: _Batcher[_Write, bool] = _Batcher(
+            lambda items: self._io(self._start_group, items)
+        )
+        self._commits: _Batcher[_Write, Exception | None] = _Batcher(
+            lambda items: self._io(self._commit_group, items)
+        )
         self._enrollments: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
         # Pauses resolved during the current batch, for actions already started beside them.
         self._pauses: dict[str, PauseAccount] = {}
         # Counters read during the current batch: counter → (day, span) → units used.
         self._counts: dict[str, dict[tuple[date, int], int]] = {}
 
+    # -- storage access ---------------------------------------------------------------------
+    async def _io(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        """Call storage (or a function that reads it): on the storage thread, or inline."""
+        if not self._threaded:
+            return fn(*args, **kwargs)
+        if self._thread is None:
+            self._thread = concurrent.futures.ThreadPoolExecutor(
+                1, thread_name_prefix=f"seqengine-storage-{self.worker_id}"
+            )
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, lambda: fn(*args, **kwargs))
+
+    def _claim(self) -> tuple[list[Claim], float]:
+        claimed_at = time.monotonic()  # before the claim: the lease cannot end sooner
+        claims = self.storage.claim(
+            self.worker_id, self.clock.now(), self.lease_seconds, self.batch
+        )
+        self._prefetched.clear()
+        many = getattr(self.storage, "context_many", None)
+        if callable(many) and claims:
+            # One read for the batch, but only for each lead's first action: a later one may
+            # depend on what the first one changes (a reply, a finished enrollment).
+            firsts: dict[str, Action] = {}
+            for claim in claims:
+                firsts.setdefault(claim.action.lead_id, claim.action)
+            actions = list(firsts.values())
+            self._prefetched = dict(zip((a.id for a in actions), many(actions), strict=True))
+        return claims, claimed_at
+
     # -- the loop ---------------------------------------------------------------------------
     async def run_once(self) -> int:
         """Claim one batch and process it; returns how many actions were claimed."""
-        now = self.clock.now()
-        claims = self.storage.claim(self.worker_id, now, self.lease_seconds, self.batch)
-        self.stats.claimed += len(claims)
         self._pauses.clear()
         self._counts.clear()
+        claims, claimed_at = await self._io(self._claim)
+        self.stats.claimed += len(claims)
         if not claims:
             return 0
         for claim in claims:
             self._held[claim.action.id] = claim
-            self._lease_deadline[claim.action.id] = time.monotonic() + self.lease_seconds
+            self._lease_deadline[claim.action.id] = claimed_at + self.lease_seconds
         # Once stopping, claims not yet begun stay held and are released, never started.
         if self.concurrency == 1 or len(claims) == 1:
             for claim in claims:
@@ -272,6 +327,9 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
             self._release_all()
+            if self._thread is not None:
+                self._thread.shutdown(wait=True)
+                self._thread = None
             if handle_signals:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -301,8 +359,11 @@ class Worker:
             if self._held and not getattr(self.clock, "virtual", False):
                 renewed = time.monotonic()
                 try:
-                    kept = self.storage.heartbeat(
-                        list(self._held.values()), self.clock.now(), self.lease_seconds
+                    kept = await self._io(
+                        self.storage.heartbeat,
+                        list(self._held.values()),
+                        self.clock.now(),
+                        self.lease_seconds,
                     )
                 except StorageError as exc:
                     log.warning("heartbeat failed: %s", exc)
@@ -358,8 +419,9 @@ class Worker:
                 self._enrollments[key] = (lock, users - 1)
 
     def _situation(self, action: Action, now: datetime) -> Situation:
-        ctx = self.storage.context(action)
-        pause = ctx.pause
+        ctx = self._prefetched.pop(action.id, None) or self.storage.context(action)
+        # A pause resolved in this batch may not be committed (or read) yet: it holds already.
+        pause = ctx.pause or self._pauses.get(action.account_id)
         return build_situation(
             action,
             ctx.lead,
@@ -401,9 +463,7 @@ class Worker:
             await self._reconcile(claim)
             return
         for _ in range(3):
-            now = self.clock.now()
-            situation = self._situation(claim.action, now)
-            decision = decide(situation, self.checks)
+            now, situation, decision = await self._io(self._decide, claim.action)
             request = next((e for e in decision.effects if isinstance(e, ExecuteAction)), None)
             if request is None:
                 await self._commit(claim, decision, now)
@@ -423,7 +483,12 @@ class Worker:
                 await self._execute(claim, situation, request, content)
                 return
             self.stats.budget_races += 1  # another worker used the budget first: decide again
-        self.storage.release(claim)
+        await self._io(self.storage.release, claim)
+
+    def _decide(self, action: Action) -> tuple[datetime, Situation, Decision]:
+        now = self.clock.now()
+        situation = self._situation(action, now)
+        return now, situation, decide(situation, self.checks)
 
     async def _execute(
         self, claim: Claim, situation: Situation, request: ExecuteAction, content: str | None
@@ -465,7 +530,7 @@ class Worker:
         self.stats.reconciled += 1
         action = claim.action
         now = self.clock.now()
-        situation = self._situation(action, now)
+        situation = await self._io(self._situation, action, now)
         executor = self.executors.get(action.platform)
         outcome: Outcome | None = None
         if executor is not None:
@@ -504,17 +569,17 @@ class Worker:
     # -- writes -------------------------------------------------------------------------------
     async def _start(self, claim: Claim, decision: Decision, now: datetime) -> bool:
         if self._group is None:
-            return self.storage.start(claim, decision, now)
+            return await self._io(self.storage.start, claim, decision, now)
         if self.concurrency == 1:  # nothing runs beside it to group with
-            return self._start_group([(claim, decision, now)])[0]
+            return (await self._io(self._start_group, [(claim, decision, now)]))[0]
         return await self._starts.submit((claim, decision, now))
 
     async def _commit(self, claim: Claim, decision: Decision, now: datetime) -> None:
         if self._group is None:
-            self.storage.commit(claim, decision, now)
+            await self._io(self.storage.commit, claim, decision, now)
         else:
             if self.concurrency == 1:
-                error = self._commit_group([(claim, decision, now)])[0]
+                error = (await self._io(self._commit_group, [(claim, decision, now)]))[0]
             else:
                 error = await self._commits.submit((claim, decision, now))
             if error is not None:

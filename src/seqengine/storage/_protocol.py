@@ -263,7 +263,10 @@ class BatchStorage(Storage, Protocol):
     """A :class:`Storage` that can also start and commit several claims in one transaction.
 
     Optional: the worker uses these when a backend has them (group commit) and the one-claim
-    methods otherwise. Results come back in the order of ``items``.
+    methods otherwise. Results come back in the order of ``items``. A backend may also offer
+    ``context_many(actions) -> list[Context]`` (:meth:`Storage.context` for each action, in
+    order, in as few round trips as it can); the worker then reads a claimed batch's contexts
+    at once.
     """
 
     def start_many(self, items: Seq[tuple[Claim, Decision]], now: datetime) -> list[bool]:

@@ -418,8 +418,13 @@ class Worker:
             else:
                 self._enrollments[key] = (lock, users - 1)
 
-    def _situation(self, action: Action, now: datetime) -> Situation:
-        ctx = self._prefetched.pop(action.id, None) or self.storage.context(action)
+    def _situation(self, action: Action, now: datetime, *, offline: bool = False) -> Situation:
+        """The action's situation; ``offline`` raises :class:`_NeedsStorage` instead of reading."""
+        ctx = self._prefetched.pop(action.id, None)
+        if ctx is None:
+            if offline:
+                raise _NeedsStorage
+            ctx = self.storage.context(action)
         # A pause resolved in this batch may not be committed (or read) yet: it holds already.
         pause = ctx.pause or self._pauses.get(action.account_id)
         return build_situation(
@@ -432,8 +437,14 @@ class Worker:
             pause is not None,
             now,
             self.seed,
-            self._count,
+            self._cached_count if offline else self._count,
         )
+
+    def _cached_count(self, counter: str, day: date, span_days: int = 1) -> int:
+        used = self._counts.get(counter, {}).get((day, span_days))
+        if used is None:
+            raise _NeedsStorage
+        return used
 
     def _count(self, counter: str, day: date, span_days: int = 1) -> int:
         """A counter as read once per batch, plus the units this worker's starts added since.
@@ -463,7 +474,7 @@ class Worker:
             await self._reconcile(claim)
             return
         for _ in range(3):
-            now, situation, decision = await self._io(self._decide, claim.action)
+            now, situation, decision = await self._decide(claim.action)
             request = next((e for e in decision.effects if isinstance(e, ExecuteAction)), None)
             if request is None:
                 await self._commit(claim, decision, now)
@@ -485,9 +496,22 @@ class Worker:
             self.stats.budget_races += 1  # another worker used the budget first: decide again
         await self._io(self.storage.release, claim)
 
-    def _decide(self, action: Action) -> tuple[datetime, Situation, Decision]:
+    async def _decide(self, action: Action) -> tuple[datetime, Situation, Decision]:
+        if self._threaded and action.id in self._prefetched:
+            # Deciding is pure; it needs the storage thread only to read what the batch has
+            # not read yet. Try from what is in hand first, saving a thread hop per action.
+            context = self._prefetched[action.id]
+            try:
+                return self._decide_now(action, offline=True)
+            except _NeedsStorage:
+                self._prefetched[action.id] = context
+        return await self._io(self._decide_now, action)
+
+    def _decide_now(
+        self, action: Action, *, offline: bool = False
+    ) -> tuple[datetime, Situation, Decision]:
         now = self.clock.now()
-        situation = self._situation(action, now)
+        situation = self._situation(action, now, offline=offline)
         return now, situation, decide(situation, self.checks)
 
     async def _execute(
@@ -620,6 +644,10 @@ class Worker:
         # by its human delays), and never before the clock, which judges the leases.
         now: datetime = self.clock.now()
         return max(now, *(at for _, _, at in items))
+
+
+class _NeedsStorage(Exception):
+    """Deciding offline needs something only storage has (see ``Worker._decide``)."""
 
 
 def _skip_before_start(situation: Situation, decision: Decision, reason: str) -> Decision:

@@ -912,3 +912,12 @@ def test_worker_concurrency_must_be_a_sensible_whole_number(tmp_path: Path, valu
     path = _write(tmp_path, _minimal() + f"\n[worker]\nconcurrency = {value}\n")
     with pytest.raises(ConfigError, match=r"worker\.concurrency.*whole number from 1 to 1024"):
         load_workspace(str(path))
+
+
+def test_an_x_client_secret_needs_a_client_id(tmp_path: Path) -> None:
+    accounts = (
+        '[[accounts]]\nid = "acc-1"\n[accounts.x]\nuser_id = "1"\naccess_token = "env:T"\n'
+        'client_secret = "env:S"\n'
+    )
+    message = _error(tmp_path, _minimal(accounts=accounts))
+    assert "accounts[0].x.client_id is required with client_secret" in message

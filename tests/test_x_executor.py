@@ -635,3 +635,41 @@ def test_the_entry_point_builds_it_from_a_workspace(tmp_path: Any, fake: FakeX) 
     assert executor.platforms == frozenset({Platform.X})
     assert repr(executor) == "XExecutor(accounts=['acc-1'])"
     assert TOKEN not in repr(executor.client("acc-1"))
+
+
+def test_a_confidential_client_refreshes_with_http_basic(fake: FakeX) -> None:
+    secret, refresh = "csecret-SECRET-9", "ref-SECRET-9"
+    fake.add_account("300", "tok-SECRET-9", refresh_token=refresh, client_id="app-2",
+                     client_secret=secret)  # fmt: skip
+    cfg = XConfig(
+        user_id="300",
+        access_token=Secret.parse("tok-SECRET-9", field="accounts[0].x.access_token"),
+        refresh_token=Secret.parse(refresh, field="accounts[0].x.refresh_token"),
+        client_id=Secret.parse("app-2", field="accounts[0].x.client_id"),
+        client_secret=Secret.parse(secret, field="accounts[0].x.client_secret"),
+        base_url=fake.url,
+    )
+    h = Harness(fake, cfg)
+    fake.expire("tok-SECRET-9")
+    assert h.run("condition", condition="has_profile") == Completed(result=True)
+    (call,) = fake.requests("POST", "^/2/oauth2/token$")
+    assert call.body == {"grant_type": "refresh_token", "refresh_token": refresh}
+    assert fake.refreshes == 1
+
+
+def test_a_wrong_client_secret_is_an_auth_failure_that_never_shows_it(fake: FakeX) -> None:
+    fake.add_account("300", "tok-SECRET-9", refresh_token="ref-SECRET-9", client_id="app-2",
+                     client_secret="right-SECRET")  # fmt: skip
+    cfg = XConfig(
+        user_id="300",
+        access_token=Secret.parse("tok-SECRET-9", field="accounts[0].x.access_token"),
+        refresh_token=Secret.parse("ref-SECRET-9", field="accounts[0].x.refresh_token"),
+        client_id=Secret.parse("app-2", field="accounts[0].x.client_id"),
+        client_secret=Secret.parse("wrong-SECRET", field="accounts[0].x.client_secret"),
+        base_url=fake.url,
+    )
+    h = Harness(fake, cfg)
+    fake.expire("tok-SECRET-9")
+    outcome = h.run("follow")
+    assert isinstance(outcome, CriticalError) and outcome.kind is CriticalKind.AUTH_FAILURE
+    assert "refresh" in outcome.reason and "SECRET" not in outcome.reason

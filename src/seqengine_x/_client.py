@@ -18,11 +18,13 @@ form, scrubbed from any text X sends back, and never shown by ``repr``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import attrs
 import httpx
@@ -102,6 +104,7 @@ class XClient:
         self._access: str | None = None
         self._refresh: str | None = None
         self._client_id: str | None = None
+        self._client_secret: str | None = None
         self._configured: str | None = None  # the access token as last read from the config
         self._loops: dict[asyncio.AbstractEventLoop, _LoopState] = {}
 
@@ -146,9 +149,11 @@ class XClient:
 
     def scrub(self, text: str) -> str:
         """``text`` with every credential of this account replaced by ``***``."""
-        for secret in (self._access, self._refresh, self._client_id):
+        for secret in (self._access, self._refresh, self._client_id, self._client_secret):
             if secret:
                 text = text.replace(secret, "***")
+        if self._client_id and self._client_secret:
+            text = text.replace(_basic(self._client_id, self._client_secret), "***")
         return _BEARER.sub(r"\1***", text)
 
     def _fail(self, kind: XErrorKind, reason: str, **extra: Any) -> XApiError:
@@ -321,9 +326,17 @@ class XClient:
                     f"(HTTP 401 on {what}) and no refresh_token with client_id is configured; "
                     "update accounts.x.access_token",
                 )
-            form = {"grant_type": "refresh_token", "refresh_token": refresh, "client_id": client_id}
+            secret = self._client_secret = self._reveal("client_secret")
+            form = {"grant_type": "refresh_token", "refresh_token": refresh}
+            headers = {}
+            if secret is None:  # a public client names itself in the form
+                form["client_id"] = client_id
+            else:  # a confidential client authenticates with HTTP Basic
+                headers["Authorization"] = f"Basic {_basic(client_id, secret)}"
             try:
-                response = await self._state().http.post(self.facts.token, data=form)
+                response = await self._state().http.post(
+                    self.facts.token, data=form, headers=headers
+                )
             except httpx.TransportError as exc:
                 raise self._fail(
                     XErrorKind.TRANSIENT,
@@ -470,3 +483,9 @@ def _page(payload: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
     meta = payload.get("meta")
     token = meta.get("next_token") if isinstance(meta, dict) else None
     return [d for d in data if isinstance(d, dict)], token if isinstance(token, str) else None
+
+
+def _basic(client_id: str, secret: str) -> str:
+    """The HTTP Basic credentials of an OAuth 2 confidential client (RFC 6749 §2.3.1)."""
+    pair = f"{quote(client_id, safe='')}:{quote(secret, safe='')}"
+    return base64.b64encode(pair.encode()).decode()

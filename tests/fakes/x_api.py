@@ -33,6 +33,7 @@ malformed          processed, then a 200 whose body is not JSON
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import random
@@ -46,7 +47,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import attrs
 
@@ -154,6 +155,7 @@ class FakeX:
         self.tweets: dict[str, dict[str, Any]] = {}
         self.tokens: dict[str, str] = {}
         self.refresh_tokens: dict[str, tuple[str, str]] = {}
+        self.client_secrets: dict[str, str] = {}  # confidential clients: id → secret
         self.following: set[tuple[str, str]] = set()
         self.follow_requests: set[tuple[str, str]] = set()
         self.liked: dict[tuple[str, str], int] = {}
@@ -216,12 +218,19 @@ class FakeX:
         *,
         refresh_token: str | None = None,
         client_id: str = "client-1",
+        client_secret: str | None = None,
         username: str | None = None,
     ) -> None:
-        """An account that authenticates with ``token`` (and may refresh with the other)."""
+        """An account that authenticates with ``token`` (and may refresh with the other).
+
+        With ``client_secret`` the app is a confidential client: its refresh must authenticate
+        with HTTP Basic (client id and secret) instead of naming ``client_id`` in the form.
+        """
         self.add_user(user_id, username or f"acct{user_id}")
         with self.lock:
             self.tokens[token] = user_id
+            if client_secret is not None:
+                self.client_secrets[client_id] = client_secret
             if refresh_token:
                 self.refresh_tokens[refresh_token] = (user_id, client_id)
 
@@ -377,7 +386,7 @@ class FakeX:
         fault = self._fault_for(method, path)
         record.fault = fault
         if path == "/2/oauth2/token" and method == "POST":
-            status, payload = self._token(body)
+            status, payload = self._token(body, auth)
             record.status = status
             return status, payload, {}, None
         if fault in PRE_FAULTS:
@@ -456,7 +465,7 @@ class FakeX:
             return 500, _problem(500, "Internal Server Error", "Internal error"), {}
         return 503, _problem(503, "Service Unavailable", "Service is overloaded"), {}
 
-    def _token(self, body: Any) -> tuple[int, Any]:
+    def _token(self, body: Any, auth: str) -> tuple[int, Any]:
         form = body if isinstance(body, dict) else {}
         invalid = {
             "error": "invalid_request",
@@ -468,8 +477,14 @@ class FakeX:
             if form.get("grant_type") != "refresh_token" or entry is None:
                 return 400, invalid
             user, client_id = entry
-            if form.get("client_id") != client_id:
+            secret = self.client_secrets.get(client_id)
+            if secret is None and form.get("client_id") != client_id:
                 return 400, invalid
+            if secret is not None and auth != "Basic " + _basic(client_id, secret):
+                return 401, {
+                    "error": "unauthorized_client",
+                    "error_description": "Missing valid authorization header",
+                }
             del self.refresh_tokens[str(form["refresh_token"])]
             access, refresh = f"acc-{self.new_id()}", f"ref-{self.new_id()}"
             self.tokens[access] = user
@@ -895,3 +910,8 @@ def openapi_problems(records: Iterable[Record], spec: dict[str, Any]) -> list[st
         elif body_schema is not None:
             problems += _value_problems(spec, body_schema, r.body, f"{what} body")
     return problems
+
+
+def _basic(client_id: str, secret: str) -> str:
+    pair = f"{quote(client_id, safe='')}:{quote(secret, safe='')}"
+    return base64.b64encode(pair.encode()).decode()

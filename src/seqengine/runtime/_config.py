@@ -168,6 +168,8 @@ class XConfig:
     access_token: Secret
     refresh_token: Secret | None = None
     client_id: Secret | None = None
+    #: For a confidential client: the refresh then authenticates with HTTP Basic.
+    client_secret: Secret | None = None
     base_url: str = DEFAULT_X_URL
 
 
@@ -748,14 +750,19 @@ def _account(table: _Table, timezone_default: str) -> AccountConfig:
 
 
 def _x(table: _Table) -> XConfig:
-    table.only(("access_token", "base_url", "client_id", "refresh_token", "user_id"))
+    table.only(
+        ("access_token", "base_url", "client_id", "client_secret", "refresh_token", "user_id")
+    )
     config = XConfig(
         user_id=table.identifier("user_id", '"2244994945"'),
         access_token=table.secret("access_token"),
         refresh_token=table.optional_secret("refresh_token"),
         client_id=table.optional_secret("client_id"),
+        client_secret=table.optional_secret("client_secret"),
         base_url=table.url("base_url", DEFAULT_X_URL),
     )
+    if config.client_secret is not None and config.client_id is None:
+        raise table.fail("client_id", 'is required with client_secret, e.g. "env:X_CLIENT_ID"')
     if config.refresh_token is not None and config.client_id is None:
         raise table.fail(
             "client_id", 'is required with refresh_token (OAuth 2 refresh), e.g. "env:X_CLIENT_ID"'

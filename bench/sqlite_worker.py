@@ -1,10 +1,14 @@
 """End-to-end actions/s through a real worker on SQLite with a no-op executor.
 
 Run: ``python bench/sqlite_worker.py [N]`` — prints actions/s with durable commits
-(``synchronous=FULL``) and with WAL's default (``NORMAL``), for a worker running one action at
-a time (``concurrency=1``: one transaction for each start and each commit) and for the
-worker's default ``concurrency=16`` (group commit: the starts, and the commits, of the actions
-running side by side share one transaction). Target: ≥ 1,500 actions/s durable.
+(``synchronous=FULL``) and with WAL's default (``NORMAL``) for two worker configurations:
+
+- the worker's defaults (``Worker(...)`` without ``batch``/``concurrency``: 16 actions side by
+  side, group commit: the starts, and the commits, of the actions running side by side share
+  one transaction). This is the configuration the target is judged on.
+- ``concurrency=1``: one action at a time, one transaction for each start and each commit.
+
+Target: >= 1,500 actions/s durable (``synchronous=FULL``) with the default configuration.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ class NoOp:
         return Completed()
 
 
-def run(n: int, synchronous: str, concurrency: int) -> float:
+def run(n: int, synchronous: str, concurrency: int | None) -> float:
+    """Actions/s draining ``n`` due actions; ``concurrency=None`` is the worker's default."""
     seq = Sequence(
         id="bench",
         daily_action_limit=10_000,
@@ -68,14 +73,14 @@ def run(n: int, synchronous: str, concurrency: int) -> float:
             0,
         )
         clock = VirtualClock(start + timedelta(minutes=1))
+        options = {} if concurrency is None else {"concurrency": concurrency}
         worker = Worker(
             store,
             route([NoOp()]),
             clock=clock,
-            batch=200,
-            concurrency=concurrency,
             wait_human_delays=False,
             lease_seconds=600,
+            **options,
         )
 
         async def drain() -> int:
@@ -96,14 +101,17 @@ def run(n: int, synchronous: str, concurrency: int) -> float:
 if __name__ == "__main__":
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
     print(f"sqlite worker, {n} actions, no-op executor (actions/s):")
-    print("  concurrency  synchronous=FULL (durable)  synchronous=NORMAL (WAL)")
-    best = 0.0
-    for concurrency in (1, 16):
+    print("  worker configuration      synchronous=FULL (durable)  synchronous=NORMAL (WAL)")
+    figures: dict[str, float] = {}
+    for label, concurrency in (("default (concurrency=16)", None), ("concurrency=1", 1)):
         full = run(n, "FULL", concurrency)
         normal = run(n, "NORMAL", concurrency)
-        best = max(best, full)
-        print(f"  {concurrency:>11}  {full:>26.0f}  {normal:>24.0f}")
+        figures[label] = full
+        print(f"  {label:<24}  {full:>26.0f}  {normal:>24.0f}", flush=True)
+    target = figures["default (concurrency=16)"]
     print(
-        f"  target >= {TARGET} actions/s durable: {'met' if best >= TARGET else 'NOT met'}"
-        f" (best ratio {best / TARGET:.2f})"
+        f"  target >= {TARGET} actions/s durable, default configuration: {target:.0f} "
+        f"({'met' if target >= TARGET else 'NOT met'}, ratio {target / TARGET:.2f}); "
+        f"concurrency=1: {figures['concurrency=1']:.0f} "
+        f"(ratio {figures['concurrency=1'] / TARGET:.2f})"
     )

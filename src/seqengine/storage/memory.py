@@ -279,8 +279,10 @@ class MemoryStorage:
             return self._count(counter, day, span_days)
 
     def _count(self, counter: str, day: date, span_days: int) -> int:
-        _check_span(span_days)
         get = self._s.counters.get
+        if span_days == 1 and type(span_days) is int:  # the common case, read for every action
+            return get((counter, day), 0)
+        _check_span(span_days)
         used = get((counter, day), 0)
         for _ in range(1, span_days):
             day -= _ONE_DAY

@@ -475,20 +475,27 @@ class SQLiteStorage:
             ),
         )
 
-    def _set_action(self, cur: sqlite3.Cursor, action: Action, *, end_lease: bool) -> None:
+    def _set_action(
+        self, cur: sqlite3.Cursor, action: Action, *, end_lease: bool, token: int | None = None
+    ) -> bool:
+        """Update a stored action (only under lease ``token`` if given); whether a row matched."""
         lease = ", lease_token = NULL, lease_until = NULL, worker_id = NULL" if end_lease else ""
-        self._run(
-            cur,
-            f"UPDATE actions SET sequence_id = ?, status = ?, scheduled_at = ?, data = ?{lease} "
-            "WHERE workspace = ? AND id = ?",
-            (
-                action.sequence_id,
-                action.status.value,
-                _ts(action.scheduled_at),
-                _dump(action),
-                self.workspace,
-                action.id,
-            ),
+        fenced = "" if token is None else " AND lease_token = ?"
+        params = (
+            action.sequence_id,
+            action.status.value,
+            _ts(action.scheduled_at),
+            _dump(action),
+            self.workspace,
+            action.id,
+        )
+        return bool(
+            self._run(
+                cur,
+                "UPDATE actions SET sequence_id = ?, status = ?, scheduled_at = ?, "
+                f"data = ?{lease} WHERE workspace = ? AND id = ?{fenced}",
+                params if token is None else (*params, token),
+            ).rowcount
         )
 
     # -- work ----------------------------------------------------------------------------
@@ -542,13 +549,16 @@ class SQLiteStorage:
             token = self._next(cur, "next_token", len(picked))
             claims: list[Claim] = []
             lease_until = _ts(until)
-            for n, (row, flying) in enumerate(picked):
-                self._run(
-                    cur,
+            with self._sql_errors():
+                cur.executemany(
                     "UPDATE actions SET lease_token = ?, lease_until = ?, worker_id = ? "
                     "WHERE workspace = ? AND id = ?",
-                    (token + n, lease_until, worker_id, ws, row[2]),
+                    [
+                        (token + n, lease_until, worker_id, ws, row[2])
+                        for n, (row, _) in enumerate(picked)
+                    ],
                 )
+            for n, (row, flying) in enumerate(picked):
                 claims.append(
                     Claim(_load(row[3], Action), token + n, until, worker_id, in_flight=flying)
                 )
@@ -638,6 +648,13 @@ class SQLiteStorage:
 
     def _count(self, cur: sqlite3.Cursor, counter: str, day: date, span_days: int) -> int:
         _check_span(span_days)
+        if span_days == 1:  # one row: a primary-key lookup rather than a range sum
+            row = self._run(
+                cur,
+                "SELECT used FROM counters WHERE workspace = ? AND counter = ? AND day = ?",
+                (self.workspace, counter, day.isoformat()),
+            ).fetchone()
+            return 0 if row is None else int(row[0])
         first = day - timedelta(days=span_days - 1)
         row = self._run(
             cur,
@@ -737,8 +754,7 @@ class SQLiteStorage:
         _check_commit(claim, decision)
         _ts(now)
         with self._tx() as cur:
-            self._fence(cur, claim, now, live=False)
-            self._write(cur, decision, now)
+            self._write(cur, decision, now, fence=claim)
 
     def commit_many(
         self, items: Seq[tuple[Claim, Decision]], now: datetime
@@ -754,19 +770,36 @@ class SQLiteStorage:
             for claim, decision in items:
                 try:
                     _check_commit(claim, decision)
-                    self._fence(cur, claim, now, live=False)
                 except StorageError as exc:
-                    if isinstance(exc.__cause__, sqlite3.Error):
-                        raise  # the database failed, not the item
                     results.append(exc)
                     continue
-                self._write(cur, decision, now)
+                try:
+                    # A stale lease is found by the action's own update, before any write.
+                    self._write(cur, decision, now, fence=claim)
+                except LeaseLost as exc:
+                    results.append(exc)
+                    continue
                 results.append(None)
         return results
 
-    def _write(self, cur: sqlite3.Cursor, decision: Decision, now: datetime) -> None:
+    def _write(
+        self, cur: sqlite3.Cursor, decision: Decision, now: datetime, *, fence: Claim | None = None
+    ) -> None:
+        """Write a decision; with ``fence``, only while that claim's lease token is current.
+
+        The fenced form checks the token in the action's own UPDATE (one statement instead of
+        a read and a write) and raises LeaseLost, having written nothing, when it is stale.
+        """
         action = decision.action
-        self._set_action(cur, action, end_lease=action.status is not ActionStatus.IN_PROGRESS)
+        end_lease = action.status is not ActionStatus.IN_PROGRESS
+        token = None if fence is None else fence.token
+        if (
+            not self._set_action(cur, action, end_lease=end_lease, token=token)
+            and fence is not None
+        ):
+            self._fence(cur, fence, now, live=False)  # raises LeaseLost, naming the holder
+            msg = f"action {action.id!r}: lease token {token} is no longer current"
+            raise LeaseLost(msg)  # not reached: the fence found the token stale
         for new in decision.new_actions:
             self._add_action(cur, new)
         reason = decision.cancel_reason or "cancelled"

@@ -54,6 +54,7 @@ from seqengine._outcomes import (
     Skipped,
     Unknown,
 )
+from seqengine._sweep import end_of_local_day, next_day_rescheduler, stopped_by_limit
 from seqengine._timing import total_seconds
 from seqengine.runtime._executor import ExecContext, Executor, Notifier
 from seqengine.runtime._render import render_content
@@ -179,6 +180,8 @@ class Worker:
         self._thread: concurrent.futures.ThreadPoolExecutor | None = None
         # Contexts read for a whole claimed batch at once (``context_many``), by action id.
         self._prefetched: dict[str, Context] = {}
+        # (sequence id, end of its local day) already swept by this worker (see _sweep).
+        self._swept: set[tuple[str, datetime]] = set()
         self.notifications: list[Notify] = []
         self._held: dict[str, Claim] = {}
         # When each held lease ends by this process's monotonic clock (set at claim, pushed
@@ -478,6 +481,8 @@ class Worker:
             request = next((e for e in decision.effects if isinstance(e, ExecuteAction)), None)
             if request is None:
                 await self._commit(claim, decision, now)
+                if stopped_by_limit(decision.action):
+                    await self._sweep(situation, decision, now)
                 return
             try:
                 content = await render_content(request, self.writer)
@@ -506,6 +511,28 @@ class Worker:
             except _NeedsStorage:
                 self._prefetched[action.id] = context
         return await self._io(self._decide_now, action)
+
+    async def _sweep(self, situation: Situation, decision: Decision, now: datetime) -> None:
+        """The sequence's day is full: move the rest of its day's waiting actions to the next
+        day in one write (``seqengine._sweep``), once per sequence and day in this worker."""
+        sweep = getattr(self.storage, "defer_waiting", None)
+        if not callable(sweep):
+            return
+        seq = situation.sequence
+        key = (seq.id, end_of_local_day(seq.timezone, now))
+        if key in self._swept:
+            return
+        if len(self._swept) > 10_000:  # old days; a long-running worker must not grow
+            self._swept = {k for k in self._swept if k[1] > now}
+        self._swept.add(key)
+        reschedule = next_day_rescheduler(seq, now, self.seed, decision.action.reason or "")
+        try:
+            moved = await self._io(sweep, seq.id, key[1], now, reschedule)
+        except StorageError as exc:
+            self._swept.discard(key)  # each action is still decided as it comes due
+            log.warning("daily-limit sweep of %s failed: %s", seq.id, exc)
+            return
+        log.debug("sequence %s reached its daily limit: %d waiting actions moved", seq.id, moved)
 
     def _decide_now(
         self, action: Action, *, offline: bool = False

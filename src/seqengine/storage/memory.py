@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import heapq
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from collections.abc import Sequence as Seq
 from datetime import date, datetime, timedelta
 from typing import NamedTuple
@@ -353,6 +353,41 @@ class MemoryStorage:
         if decision.action.status is not ActionStatus.IN_PROGRESS:
             self._s.leases.pop(decision.action.id, None)
 
+    def defer_waiting(
+        self,
+        sequence_id: str,
+        before: datetime,
+        now: datetime,
+        reschedule: Callable[[Action], Action | None],
+    ) -> int:
+        """Reschedule the sequence's waiting, unleased actions due before ``before`` (the
+        daily-limit sweep, ``seqengine._sweep``); returns how many moved."""
+        _aware(before, "before")
+        _aware(now, "now")
+        with self._lock:
+            s = self._s
+            heap, limit = s.due, before.timestamp()
+            aside: list[_Entry] = []
+            moved: list[Action] = []
+            while heap and heap[0][0] < limit:
+                entry = heapq.heappop(heap)
+                if s.version.get(entry[3]) != entry[2]:
+                    continue  # a retired entry
+                aside.append(entry)
+                action = s.actions[entry[3]]
+                lease = s.leases.get(action.id)
+                if action.sequence_id != sequence_id or (lease is not None and lease.until > now):
+                    continue
+                new = reschedule(action)
+                if new is not None:
+                    moved.append(_same_action(action, new))
+            for entry in aside:
+                heapq.heappush(heap, entry)
+            for action in moved:
+                s.leases.pop(action.id, None)
+                self._set_action(action)
+            return len(moved)
+
     def rescue(self, now: datetime) -> int:
         """Clear expired leases of waiting actions; returns how many."""
         _aware(now, "now")
@@ -623,3 +658,15 @@ def _missing(
         "store them (put_sequence, put_account, put_lead, enroll) before running the action"
     )
     return StorageError(msg)
+
+
+def _same_action(old: Action, new: Action) -> Action:
+    """``new`` if it may replace ``old`` in a sweep: the same action, still waiting."""
+    if new.id != old.id or new.status not in RUNNABLE:
+        msg = (
+            f"a sweep may only reschedule an action in place; got {new.id!r} "
+            f"({new.status.value}) for {old.id!r}"
+        )
+        raise StorageError(msg)
+    _aware(new.scheduled_at, f"action {new.id!r} scheduled_at")
+    return new

@@ -53,6 +53,7 @@ from seqengine.storage.memory import (
     _check_span,
     _check_start,
     _missing,
+    _same_action,
 )
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration", "SQLiteStorage"]
@@ -831,6 +832,42 @@ class SQLiteStorage:
         for effect in decision.effects:
             if isinstance(effect, PauseAccount):
                 self._put_pause(cur, effect)
+
+    def defer_waiting(
+        self,
+        sequence_id: str,
+        before: datetime,
+        now: datetime,
+        reschedule: Callable[[Action], Action | None],
+    ) -> int:
+        """Reschedule the sequence's waiting, unleased actions due before ``before`` (the
+        daily-limit sweep, ``seqengine._sweep``), in one transaction; returns how many moved."""
+        placeholders = ", ".join("?" for _ in _RUNNABLE)
+        with self._tx() as cur:
+            rows = self._run(
+                cur,
+                "SELECT data FROM actions WHERE workspace = ? AND sequence_id = ? "
+                f"AND status IN ({placeholders}) AND scheduled_at < ? "
+                "AND (lease_until IS NULL OR lease_until <= ?)",
+                (self.workspace, sequence_id, *_RUNNABLE, _ts(before), _ts(now)),
+            ).fetchall()
+            moved: list[Action] = []
+            for (data,) in rows:
+                old = _load(data, Action)
+                new = reschedule(old)
+                if new is not None:
+                    moved.append(_same_action(old, new))
+            with self._sql_errors():
+                cur.executemany(
+                    "UPDATE actions SET status = ?, scheduled_at = ?, data = ?, "
+                    "lease_token = NULL, lease_until = NULL, worker_id = NULL "
+                    "WHERE workspace = ? AND id = ?",
+                    [
+                        (a.status.value, _ts(a.scheduled_at), _dump(a), self.workspace, a.id)
+                        for a in moved
+                    ],
+                )
+            return len(moved)
 
     def rescue(self, now: datetime) -> int:
         """Clear expired leases of waiting actions; returns how many."""

@@ -939,6 +939,54 @@ class StorageConformance:
             pytest.skip("the backend has no start_many/commit_many (optional)")
         return storage
 
+    # -- the daily-limit sweep (optional: defer_waiting) ------------------------------------
+    def test_defer_waiting_moves_only_the_sequences_unleased_waiting_actions(
+        self, storage: Storage
+    ) -> None:
+        sweep = getattr(storage, "defer_waiting", None)
+        if not callable(sweep):
+            pytest.skip("the backend has no defer_waiting (optional)")
+        li, x = linkedin_sequence(), x_sequence()
+        due = [enroll_lead(storage, li, f"lead-{n}", at=T0 + timedelta(hours=n)) for n in (1, 2)]
+        late = enroll_lead(storage, li, "lead-3", at=T0 + timedelta(days=2))
+        other = enroll_lead(storage, x, "lead-4", at=T0 + timedelta(hours=1))
+        leased = enroll_lead(storage, li, "lead-5", at=T0)
+        (claim,) = storage.claim("w1", T0, LEASE, 1)
+        assert claim.action.id == leased.id
+        left_alone = enroll_lead(storage, li, "lead-6", at=T0 + timedelta(hours=3))
+        before = T0 + timedelta(days=1)
+        seen: list[str] = []
+
+        def reschedule(action: Action) -> Action | None:
+            seen.append(action.id)
+            if action.id == left_alone.id:
+                return None
+            return attrs.evolve(action, scheduled_at=before + timedelta(hours=9), reason="full")
+
+        assert sweep(li.id, before, T0, reschedule) == 2
+        assert sorted(seen) == sorted([*_ids(due), left_alone.id])
+        for action in due:
+            moved = storage.get_action(action.id)
+            assert moved == attrs.evolve(
+                action, scheduled_at=before + timedelta(hours=9), reason="full"
+            )
+        for action in (late, other, leased, left_alone):
+            assert storage.get_action(action.id) == action
+        # Moved actions are due at their new time, the others when they were.
+        claimed = storage.claim("w2", before - AFTER, LEASE, 10)
+        assert _ids(claimed) == [leased.id, other.id, left_alone.id]
+
+    def test_defer_waiting_refuses_to_replace_an_action_with_another(
+        self, storage: Storage
+    ) -> None:
+        sweep = getattr(storage, "defer_waiting", None)
+        if not callable(sweep):
+            pytest.skip("the backend has no defer_waiting (optional)")
+        action = enroll_lead(storage, linkedin_sequence(), "lead-1", at=T0)
+        with pytest.raises(StorageError, match="in place"):
+            sweep(action.sequence_id, T0 + AFTER, T0, lambda a: attrs.evolve(a, id="other"))
+        assert storage.get_action(action.id) == action
+
     def _stale_among(self, storage: Storage, n: int, stale: int) -> tuple[list[Claim], datetime]:
         """Enrol ``n`` X leads due at T0 and claim them; claim ``stale``'s lease is taken over.
 

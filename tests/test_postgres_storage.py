@@ -33,7 +33,8 @@ from seqengine._exceptions import (  # noqa: E402
     SchemaOutdated,
     StorageError,
 )
-from seqengine._model import Action, ActionStatus, Enrollment  # noqa: E402
+from seqengine._model import Account, Action, ActionStatus, Enrollment, Lead  # noqa: E402
+from seqengine._outcomes import CriticalKind, PauseAccount  # noqa: E402
 from seqengine.storage._protocol import Claim  # noqa: E402
 from seqengine.storage.postgres import (  # noqa: E402
     SCHEMA_VERSION,
@@ -43,7 +44,11 @@ from seqengine.storage.postgres import (  # noqa: E402
     schema_version,
     upgrade,
 )
-from seqengine.testing.conformance import StorageConformance  # noqa: E402
+from seqengine.testing.conformance import (  # noqa: E402
+    StorageConformance,
+    enroll_lead,
+    x_sequence,
+)
 
 pytestmark = pytest.mark.postgres
 Opener = Callable[..., PostgresStorage]
@@ -396,6 +401,194 @@ def test_wait_for_work_wakes_on_commit(open_storage: Opener) -> None:
     assert idle.wait_for_work(30) is True
 
 
+# -- context_many and set-based group writes ---------------------------------------------------
+
+
+def _setup_context_data(storage: PostgresStorage) -> list[Action]:
+    """Two sequences, two accounts (one paused), three leads; their first actions."""
+    first = x_sequence()
+    second = attrs.evolve(x_sequence(), id="x-flow-2")
+    for seq in (first, second):
+        storage.put_sequence(seq)
+    storage.put_account(Account("acc-1"))
+    storage.put_account(Account("acc-2", connection_request_daily_limit=5))
+    storage.pause_account(PauseAccount("acc-2", CriticalKind.RATE_LIMIT, "slow down", NOW))
+    actions = []
+    for n, (seq, acc) in enumerate([(first, "acc-1"), (second, "acc-2"), (first, "acc-2")]):
+        storage.put_lead(Lead(id=f"lead-{n}", first_name=f"Ada {n}"))
+        actions.append(enroll_lead(storage, seq, f"lead-{n}", now=NOW, account_id=acc))
+    return actions
+
+
+def test_context_many_gives_what_context_gives_in_order(open_storage: Opener) -> None:
+    storage = open_storage()
+    actions = _setup_context_data(storage)
+    asked = [actions[2], actions[0], actions[1], actions[0]]  # any order, repeats allowed
+    assert storage.context_many(asked) == [storage.context(a) for a in asked]
+    assert storage.context_many(asked)[2].pause is not None
+    assert storage.context_many([]) == []
+    # A sequence changed since it was cached is read afresh.
+    storage.put_sequence(attrs.evolve(x_sequence(), daily_action_limit=7))
+    assert [c.sequence.daily_action_limit for c in storage.context_many(actions)] == [7, 50, 7]
+
+
+def test_context_many_reports_missing_data_as_context_does(open_storage: Opener) -> None:
+    storage = open_storage()
+    actions = _setup_context_data(storage)
+    orphan = attrs.evolve(actions[1], id="orphan", lead_id="nobody")
+    with pytest.raises(StorageError) as alone:
+        storage.context(orphan)
+    with pytest.raises(StorageError) as grouped:
+        storage.context_many([actions[0], orphan, actions[2]])
+    assert str(grouped.value) == str(alone.value)
+    assert "lead 'nobody'" in str(alone.value)
+
+
+def _claimed(storage: PostgresStorage, n: int, first: int = 0) -> list[Claim]:
+    for k in range(first, first + n):
+        _enroll(storage, _action(k))
+    claims = storage.claim("w", NOW, 60, n)
+    assert len(claims) == n
+    return sorted(claims, key=lambda c: int(c.action.id.rsplit("-", 1)[1]))
+
+
+def _counter(dsn: str, schema: str, counter: str, day: Any, n: int) -> None:
+    with _admin(dsn) as conn:
+        conn.execute(
+            f'INSERT INTO "{schema}".counters VALUES (%s, %s, %s, %s)', ("default", counter, day, n)
+        )
+
+
+def test_start_many_refuses_budgets_in_order_within_a_group(
+    dsn: str, schema: str, open_storage: Opener
+) -> None:
+    storage = open_storage()
+    _counter(dsn, schema, "day", DAY, 1)
+    _counter(dsn, schema, "week", DAY - timedelta(days=6), 2)
+    _counter(dsn, schema, "week", DAY - timedelta(days=7), 50)  # outside the 7 days
+    claims = _claimed(storage, 6)
+    daily = (Budget("day", DAY, 3),)  # room for 2
+    weekly = (Budget("week", DAY, 9), Budget("week", DAY, 4, 7))  # room for 2
+    budgets = [daily, weekly, daily, (*daily, *weekly), weekly, daily]
+    items = [
+        (c, Decision(_started(c.action), budgets=b)) for c, b in zip(claims, budgets, strict=True)
+    ]
+    # The fourth needs both budgets: the weekly one has room, the daily one not; refused, it
+    # takes nothing, so the fifth still gets the weekly unit.
+    assert storage.start_many(items, NOW) == [True, True, True, False, True, False]
+    assert storage.count("day", DAY) == 3
+    assert storage.count("week", DAY) == 2 and storage.count("week", DAY, 7) == 4
+    statuses = [storage.get_action(c.action.id).status for c in claims]  # type: ignore[union-attr]
+    started, pending = ActionStatus.IN_PROGRESS, ActionStatus.PENDING
+    assert statuses == [started, started, started, pending, started, pending]
+    # Retried (the answer was lost): nothing is charged again, the refused stay refused.
+    assert storage.start_many(items, NOW) == [True, True, True, False, True, False]
+    assert storage.count("day", DAY) == 3 and storage.count("week", DAY, 7) == 4
+
+
+def test_concurrent_groups_never_overspend_a_budget(
+    dsn: str, schema: str, open_storage: Opener
+) -> None:
+    first, second = open_storage(), open_storage()
+    claims = _claimed(first, 20)
+    budget = (Budget("shared", DAY, 13),)
+    groups = [claims[::2], claims[1::2]]
+    results: list[list[bool]] = [[], []]
+    key = f"{schema}:default:shared"
+    with _admin(dsn) as blocker:
+        # Hold the counter's lock so both groups are waiting on it before either goes on.
+        blocker.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (key,))
+
+        def run(k: int, storage: PostgresStorage) -> None:
+            items = [(c, Decision(_started(c.action), budgets=budget)) for c in groups[k]]
+            results[k] = storage.start_many(items, NOW)
+
+        threads = [threading.Thread(target=run, args=(k, s)) for k, s in enumerate([first, second])]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            row = blocker.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            ).fetchone()
+            if row[0] == 2:
+                break
+        blocker.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
+        for t in threads:
+            t.join(30)
+    granted = sum(results[0]) + sum(results[1])
+    assert granted == 13 and len(results[0]) == len(results[1]) == 10
+    assert first.count("shared", DAY) == 13
+    # Whichever group went first took all ten units it asked for.
+    assert sorted([sum(results[0]), sum(results[1])]) == [3, 10]
+
+
+def test_group_writes_reject_fenced_out_items_alone(
+    dsn: str, schema: str, open_storage: Opener
+) -> None:
+    storage, other = open_storage(), open_storage()
+    claims = _claimed(storage, 3)
+    _expire_lease(dsn, schema, claims[1].action.id)
+    [taken] = other.claim("w2", NOW, 60, 1)
+    assert taken.action.id == claims[1].action.id
+    budget = (Budget("b", DAY, 2),)
+    items = [(c, Decision(_started(c.action), budgets=budget)) for c in claims]
+    # The stale item takes no unit, so the third still gets the second one.
+    assert storage.start_many(items, NOW) == [True, False, True]
+    assert storage.count("b", DAY) == 2
+    assert storage.get_action(taken.action.id) == taken.action
+    done = [
+        (c, Decision(attrs.evolve(d.action, status=ActionStatus.COMPLETED, finished_at=NOW)))
+        for c, d in items
+    ]
+    errors = storage.commit_many(done, NOW)
+    assert [type(e) for e in errors] == [type(None), LeaseLost, type(None)]
+    assert "is no longer current" in str(errors[1])
+    assert storage.get_action(taken.action.id) == taken.action
+    assert storage.get_action(claims[0].action.id) == done[0][1].action
+    with pytest.raises(LeaseLost, match="no longer current"):
+        storage.commit(*done[1], NOW)
+
+
+def test_a_group_whose_items_meet_is_written_as_one_by_one(open_storage: Opener) -> None:
+    storage = open_storage()
+    claims = _claimed(storage, 3)
+    a, b, c = claims
+    budget = (Budget("b", DAY, 5),)
+    # The same start twice: the second finds it started and is not charged again.
+    twice = [(a, Decision(_started(a.action), budgets=budget))] * 2
+    assert storage.start_many(twice, NOW) == [True, True]
+    assert storage.count("b", DAY) == 1
+    # The first commit cancels the second's action (which then finds its lease ended) and
+    # the third creates an action the first cancelled (the cancellation found nothing).
+    later = _action(9, at=NOW + timedelta(hours=1))
+    items = [
+        (
+            a,
+            Decision(
+                attrs.evolve(_started(a.action), status=ActionStatus.COMPLETED, finished_at=NOW),
+                cancel=(b.action.id, later.id),
+                cancel_reason="replied",
+            ),
+        ),
+        (b, Decision(attrs.evolve(b.action, status=ActionStatus.SKIPPED, finished_at=NOW))),
+        (
+            c,
+            Decision(
+                attrs.evolve(c.action, status=ActionStatus.SKIPPED, finished_at=NOW),
+                new_actions=(later,),
+            ),
+        ),
+    ]
+    errors = storage.commit_many(items, NOW)
+    assert [type(e) for e in errors] == [type(None), LeaseLost, type(None)]
+    cancelled = storage.get_action(b.action.id)
+    assert cancelled is not None and cancelled.status is ActionStatus.CANCELLED
+    assert cancelled.reason == "replied"
+    created = storage.get_action(later.id)
+    assert created is not None and created.status is ActionStatus.PENDING
+
+
 # -- failures -------------------------------------------------------------------------------------
 
 
@@ -408,13 +601,30 @@ def _with_app(dsn: str, app: str) -> str:
 
 
 def _terminate(dsn: str, app: str) -> int:
+    """Terminate the backends of ``app`` and return how many, once they have all exited.
+
+    pg_terminate_backend only signals: a call made before a backend acts on the signal can
+    still reach it and fail, and that is a call failing mid-way (StorageError), not the pool
+    lending a dead connection. Waiting for the exits keeps the two apart.
+    """
     with _admin(dsn) as conn:
-        row = conn.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE application_name = %s AND pid <> pg_backend_pid()",
-            (app,),
-        ).fetchone()
-    return int(row[0])
+        pids = [
+            pid
+            for (pid,) in conn.execute(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE application_name = %s AND pid <> pg_backend_pid()",
+                (app,),
+            ).fetchall()
+        ]
+        conn.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (pids,))
+        # Wait for these backends only: the pool may already have opened new ones.
+        deadline = time.monotonic() + 30
+        while conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,)
+        ).fetchone()[0]:
+            assert time.monotonic() < deadline, f"backends of {app} did not exit within 30 s"
+            time.sleep(0.01)
+    return len(pids)
 
 
 def test_recovers_after_its_connections_are_killed(dsn: str, schema: str) -> None:
@@ -424,7 +634,8 @@ def test_recovers_after_its_connections_are_killed(dsn: str, schema: str) -> Non
         _enroll(storage, _action(1))
         assert storage.wait_for_work(0) is False
         assert _terminate(dsn, app) >= 2  # the pooled connection and the listener
-        # The pool checks connections before lending them, so the next call just works.
+        # The pool replaces connections the server dropped before lending them: the next call
+        # just works.
         assert storage.get_action("a-1") is not None
         [claim] = storage.claim("w", NOW, 30, 1)
         assert storage.start(claim, Decision(_started(claim.action)), NOW)

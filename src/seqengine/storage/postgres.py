@@ -7,17 +7,17 @@ otherwise), created and migrated by :func:`upgrade` (``seqengine db upgrade``); 
 - ``claim`` runs one statement: ``SELECT … FOR UPDATE SKIP LOCKED`` over due runnable actions
   and in-progress actions whose lease expired, then ``UPDATE … RETURNING`` with a fresh fencing
   token from a database sequence. Concurrent workers skip each other's rows instead of waiting.
-- ``start`` and ``commit`` are fenced: their first statement updates the action only where
-  ``lease_token`` is still the claim's token; no row means the lease was taken over
-  (:class:`~seqengine.LeaseLost`) and the transaction is rolled back.
-- Budgets are consumed in ``start`` with a conditional upsert per counter row (``… ON CONFLICT
-  DO UPDATE SET n = n + 1 WHERE n < limit``), after a transaction-scoped advisory lock per
-  counter so rolling multi-day spans (the weekly invitation limit) are checked and incremented
-  without a race. A refused budget rolls the whole transaction back.
-- ``start_many`` and ``commit_many`` run their items in one transaction, each inside a
-  savepoint, so a refused or fenced-out item is undone alone. They first lock every action
-  row of the batch (in id order), then every counter of the batch (in name order) — the
-  order single starts use — so two batches never wait on each other in a cycle.
+- ``start``, ``commit`` and their group forms ``start_many``/``commit_many`` share one
+  writer and cost two round trips per group, however many items it holds (pipeline mode).
+  First every action row the group writes is locked (``FOR UPDATE``, in id order) and every
+  budget counter (a transaction-scoped advisory lock, in name order) — the order every
+  writer uses, so two groups never wait on each other in a cycle — and the claimed rows'
+  leases and the counter rows are read. Under those locks nothing read can change, so the
+  items are then judged in Python, in order, exactly as one by one: an item whose
+  ``lease_token`` is no longer the claim's is fenced out (:class:`~seqengine.LeaseLost`,
+  nothing written for it), a start whose lease expired likewise, and a start is refused when
+  a budget — daily, or summed over a rolling multi-day span — has no room left after the
+  items before it. The rest is written with one set-based statement per table and committed.
 - Two clocks. Leases use the *database* clock (``now()``), so workers whose clocks drift still
   agree on when a lease expires. ``scheduled_at`` comparisons and the times written into
   actions use the ``now`` argument: the engine's clock, which is virtual in rehearsals.
@@ -25,8 +25,9 @@ otherwise), created and migrated by :func:`upgrade` (``seqengine db upgrade``); 
   seqengine_<schema>`` when it creates or frees work that may be due;
   :meth:`PostgresStorage.wait_for_work` listens on that channel so idle workers wake at once,
   with polling as the fallback.
-- Connections come from a ``psycopg_pool.ConnectionPool`` that checks each connection before
-  lending it and reconnects in the background. A database or network failure during a call
+- Connections come from a ``psycopg_pool.ConnectionPool`` that replaces a connection the
+  server dropped before lending it (without a round trip while the connection looks well)
+  and reconnects in the background. A database or network failure during a call
   raises :class:`~seqengine.StorageError` (the worker retries); because each write is one
   transaction, nothing is ever half-written.
 """
@@ -34,8 +35,9 @@ otherwise), created and migrated by :func:`upgrade` (``seqengine db upgrade``); 
 from __future__ import annotations
 
 import re
+import select
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from collections.abc import Sequence as Seq
 from contextlib import contextmanager, suppress
 from datetime import date, datetime, timedelta
@@ -71,6 +73,7 @@ from seqengine.storage._protocol import (
     Context,
     InboxMessage,
     address_to_suppress,
+    consumed_keys,
     suppression_key,
 )
 
@@ -426,6 +429,7 @@ class PostgresStorage:
         self._tokens = f'"{schema}".lease_tokens'  # regclass text; the name is validated
         self._dsn = dsn
         self._sequences: dict[str, tuple[int, Sequence]] = {}
+        self._queries: dict[str, bytes] = {}
         self._listen_lock = threading.Lock()
         self._listener: psycopg.Connection[TupleRow] | None = None
         self._closed = False
@@ -442,9 +446,9 @@ class PostgresStorage:
             max_size=pool_size,
             open=False,
             configure=_configure,
-            # Lend only connections that answer: a connection the server dropped (restart,
+            # Lend only connections that are still up: one the server dropped (restart,
             # failover, pg_terminate_backend) is replaced instead of failing the next call.
-            check=ConnectionPool.check_connection,
+            check=_check_connection,
             timeout=connect_timeout,
             name=f"seqengine-{schema}-{workspace}",
         )
@@ -514,8 +518,12 @@ class PostgresStorage:
         with self._conn(what) as conn, conn.transaction():
             yield conn
 
-    def _sql(self, text: LiteralString) -> sql.Composed:
-        return _q(text, self.schema)
+    def _sql(self, text: LiteralString) -> bytes:
+        # Composed once per statement: composing on every call costs as much as sending.
+        query = self._queries.get(text)
+        if query is None:
+            query = self._queries[text] = _q(text, self.schema).as_bytes(None)
+        return query
 
     def _notify(self, conn: psycopg.Connection[TupleRow]) -> None:
         # pg_notify inside the transaction is delivered only if it commits.
@@ -659,7 +667,7 @@ class PostgresStorage:
             "secs": lease,
             "tokens": self._tokens,
         }
-        with self._tx("claim") as conn:
+        with self._conn("claim") as conn:  # one statement: a transaction of its own
             rows = conn.execute(query, params).fetchall()
         rows.sort(key=lambda r: (r[3] != ActionStatus.IN_PROGRESS.value, r[4], r[5]))
         return [
@@ -681,7 +689,7 @@ class PostgresStorage:
         held = list(claims)
         if not held:
             return []
-        with self._tx("heartbeat") as conn:
+        with self._conn("heartbeat") as conn:
             rows = conn.execute(
                 self._sql(
                     "UPDATE {s}.actions AS a"
@@ -718,48 +726,76 @@ class PostgresStorage:
 
     def context(self, action: Action) -> Context:
         """Lead, enrollment, sequence, account and pause state for an action."""
-        ws = self.workspace
+        return self.context_many([action])[0]
+
+    def context_many(self, actions: Seq[Action]) -> list[Context]:
+        """:meth:`context` for each action, in order, in one query.
+
+        Raises:
+            StorageError: an action refers to data this workspace does not hold (the error
+                :meth:`context` gives for the first such action).
+        """
+        if not actions:
+            return []
+        # A sequence's body is sent only when the cached revision is stale: a batch mostly
+        # runs a few sequences, and parsing one is the dearest part of a context.
+        cached = dict(self._sequences)
         with self._conn("context") as conn:
-            row = conn.execute(
+            rows = conn.execute(
                 self._sql(
-                    "SELECT"
-                    " (SELECT body FROM {s}.leads WHERE ws = %(ws)s AND id = %(lead)s),"
-                    " (SELECT body FROM {s}.enrollments"
-                    "   WHERE ws = %(ws)s AND sequence_id = %(seq)s AND lead_id = %(lead)s),"
-                    " (SELECT rev FROM {s}.sequences WHERE ws = %(ws)s AND id = %(seq)s),"
-                    " (SELECT body FROM {s}.sequences WHERE ws = %(ws)s AND id = %(seq)s),"
-                    " (SELECT body FROM {s}.accounts WHERE ws = %(ws)s AND id = %(acc)s),"
-                    " (SELECT body FROM {s}.pauses WHERE ws = %(ws)s AND account_id = %(acc)s)"
+                    "SELECT l.body, e.body, s.rev,"
+                    " CASE WHEN s.rev IS DISTINCT FROM k.rev THEN s.body END, a.body, p.body"
+                    " FROM unnest(%(lead)s::text[], %(seq)s::text[], %(acc)s::text[])"
+                    "   WITH ORDINALITY AS v(lead, seq, acc, i)"
+                    " LEFT JOIN {s}.leads AS l ON l.ws = %(ws)s AND l.id = v.lead"
+                    " LEFT JOIN {s}.enrollments AS e"
+                    "   ON e.ws = %(ws)s AND e.sequence_id = v.seq AND e.lead_id = v.lead"
+                    " LEFT JOIN {s}.sequences AS s ON s.ws = %(ws)s AND s.id = v.seq"
+                    " LEFT JOIN unnest(%(cached)s::text[], %(revs)s::bigint[]) AS k(id, rev)"
+                    "   ON k.id = v.seq"
+                    " LEFT JOIN {s}.accounts AS a ON a.ws = %(ws)s AND a.id = v.acc"
+                    " LEFT JOIN {s}.pauses AS p ON p.ws = %(ws)s AND p.account_id = v.acc"
+                    " ORDER BY v.i"
                 ),
                 {
-                    "ws": ws,
-                    "lead": action.lead_id,
-                    "seq": action.sequence_id,
-                    "acc": action.account_id,
+                    "ws": self.workspace,
+                    "lead": [a.lead_id for a in actions],
+                    "seq": [a.sequence_id for a in actions],
+                    "acc": [a.account_id for a in actions],
+                    "cached": list(cached),
+                    "revs": [rev for rev, _ in cached.values()],
                 },
-            ).fetchone()
-        assert row is not None  # a SELECT without FROM always returns one row
-        lead, enrollment, rev, seq, account, pause = row
+            ).fetchall()
+        return [self._context(a, row, cached) for a, row in zip(actions, rows, strict=True)]
+
+    def _context(
+        self, action: Action, row: tuple[Any, ...], cached: dict[str, tuple[int, Sequence]]
+    ) -> Context:
+        lead, enrollment, rev, seq_body, account, pause = row
         missing = [
             f"{what} {key!r}"
-            for what, key, body in (
+            for what, key, found in (
                 ("lead", action.lead_id, lead),
                 ("enrollment", f"{action.sequence_id}/{action.lead_id}", enrollment),
-                ("sequence", action.sequence_id, seq),
+                ("sequence", action.sequence_id, rev),
                 ("account", action.account_id, account),
             )
-            if body is None
+            if found is None
         ]
         if missing:
             msg = (
-                f"action {action.id!r} refers to data this workspace ({ws!r}) does not hold: "
-                f"{', '.join(missing)}"
+                f"action {action.id!r} refers to data this workspace ({self.workspace!r}) "
+                f"does not hold: {', '.join(missing)}"
             )
             raise StorageError(msg)
+        if seq_body is None:  # the cached revision is current
+            sequence = cached[action.sequence_id][1]
+        else:
+            sequence = self._sequence(action.sequence_id, rev, seq_body)
         return Context(
             lead=_load(lead, Lead),
             enrollment=_load(enrollment, Enrollment),
-            sequence=self._sequence(action.sequence_id, rev, seq),
+            sequence=sequence,
             account=_load(account, Account),
             pause=None if pause is None else _load(pause, PauseAccount),
         )
@@ -776,91 +812,6 @@ class PostgresStorage:
             ).fetchone()
         return int(row[0]) if row else 0
 
-    def _fence(
-        self,
-        conn: psycopg.Connection[TupleRow],
-        claim: Claim,
-        action: Action,
-        *,
-        keep_lease: bool,
-        live: bool,
-    ) -> ActionStatus:
-        """Write the claimed action, only while the claim's token is current (else LeaseLost).
-
-        With ``live``, the lease must also not have expired on the database clock: an action
-        is never started on a lease another worker may be claiming right now.
-
-        Returns:
-            The action's status before this write.
-        """
-        lease = "" if keep_lease else ", lease_token = NULL, lease_owner = NULL, lease_until = NULL"
-        row = conn.execute(
-            self._sql(
-                "UPDATE {s}.actions AS a SET status = %s, scheduled_at = %s, body = %s"
-                + lease
-                + " FROM (SELECT id, status FROM {s}.actions"
-                "   WHERE ws = %s AND id = %s AND lease_token = %s FOR UPDATE) AS prev"
-                " WHERE a.ws = %s AND a.id = prev.id"
-                # Only read with keep_lease, where lease_until is the unchanged lease.
-                " RETURNING prev.status, coalesce(a.lease_until > now(), false)"
-            ),
-            (
-                action.status.value,
-                _aware(action.scheduled_at, f"action {action.id!r} scheduled_at"),
-                _dump(action),
-                self.workspace,
-                action.id,
-                claim.token,
-                self.workspace,
-            ),
-        ).fetchone()
-        if row is None:
-            msg = (
-                f"action {action.id!r}: lease token {claim.token} of worker {claim.worker_id!r} "
-                "is no longer current (taken over, released or ended); nothing was written"
-            )
-            raise LeaseLost(msg)
-        if live and not row[1]:
-            msg = (
-                f"action {action.id!r}: the lease of worker {claim.worker_id!r} expired "
-                "(database clock); claim it again before starting it"
-            )
-            raise LeaseLost(msg)
-        return ActionStatus(row[0])
-
-    def _write(
-        self,
-        conn: psycopg.Connection[TupleRow],
-        claim: Claim,
-        decision: Decision,
-        now: datetime,
-        *,
-        live: bool,
-    ) -> ActionStatus:
-        action = decision.action
-        keep = action.status is ActionStatus.IN_PROGRESS
-        before = self._fence(conn, claim, action, keep_lease=keep, live=live)
-        inserted = self._insert_actions(conn, decision.new_actions)
-        cancel = list(dict.fromkeys(decision.cancel))
-        if cancel:
-            self._cancel(conn, cancel, decision.cancel_reason or "cancelled", now)
-        if decision.enrollment is not None:
-            e = decision.enrollment
-            conn.execute(
-                self._sql(
-                    "INSERT INTO {s}.enrollments (ws, sequence_id, lead_id, body)"
-                    " VALUES (%s, %s, %s, %s) ON CONFLICT (ws, sequence_id, lead_id)"
-                    " DO UPDATE SET body = EXCLUDED.body"
-                ),
-                (self.workspace, e.sequence_id, e.lead_id, _dump(e)),
-            )
-        for effect in decision.effects:
-            if isinstance(effect, PauseAccount):
-                self._put_pause(conn, effect)
-        if inserted or action.status in RUNNABLE:
-            self._notify(conn)
-        return before
-
     def start(self, claim: Claim, decision: Decision, now: datetime) -> bool:
         """Persist a starting action and consume its budgets, atomically.
 
@@ -871,13 +822,10 @@ class PostgresStorage:
         """
         _check_start(claim, decision)
         _aware(now, "now")
-        with self._conn("start") as conn:
-            try:
-                with conn.transaction():
-                    self._start(conn, claim, decision, now)
-            except _NoRoom:
-                return False
-        return True
+        [verdict] = self._write_group("start", [(claim, decision)], now, starting=True)
+        if isinstance(verdict, LeaseLost):
+            raise verdict
+        return verdict is None
 
     def start_many(self, items: Seq[tuple[Claim, Decision]], now: datetime) -> list[bool]:
         """:meth:`start` for each item, in order, in one transaction; False if refused.
@@ -888,82 +836,9 @@ class PostgresStorage:
         for claim, decision in items:
             _check_start(claim, decision)
         _aware(now, "now")
-        results: list[bool] = []
         if not items:
-            return results
-        with self._tx("start_many") as conn:
-            self._lock_actions(conn, [c.action.id for c, _ in items])
-            self._lock_counters(conn, [b for _, d in items for b in d.budgets])
-            for claim, decision in items:
-                try:
-                    with conn.transaction():  # a savepoint: a refusal undoes this item only
-                        self._start(conn, claim, decision, now)
-                except (_NoRoom, LeaseLost):
-                    results.append(False)
-                else:
-                    results.append(True)
-        return results
-
-    def _start(
-        self, conn: psycopg.Connection[TupleRow], claim: Claim, decision: Decision, now: datetime
-    ) -> None:
-        before = self._write(conn, claim, decision, now, live=True)
-        if before is not ActionStatus.IN_PROGRESS and not self._consume(conn, decision.budgets):
-            raise _NoRoom
-
-    def _lock_actions(self, conn: psycopg.Connection[TupleRow], ids: Seq[str]) -> None:
-        conn.execute(
-            self._sql(
-                "SELECT 1 FROM {s}.actions WHERE ws = %s AND id = ANY(%s) ORDER BY id FOR UPDATE"
-            ),
-            (self.workspace, sorted(set(ids))),
-        )
-
-    def _lock_counters(self, conn: psycopg.Connection[TupleRow], budgets: Iterable[Budget]) -> None:
-        # Sorted, like _consume's own locks, so concurrent starts never lock in a cycle.
-        for counter in sorted({b.counter for b in budgets}):
-            conn.execute(
-                sql.SQL("SELECT pg_advisory_xact_lock({})").format(
-                    _lock_key(f"{self.schema}:{self.workspace}:{counter}")
-                )
-            )
-
-    def _consume(self, conn: psycopg.Connection[TupleRow], budgets: Seq[Budget]) -> bool:
-        """Take one unit of each distinct (counter, day); False if any budget has no room."""
-        if any(b.limit < 1 for b in budgets):
-            return False
-        by_key: dict[tuple[str, date], list[Budget]] = {}
-        for b in budgets:
-            by_key.setdefault((b.counter, b.day), []).append(b)
-        # The advisory lock makes "sum the span, then add one" atomic for multi-day budgets;
-        # the single-day check is the conditional upsert itself.
-        self._lock_counters(conn, budgets)
-        for (counter, day), group in sorted(by_key.items()):
-            for b in group:
-                if b.span_days > 1:
-                    row = conn.execute(
-                        self._sql(
-                            "SELECT coalesce(sum(n), 0) FROM {s}.counters"
-                            " WHERE ws = %s AND counter = %s AND day > %s AND day <= %s"
-                        ),
-                        (self.workspace, counter, day - timedelta(days=b.span_days), day),
-                    ).fetchone()
-                    if row is None or int(row[0]) >= b.limit:
-                        return False
-            daily = [b.limit for b in group if b.span_days == 1]
-            cap = min(daily) if daily else None
-            got = conn.execute(
-                self._sql(
-                    "INSERT INTO {s}.counters AS c (ws, counter, day, n) VALUES (%s, %s, %s, 1)"
-                    " ON CONFLICT (ws, counter, day) DO UPDATE SET n = c.n + 1"
-                    " WHERE %s::integer IS NULL OR c.n < %s::integer"
-                    " RETURNING n"
-                ),
-                (self.workspace, counter, day, cap, cap),
-            ).fetchone()
-            if got is None:
-                return False
-        return True
+            return []
+        return [v is None for v in self._write_group("start_many", items, now, starting=True)]
 
     def commit(self, claim: Claim, decision: Decision, now: datetime) -> None:
         """Write a decision in one transaction, fenced by the claim's token (LeaseLost).
@@ -975,8 +850,9 @@ class PostgresStorage:
         """
         _check_commit(claim, decision)
         _aware(now, "now")
-        with self._tx("commit") as conn:
-            self._write(conn, claim, decision, now, live=False)
+        [error] = self._write_group("commit", [(claim, decision)], now, starting=False)
+        if error is not None:
+            raise error
 
     def commit_many(
         self, items: Seq[tuple[Claim, Decision]], now: datetime
@@ -984,67 +860,298 @@ class PostgresStorage:
         """:meth:`commit` for each item, in order, in one transaction; each item's error.
 
         A fenced-out item (LeaseLost) or a decision that does not fit its claim
-        (StorageError) is undone alone, through a savepoint; a database failure fails the
-        whole batch (StorageError, nothing written).
+        (StorageError) changes nothing and does not undo the others; a database failure
+        fails the whole batch (StorageError, nothing written).
         """
         _aware(now, "now")
         results: list[Exception | None] = []
-        if not items:
-            return results
-        with self._tx("commit_many") as conn:
-            self._lock_actions(conn, [aid for c, d in items for aid in (c.action.id, *d.cancel)])
-            for claim, decision in items:
-                try:
-                    _check_commit(claim, decision)
-                    with conn.transaction():
-                        self._write(conn, claim, decision, now, live=False)
-                except StorageError as exc:
-                    results.append(exc)
-                else:
-                    results.append(None)
+        valid: list[tuple[Claim, Decision]] = []
+        for claim, decision in items:
+            try:
+                _check_commit(claim, decision)
+            except StorageError as exc:
+                results.append(exc)
+            else:
+                results.append(None)
+                valid.append((claim, decision))
+        if valid:
+            written = iter(self._write_group("commit_many", valid, now, starting=False))
+            results = [next(written) if r is None else r for r in results]
         return results
 
-    def _insert_actions(self, conn: psycopg.Connection[TupleRow], actions: Seq[Action]) -> int:
-        inserted = 0
-        for a in actions:
-            cur = conn.execute(
+    # -- group writes ---------------------------------------------------------------------
+    #
+    # Every start and commit, alone or grouped, is written the same way, in two round trips:
+    #
+    # 1. Lock every action row the group writes or cancels, in id order, then every budget
+    #    counter (an advisory lock each) in name order — the order every writer takes them
+    #    in, so two groups never wait on each other in a cycle — and read the claimed rows'
+    #    leases and the counters. Nothing read can change until the commit.
+    # 2. Decide in Python, in item order, which items are fenced out (LeaseLost) or refused
+    #    by a budget, then write the rest with one set-based statement per table, and commit.
+    #
+    # The statements of each step go out together (pipeline mode). Writing table by table
+    # gives what writing item by item gives unless an item touches an action an earlier one
+    # claims or cancels; such a group is split into runs (see _runs), each read afresh.
+
+    def _write_group(
+        self, what: str, items: Seq[tuple[Claim, Decision]], now: datetime, *, starting: bool
+    ) -> list[Exception | None]:
+        """Write checked starts (or commits) in one transaction, as one by one would.
+
+        Returns, per item: None (written), LeaseLost, or _NoRoom (a start a budget refused).
+        """
+        locked = sorted({aid for c, d in items for aid in (c.action.id, *d.cancel)})
+        budgets = [b for _, d in items for b in d.budgets] if starting else []
+        verdicts: list[Exception | None] = []
+        with self._conn(what) as conn, conn.pipeline(), conn.transaction():
+            leases = self._read_leases(conn, locked)
+            used = self._read_counters(conn, budgets)
+            for n, run in enumerate(_runs(items)):
+                if n:  # an earlier run wrote rows this one claims
+                    leases = self._read_leases(conn, [c.action.id for c, _ in run])
+                verdicts += self._write_run(conn, run, now, leases(), used, starting=starting)
+        return verdicts
+
+    def _read_leases(
+        self, conn: psycopg.Connection[TupleRow], ids: Seq[str]
+    ) -> Callable[[], dict[str, tuple[int | None, str, bool]]]:
+        """Lock ``ids`` in id order; a reader of each row's (token, status, lease is live)."""
+        cur = conn.execute(
+            self._sql(
+                "SELECT id, lease_token, status, coalesce(lease_until > now(), false)"
+                " FROM {s}.actions WHERE ws = %s AND id = ANY(%s) ORDER BY id FOR UPDATE"
+            ),
+            (self.workspace, list(ids)),
+        )
+        # Fetched only when called, so the pipeline sends what follows in the same round trip.
+        return lambda: {aid: (token, status, live) for aid, token, status, live in cur}
+
+    def _read_counters(
+        self, conn: psycopg.Connection[TupleRow], budgets: Seq[Budget]
+    ) -> dict[tuple[str, date], int]:
+        """Lock the budgets' counters in name order and read the rows their spans cover."""
+        if not budgets:
+            return {}
+        counters = sorted({b.counter for b in budgets})
+        for counter in counters:
+            conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                (f"{self.schema}:{self.workspace}:{counter}",),
+            )
+        rows = conn.execute(
+            self._sql(
+                "SELECT counter, day, n FROM {s}.counters"
+                " WHERE ws = %s AND counter = ANY(%s) AND day > %s AND day <= %s"
+            ),
+            (
+                self.workspace,
+                counters,
+                min(b.day - timedelta(days=b.span_days) for b in budgets),
+                max(b.day for b in budgets),
+            ),
+        ).fetchall()
+        return {(counter, day): n for counter, day, n in rows}
+
+    def _write_run(
+        self,
+        conn: psycopg.Connection[TupleRow],
+        run: Seq[tuple[Claim, Decision]],
+        now: datetime,
+        leases: dict[str, tuple[int | None, str, bool]],
+        used: dict[tuple[str, date], int],
+        *,
+        starting: bool,
+    ) -> list[Exception | None]:
+        verdicts: list[Exception | None] = []
+        written: list[tuple[int, Decision]] = []
+        charged: dict[tuple[str, date], int] = {}
+        for claim, decision in run:
+            token, status, live = leases.get(claim.action.id, (None, "", False))
+            verdict: Exception | None = None
+            if token != claim.token:
+                verdict = LeaseLost(
+                    f"action {claim.action.id!r}: lease token {claim.token} of worker "
+                    f"{claim.worker_id!r} is no longer current (taken over, released or "
+                    "ended); nothing was written"
+                )
+            elif starting and not live:
+                # Never start an action on a lease another worker may be claiming right now.
+                verdict = LeaseLost(
+                    f"action {claim.action.id!r}: the lease of worker {claim.worker_id!r} "
+                    "expired (database clock); claim it again before starting it"
+                )
+            elif starting and status != ActionStatus.IN_PROGRESS.value:
+                # (A start retried after it went through unseen is not charged again.)
+                taken = _charge(decision.budgets, used)
+                if taken is None:
+                    verdict = _NoRoom()
+                for key in taken or ():
+                    charged[key] = charged.get(key, 0) + 1
+            verdicts.append(verdict)
+            if verdict is None:
+                written.append((claim.token, decision))
+        self._write_decisions(conn, written, now)
+        self._add_counters(conn, charged)
+        return verdicts
+
+    def _write_decisions(
+        self,
+        conn: psycopg.Connection[TupleRow],
+        fenced: Seq[tuple[int, Decision]],
+        now: datetime,
+    ) -> None:
+        """Write fenced decisions (with their lease tokens) table by table, in the order
+        one decision's writes go: action, new actions, cancellations, enrollment, pauses."""
+        if not fenced:
+            return
+        decisions = [d for _, d in fenced]
+        actions = [d.action for d in decisions]
+        conn.execute(
+            self._sql(
+                "UPDATE {s}.actions AS a"
+                " SET status = v.status, scheduled_at = v.at, body = v.body,"
+                # The lease ends with the decision unless it leaves the action in progress.
+                "  lease_token = CASE WHEN v.keep THEN a.lease_token END,"
+                "  lease_owner = CASE WHEN v.keep THEN a.lease_owner END,"
+                "  lease_until = CASE WHEN v.keep THEN a.lease_until END"
+                " FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::timestamptz[],"
+                "   %b::jsonb[], %s::boolean[]) AS v(id, token, status, at, body, keep)"
+                # Rows locked and read under the same lease: the token holds, it is a guard.
+                " WHERE a.ws = %s AND a.id = v.id AND a.lease_token = v.token"
+            ),
+            (
+                [a.id for a in actions],
+                [token for token, _ in fenced],
+                [a.status.value for a in actions],
+                [a.scheduled_at for a in actions],
+                [_dump(a) for a in actions],
+                [a.status is ActionStatus.IN_PROGRESS for a in actions],
+                self.workspace,
+            ),
+        )
+        # Duplicates across decisions resolve as one by one would: the first creation or
+        # cancellation of an action wins (later ones find it), the last enrollment or pause.
+        self._insert_actions(
+            conn, _unique((a for d in decisions for a in d.new_actions), key=lambda a: a.id)
+        )
+        cancels = _unique(
+            ((aid, d.cancel_reason or "cancelled") for d in decisions for aid in d.cancel),
+            key=lambda c: c[0],
+        )
+        if cancels:
+            conn.execute(
                 self._sql(
-                    "INSERT INTO {s}.actions (ws, id, sequence_id, status, scheduled_at, body)"
-                    " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (ws, id) DO NOTHING"
+                    "UPDATE {s}.actions AS a SET status = 'cancelled',"
+                    # Ending the lease makes a worker still holding a cancelled action get
+                    # LeaseLost instead of overwriting the cancellation.
+                    "  lease_token = NULL, lease_owner = NULL, lease_until = NULL,"
+                    "  body = a.body || jsonb_build_object("
+                    "    'status', 'cancelled', 'reason', c.reason, 'finished_at', %s::text)"
+                    " FROM unnest(%s::text[], %s::text[]) AS c(id, reason)"
+                    " WHERE a.ws = %s AND a.id = c.id"
+                    "   AND a.status IN ('pending', 'queued', 'deferred')"
+                ),
+                (
+                    now.isoformat(),
+                    [aid for aid, _ in cancels],
+                    [reason for _, reason in cancels],
+                    self.workspace,
+                ),
+            )
+        # Upserted in key order, so two groups writing the same rows lock them in one order.
+        enrollments = sorted(
+            _unique(
+                (d.enrollment for d in decisions if d.enrollment is not None),
+                key=lambda e: (e.sequence_id, e.lead_id),
+                last=True,
+            ),
+            key=lambda e: (e.sequence_id, e.lead_id),
+        )
+        if enrollments:
+            conn.execute(
+                self._sql(
+                    "INSERT INTO {s}.enrollments (ws, sequence_id, lead_id, body)"
+                    " SELECT %s, e.seq, e.lead, e.body"
+                    " FROM unnest(%s::text[], %s::text[], %b::jsonb[]) AS e(seq, lead, body)"
+                    " ON CONFLICT (ws, sequence_id, lead_id) DO UPDATE SET body = EXCLUDED.body"
                 ),
                 (
                     self.workspace,
-                    a.id,
-                    a.sequence_id,
-                    a.status.value,
-                    _aware(a.scheduled_at, f"action {a.id!r} scheduled_at"),
-                    _dump(a),
+                    [e.sequence_id for e in enrollments],
+                    [e.lead_id for e in enrollments],
+                    [_dump(e) for e in enrollments],
                 ),
             )
-            inserted += cur.rowcount
-        return inserted
-
-    def _cancel(
-        self, conn: psycopg.Connection[TupleRow], ids: list[str], reason: str, now: datetime
-    ) -> None:
-        # Lock in id order so two commits cancelling each other's actions cannot deadlock.
-        # Ending the lease makes a worker still holding a cancelled action get LeaseLost
-        # instead of overwriting the cancellation.
-        conn.execute(
-            self._sql(
-                "SELECT 1 FROM {s}.actions WHERE ws = %s AND id = ANY(%s) ORDER BY id FOR UPDATE"
+        pauses = sorted(
+            _unique(
+                (p for d in decisions for p in d.effects if isinstance(p, PauseAccount)),
+                key=lambda p: p.account_id,
+                last=True,
             ),
-            (self.workspace, ids),
+            key=lambda p: p.account_id,
         )
+        if pauses:
+            conn.execute(
+                self._sql(
+                    "INSERT INTO {s}.pauses (ws, account_id, body)"
+                    " SELECT %s, p.account, p.body"
+                    " FROM unnest(%s::text[], %b::jsonb[]) AS p(account, body)"
+                    " ON CONFLICT (ws, account_id) DO UPDATE SET body = EXCLUDED.body"
+                ),
+                (self.workspace, [p.account_id for p in pauses], [_dump(p) for p in pauses]),
+            )
+        if any(a.status in RUNNABLE for a in actions):
+            self._notify(conn)
+
+    def _insert_actions(self, conn: psycopg.Connection[TupleRow], actions: Seq[Action]) -> None:
+        """Create the actions that do not exist yet, in order; NOTIFY if any was created."""
+        if not actions:
+            return
         conn.execute(
             self._sql(
-                "UPDATE {s}.actions SET status = 'cancelled',"
-                " lease_token = NULL, lease_owner = NULL, lease_until = NULL,"
-                " body = body || jsonb_build_object("
-                "   'status', 'cancelled', 'reason', %s::text, 'finished_at', %s::text)"
-                " WHERE ws = %s AND id = ANY(%s) AND status IN ('pending', 'queued', 'deferred')"
+                "WITH created AS ("
+                "  INSERT INTO {s}.actions (ws, id, sequence_id, status, scheduled_at, body)"
+                "  SELECT %(ws)s, n.id, n.seq, n.status, n.at, n.body"
+                "  FROM unnest(%(id)s::text[], %(seq)s::text[], %(status)s::text[],"
+                "    %(at)s::timestamptz[], %(body)b::jsonb[]) WITH ORDINALITY"
+                "    AS n(id, seq, status, at, body, i)"
+                "  ORDER BY n.i"  # creation order is the order actions() lists them in
+                "  ON CONFLICT (ws, id) DO NOTHING RETURNING 1"
+                ")"
+                " SELECT pg_notify(%(channel)s, %(ws)s)"
+                " FROM (SELECT 1 FROM created LIMIT 1) AS any_created"
             ),
-            (reason, now.isoformat(), self.workspace, ids),
+            {
+                "ws": self.workspace,
+                "id": [a.id for a in actions],
+                "seq": [a.sequence_id for a in actions],
+                "status": [a.status.value for a in actions],
+                "at": [_aware(a.scheduled_at, f"action {a.id!r} scheduled_at") for a in actions],
+                "body": [_dump(a) for a in actions],
+                "channel": self.channel,
+            },
+        )
+
+    def _add_counters(
+        self, conn: psycopg.Connection[TupleRow], charged: dict[tuple[str, date], int]
+    ) -> None:
+        if not charged:
+            return
+        keys = sorted(charged)
+        conn.execute(
+            self._sql(
+                "INSERT INTO {s}.counters AS c (ws, counter, day, n)"
+                " SELECT %s, k.counter, k.day, k.n"
+                " FROM unnest(%s::text[], %s::date[], %s::integer[]) AS k(counter, day, n)"
+                " ON CONFLICT (ws, counter, day) DO UPDATE SET n = c.n + EXCLUDED.n"
+            ),
+            (
+                self.workspace,
+                [counter for counter, _ in keys],
+                [day for _, day in keys],
+                [charged[k] for k in keys],
+            ),
         )
 
     def rescue(self, now: datetime) -> int:
@@ -1356,13 +1463,13 @@ def _check_span(span_days: int) -> int:
 
 
 def _check_start(claim: Claim, decision: Decision) -> None:
-    _check_decision(claim, decision, starting=True)
+    _check_commit(claim, decision, starting=True)
     for budget in decision.budgets:
         _check_span(budget.span_days)
 
 
-def _check_commit(claim: Claim, decision: Decision) -> None:
-    _check_decision(claim, decision, starting=False)
+def _check_commit(claim: Claim, decision: Decision, *, starting: bool = False) -> None:
+    _check_decision(claim, decision, starting=starting)
     for action in (decision.action, *decision.new_actions):
         _aware(action.scheduled_at, f"action {action.id!r} scheduled_at")
 
@@ -1384,7 +1491,94 @@ def _check_decision(claim: Claim, decision: Decision, *, starting: bool) -> None
 
 
 class _NoRoom(Exception):
-    """A budget had no room: roll the start back."""
+    """A budget had no room: the start is refused."""
+
+
+def _runs(items: Seq[tuple[Claim, Decision]]) -> list[list[tuple[Claim, Decision]]]:
+    """Split a group where writing it table by table would differ from item by item.
+
+    That happens only when an item's claimed action was claimed or cancelled by an earlier
+    item (one by one, the later item finds it written: a retried start, LeaseLost), or an
+    item creates an action an earlier one cancels (one by one, the cancellation finds
+    nothing). The worker never groups such items; they start a new run, read afresh.
+    """
+    runs: list[list[tuple[Claim, Decision]]] = []
+    claimed: set[str] = set()
+    cancelled: set[str] = set()
+    for claim, decision in items:
+        created = {a.id for a in decision.new_actions}
+        if not runs or claim.action.id in claimed | cancelled or not created.isdisjoint(cancelled):
+            runs.append([])
+            claimed, cancelled = set(), set()
+        runs[-1].append((claim, decision))
+        claimed.add(claim.action.id)
+        cancelled.update(decision.cancel)
+    return runs
+
+
+def _charge(
+    budgets: Seq[Budget], used: dict[tuple[str, date], int]
+) -> list[tuple[str, date]] | None:
+    """Take one unit of each distinct (counter, day) row of ``budgets``, adding it to ``used``.
+
+    ``used`` holds the counter rows as locked and read, plus what earlier starts of the group
+    took. Each row is checked in turn: its multi-day spans (counting the units taken on
+    earlier rows), then its tightest daily limit. Returns the rows taken, or None — taking
+    nothing — when a budget has no room.
+    """
+    if any(b.limit < 1 for b in budgets):
+        return None
+    taken: dict[tuple[str, date], int] = {}
+
+    def units(key: tuple[str, date]) -> int:
+        return used.get(key, 0) + taken.get(key, 0)
+
+    for counter, day in consumed_keys(budgets):
+        mine = [b for b in budgets if b.counter == counter and b.day == day]
+        for b in mine:
+            span = (units((counter, day - timedelta(days=k))) for k in range(b.span_days))
+            if b.span_days > 1 and sum(span) >= b.limit:
+                return None
+        daily = [b.limit for b in mine if b.span_days == 1]
+        if daily and units((counter, day)) >= min(daily):
+            return None
+        taken[(counter, day)] = 1
+    for key in taken:
+        used[key] = used.get(key, 0) + 1
+    return list(taken)
+
+
+def _unique(values: Iterable[_T], *, key: Callable[[_T], object], last: bool = False) -> list[_T]:
+    """``values`` without repeated keys, in first-seen order; the first (or last) one wins."""
+    found: dict[object, _T] = {}
+    for value in values:
+        k = key(value)
+        if last or k not in found:
+            found[k] = value
+    return list(found.values())
+
+
+def _check_connection(conn: psycopg.Connection[TupleRow]) -> None:
+    """Raise if a pooled connection is down, without a round trip while it looks well.
+
+    A server that ends a session (restart, failover, pg_terminate_backend) sends an error and
+    closes the socket, so an idle connection has something to read only when it is suspect;
+    only then is psycopg_pool's check (a round trip, as dear as a whole query) paid for.
+    """
+    if conn.closed:
+        msg = "the pooled connection is closed"
+        raise psycopg.OperationalError(msg)
+    if _readable(conn.fileno()):
+        ConnectionPool.check_connection(conn)
+
+
+def _readable(fd: int) -> bool:
+    """Whether ``fd`` has input (or an error, or EOF) waiting, without blocking."""
+    if hasattr(select, "poll"):  # not on Windows; select() cannot take fds above 1023
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([fd], [], [], 0)[0])
 
 
 def _configure(conn: psycopg.Connection[TupleRow]) -> None:

@@ -56,6 +56,7 @@ import attrs
 from seqengine._decide import Budget, Decision
 from seqengine._exceptions import StorageError
 from seqengine._flow import Sequence
+from seqengine._lifecycle import RUNNABLE
 from seqengine._model import Account, Action, Enrollment, Lead, Platform
 from seqengine._outcomes import PauseAccount
 
@@ -67,6 +68,7 @@ __all__ = [
     "Storage",
     "address_to_suppress",
     "consumed_keys",
+    "rescheduled_in_place",
     "suppression_key",
 ]
 
@@ -310,3 +312,18 @@ def address_to_suppress(address: str) -> str:
 def consumed_keys(budgets: Iterable[Budget]) -> list[tuple[str, date]]:
     """The distinct (counter, day) rows a start increments (one unit each), sorted."""
     return sorted({(b.counter, b.day) for b in budgets})
+
+
+def rescheduled_in_place(old: Action, new: Action) -> Action:
+    """``new`` if it may replace ``old`` in a sweep: the same action, still waiting."""
+    if new.id != old.id or new.status not in RUNNABLE:
+        msg = (
+            f"a sweep may only reschedule an action in place; got {new.id!r} "
+            f"({new.status.value}) for {old.id!r}"
+        )
+        raise StorageError(msg)
+    at = new.scheduled_at
+    if at.tzinfo is None or at.utcoffset() is None:
+        msg = f"action {new.id!r} scheduled_at {at!r} has no time zone; pass aware datetimes"
+        raise StorageError(msg)
+    return new

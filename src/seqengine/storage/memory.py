@@ -39,6 +39,7 @@ from seqengine.storage._protocol import (
     InboxMessage,
     address_to_suppress,
     consumed_keys,
+    rescheduled_in_place,
     suppression_key,
 )
 
@@ -380,7 +381,7 @@ class MemoryStorage:
                     continue
                 new = reschedule(action)
                 if new is not None:
-                    moved.append(_same_action(action, new))
+                    moved.append(rescheduled_in_place(action, new))
             for entry in aside:
                 heapq.heappush(heap, entry)
             for action in moved:
@@ -658,15 +659,3 @@ def _missing(
         "store them (put_sequence, put_account, put_lead, enroll) before running the action"
     )
     return StorageError(msg)
-
-
-def _same_action(old: Action, new: Action) -> Action:
-    """``new`` if it may replace ``old`` in a sweep: the same action, still waiting."""
-    if new.id != old.id or new.status not in RUNNABLE:
-        msg = (
-            f"a sweep may only reschedule an action in place; got {new.id!r} "
-            f"({new.status.value}) for {old.id!r}"
-        )
-        raise StorageError(msg)
-    _aware(new.scheduled_at, f"action {new.id!r} scheduled_at")
-    return new

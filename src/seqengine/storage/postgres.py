@@ -74,6 +74,7 @@ from seqengine.storage._protocol import (
     InboxMessage,
     address_to_suppress,
     consumed_keys,
+    rescheduled_in_place,
     suppression_key,
 )
 
@@ -1153,6 +1154,58 @@ class PostgresStorage:
                 [charged[k] for k in keys],
             ),
         )
+
+    def defer_waiting(
+        self,
+        sequence_id: str,
+        before: datetime,
+        now: datetime,
+        reschedule: Callable[[Action], Action | None],
+    ) -> int:
+        """Reschedule the sequence's waiting, unleased actions due before ``before`` (the
+        daily-limit sweep, ``seqengine._sweep``), in one transaction; returns how many moved.
+
+        Rows another transaction holds (a worker writing them) are skipped, and leases are
+        judged on the database clock, as claims judge them.
+        """
+        _aware(before, "before")
+        _aware(now, "now")
+        with self._tx("defer_waiting") as conn:
+            rows = conn.execute(
+                self._sql(
+                    "SELECT body FROM {s}.actions"
+                    " WHERE ws = %s AND sequence_id = %s"
+                    " AND status IN ('pending', 'queued', 'deferred') AND scheduled_at < %s"
+                    " AND (lease_until IS NULL OR lease_until <= now())"
+                    " ORDER BY id FOR UPDATE SKIP LOCKED"
+                ),
+                (self.workspace, sequence_id, before),
+            ).fetchall()
+            moved: list[Action] = []
+            for (body,) in rows:
+                old = _load(body, Action)
+                new = reschedule(old)
+                if new is not None:
+                    moved.append(rescheduled_in_place(old, new))
+            if moved:
+                conn.execute(
+                    self._sql(
+                        "UPDATE {s}.actions AS a"
+                        " SET status = v.status, scheduled_at = v.at, body = v.body,"
+                        "  lease_token = NULL, lease_owner = NULL, lease_until = NULL"
+                        " FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %b::jsonb[])"
+                        "  AS v(id, status, at, body)"
+                        " WHERE a.ws = %s AND a.id = v.id"
+                    ),
+                    (
+                        [a.id for a in moved],
+                        [a.status.value for a in moved],
+                        [a.scheduled_at for a in moved],
+                        [_dump(a) for a in moved],
+                        self.workspace,
+                    ),
+                )
+        return len(moved)
 
     def rescue(self, now: datetime) -> int:
         """Clear expired leases of waiting actions; returns how many. (Claim also does this.)

@@ -46,6 +46,7 @@ from seqengine.storage._protocol import (
     InboxMessage,
     address_to_suppress,
     consumed_keys,
+    rescheduled_in_place,
     suppression_key,
 )
 from seqengine.storage.memory import (
@@ -53,7 +54,6 @@ from seqengine.storage.memory import (
     _check_span,
     _check_start,
     _missing,
-    _same_action,
 )
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration", "SQLiteStorage"]
@@ -856,7 +856,7 @@ class SQLiteStorage:
                 old = _load(data, Action)
                 new = reschedule(old)
                 if new is not None:
-                    moved.append(_same_action(old, new))
+                    moved.append(rescheduled_in_place(old, new))
             with self._sql_errors():
                 cur.executemany(
                     "UPDATE actions SET status = ?, scheduled_at = ?, data = ?, "

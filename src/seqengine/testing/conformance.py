@@ -973,6 +973,7 @@ class StorageConformance:
         for action in (late, other, leased, left_alone):
             assert storage.get_action(action.id) == action
         # Moved actions are due at their new time, the others when they were.
+        self._expire(storage, [claim], T0)
         claimed = storage.claim("w2", before - AFTER, LEASE, 10)
         assert _ids(claimed) == [leased.id, other.id, left_alone.id]
 

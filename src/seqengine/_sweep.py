@@ -21,8 +21,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from seqengine import _rand
-from seqengine._decide import _move
+from seqengine._fast import replace
 from seqengine._flow import Sequence
+from seqengine._lifecycle import TRANSITIONS
 from seqengine._model import Action, ActionStatus
 from seqengine._timing import (
     ActivityWindow,
@@ -36,7 +37,13 @@ __all__ = ["DAILY_LIMIT_PREFIX", "end_of_local_day", "next_day_rescheduler", "st
 
 #: How pre-check 7's reason starts (``seqengine._checks.check_daily_limit``).
 DAILY_LIMIT_PREFIX = "daily_action_limit:"
-_WAITING = (ActionStatus.PENDING, ActionStatus.DEFERRED)
+# The statuses a sweep moves; each goes back to pending through queued, as decide() moves it.
+_WAITING = tuple(
+    s
+    for s in (ActionStatus.PENDING, ActionStatus.DEFERRED)
+    if ActionStatus.QUEUED in TRANSITIONS[s]
+)
+assert ActionStatus.PENDING in TRANSITIONS[ActionStatus.QUEUED]
 
 
 def stopped_by_limit(action: Action) -> bool:
@@ -76,9 +83,9 @@ def next_day_rescheduler(
     def reschedule(action: Action) -> Action | None:
         if action.status not in _WAITING or not action.counts_toward_daily_limit:
             return None
-        queued = _move(action, ActionStatus.QUEUED)
         at = when(f"{action.id}/{action.tries}/{stamp}")
-        return _move(queued, ActionStatus.PENDING, scheduled_at=at, reason=reason)
+        # Both steps (waiting → queued → pending) are legal by _WAITING's construction.
+        return replace(action, status=ActionStatus.PENDING, scheduled_at=at, reason=reason)
 
     return reschedule
 

@@ -368,25 +368,34 @@ class MemoryStorage:
         with self._lock:
             s = self._s
             heap, limit = s.due, before.timestamp()
-            aside: list[_Entry] = []
+            kept: list[_Entry] = []
             moved: list[Action] = []
             while heap and heap[0][0] < limit:
                 entry = heapq.heappop(heap)
                 if s.version.get(entry[3]) != entry[2]:
                     continue  # a retired entry
-                aside.append(entry)
                 action = s.actions[entry[3]]
                 lease = s.leases.get(action.id)
-                if action.sequence_id != sequence_id or (lease is not None and lease.until > now):
-                    continue
-                new = reschedule(action)
-                if new is not None:
+                new = None
+                if action.sequence_id == sequence_id and (lease is None or lease.until <= now):
+                    new = reschedule(action)
+                if new is None:
+                    kept.append(entry)
+                else:
                     moved.append(rescheduled_in_place(action, new))
-            for entry in aside:
-                heapq.heappush(heap, entry)
+            # The moved actions' old entries are already off the heap: give each a new one.
             for action in moved:
-                s.leases.pop(action.id, None)
-                self._set_action(action)
+                aid = action.id
+                s.leases.pop(aid, None)
+                s.actions[aid] = action
+                version = s.version[aid] = s.version[aid] + 1
+                kept.append((action.scheduled_at.timestamp(), s.order[aid], version, aid))
+            if len(kept) > len(heap):  # most of the heap: rebuilding it is cheaper
+                heap.extend(kept)
+                heapq.heapify(heap)
+            else:
+                for entry in kept:
+                    heapq.heappush(heap, entry)
             return len(moved)
 
     def rescue(self, now: datetime) -> int:

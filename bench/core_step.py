@@ -19,7 +19,13 @@ world (worlds are immutable, so every run starts from the identical state).
 D defaults to 5,000: on these flows 1,000 leads only yield about 5,100 decisions in all (every
 flow has ended by then), so a larger fixed D cannot be used at every size.
 
-Run: ``.venv/bin/python bench/core_step.py [--decisions D] [--repeat R] [--profile]``
+At 100k leads the process holds millions of objects, and CPython's cyclic garbage collector
+now and then walks all of them (a full collection); the reducer's allocations trigger those
+walks, so their cost lands in the decisions timed. ``--gc-freeze`` moves each enrolled world
+out of the collector's view first (``gc.freeze()``, as a long-running host may do after
+loading), which leaves the reducer's own cost.
+
+Run: ``.venv/bin/python bench/core_step.py [--decisions D] [--repeat R] [--gc-freeze] [--profile]``
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import datetime as dt
+import gc
 import pathlib
 import pstats
 import time
@@ -135,6 +142,11 @@ def main() -> None:
     parser.add_argument("--decisions", type=int, default=5_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="cProfile the 100k all-due run")
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="gc.freeze() each enrolled world before timing (leaves out full-heap collections)",
+    )
     args = parser.parse_args()
 
     for label, parked in (("all due", False), ("fixed work", True)):
@@ -146,6 +158,9 @@ def main() -> None:
         per: dict[int, float] = {}
         for n in SIZES:
             world, enrol_s = build(n, parked_from=ACTIVE if parked else None)
+            if args.gc_freeze:
+                gc.collect()
+                gc.freeze()
             secs, made, started = best_of(args.repeat, lambda w=world: drive(w, args.decisions))
             if made < args.decisions:
                 print(f"   (only {made} decisions available at {n:,} leads)")
@@ -154,6 +169,8 @@ def main() -> None:
                 f"{n:>8,} {enrol_s / n * 1e6:>14.1f} {per[n]:>12.1f} {made / secs:>12,.0f} "
                 f"{started:>8,}"
             )
+            del world
+            gc.unfreeze()
         ratio = per[SIZES[-1]] / per[SIZES[0]]
         worst = 1e6 / max(per.values())
         print(

@@ -265,6 +265,14 @@ class PMapVersusDict(RuleBasedStateMachine):
         self.m = self.m.set(k, v)
         self.d[k] = v
 
+    @rule(k=keys, v=values)
+    def set_new(self, k: Any, v: int) -> None:
+        self.history.append((self.m, dict(self.d)))
+        new = self.m.set_new(k, v)
+        assert (new is self.m) == (k in self.d)
+        self.m = new
+        self.d.setdefault(k, v)
+
     @rule(k=keys)
     def delete(self, k: Any) -> None:
         self.history.append((self.m, dict(self.d)))
@@ -297,3 +305,11 @@ class PMapVersusDict(RuleBasedStateMachine):
 
 PMapVersusDict.TestCase.settings = settings(max_examples=60, stateful_step_count=60)
 TestPMapVersusDict = PMapVersusDict.TestCase
+
+
+def test_set_new_binds_only_absent_keys() -> None:
+    m = PMap.from_items([("a", 1)])
+    assert m.set_new("a", 2) is m
+    added = m.set_new("b", 2)
+    assert dict(added.items()) == {"a": 1, "b": 2}
+    assert dict(m.items()) == {"a": 1}

@@ -253,32 +253,56 @@ def _settings_view(settings: SequenceSettings) -> Mapping[str, Any]:
     return MappingProxyType(attrs.asdict(settings))
 
 
-def _execute(s: Situation, action: Action) -> ExecuteAction:
-    seq = s.sequence
-    step = seq.step(action.step_id) if seq.has_step(action.step_id) else None
+_Texts = tuple[str | None, str | None, str | None, str | None, int, Mapping[str, Any]]
+# (id(sequence), step id, kind) -> (sequence, texts). The entry holds the sequence itself, so
+# its id cannot be reused by another object while the entry lives; keyed by identity because
+# hashing a Sequence hashes all of its steps.
+_TEXTS: dict[tuple[int, str, ActionKind], tuple[Sequence, _Texts]] = {}
+_TEXTS_MAX = 1024
+
+
+def _texts(seq: Sequence, step_id: str, kind: ActionKind) -> _Texts:
+    """What an ExecuteAction carries from the flow: template, subject, prompt, condition,
+    typed length and settings; fixed per sequence, step and kind, so worked out once."""
+    key = (id(seq), step_id, kind)
+    hit = _TEXTS.get(key)
+    if hit is not None and hit[0] is seq:
+        return hit[1]
+    step = seq.step(step_id) if seq.has_step(step_id) else None
     template = subject = prompt = condition = None
     if step is not None:
         template = {
             ActionKind.CONNECTION_REQUEST: step.note,
             ActionKind.DM: step.template,
             ActionKind.EMAIL: step.body,
-        }.get(action.kind)
+        }.get(kind)
         subject = step.subject
         prompt = step.prompt or seq.settings.comment_prompt
         condition = step.condition.value if step.condition else None
     text_len = len(template or "") + len(subject or "")
-    settings = _settings_view(seq.settings)
+    texts = (template, subject, prompt, condition, text_len, _settings_view(seq.settings))
+    if len(_TEXTS) >= _TEXTS_MAX:
+        _TEXTS.clear()
+    _TEXTS[key] = (seq, texts)
+    return texts
+
+
+def _execute(s: Situation, action: Action) -> ExecuteAction:
+    kind = action.kind
+    template, subject, prompt, condition, text_len, settings = _texts(
+        s.sequence, action.step_id, kind
+    )
     return ExecuteAction(
         action=action,
         lead=s.lead,
         idempotency_key=action.id,
-        delays=human_delays(action.kind.value, text_len, s.seed, action.id),
+        delays=human_delays(kind.value, text_len, s.seed, action.id),
         template=template,
         subject=subject,
         prompt=prompt,
         condition=condition,
         note_limit=s.account.connection_note_limit
-        if action.kind is ActionKind.CONNECTION_REQUEST
+        if kind is ActionKind.CONNECTION_REQUEST
         else None,
         settings=settings,
         related=dict(s.enrollment.context),

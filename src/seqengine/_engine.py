@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import date, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 import attrs
 
@@ -94,9 +94,11 @@ class World:
 
     def count(self, counter: str, day: date, span_days: int = 1) -> int:
         """Units of ``counter`` used over the ``span_days`` days ending at ``day``."""
-        return sum(
-            self.counters.get((counter, day - timedelta(days=i)), 0) for i in range(span_days)
-        )
+        get = self.counters.get
+        total = get((counter, day), 0)
+        for i in range(1, span_days):
+            total += get((counter, day - timedelta(days=i)), 0)
+        return total
 
 
 def new_world(
@@ -159,19 +161,65 @@ def update_lead(world: World, lead: Lead) -> World:
 
 def situation(world: World, action: Action, now: datetime) -> Situation:
     """The situation of one action in ``world`` at ``now`` (counters read for ``now``)."""
-    account = world.accounts[action.account_id]
-    pause = world.paused.get(account.id)
+    return _situation(world, action, now, counted=True)
+
+
+# What the last situation read: the maps it read from (compared by identity: they are
+# immutable), the ids it looked up, and what it found. ``feed`` finishes the action ``step``
+# just started and would read the same five entries again; this saves those lookups.
+_RECENT: list[tuple[Any, ...]] = [()]
+
+
+def _situation(world: World, action: Action, now: datetime, *, counted: bool) -> Situation:
+    # ``counted=False`` for feed: resolve never reads the counters.
+    leads, enrollments, sequences = world.leads, world.enrollments, world.sequences
+    accounts, paused = world.accounts, world.paused
+    lead_id, sequence_id, account_id = action.lead_id, action.sequence_id, action.account_id
+    r = _RECENT[0]
+    if (
+        r
+        and r[0] is leads
+        and r[1] is enrollments
+        and r[2] is sequences
+        and r[3] is accounts
+        and r[4] is paused
+        and r[5] == lead_id
+        and r[6] == sequence_id
+        and r[7] == account_id
+    ):
+        lead, enrollment, sequence, account, pause = r[8:]
+    else:
+        lead = leads[lead_id]
+        enrollment = enrollments[(sequence_id, lead_id)]
+        sequence = sequences[sequence_id]
+        account = accounts[account_id]
+        pause = paused.get(account.id)
+        _RECENT[0] = (
+            leads,
+            enrollments,
+            sequences,
+            accounts,
+            paused,
+            lead_id,
+            sequence_id,
+            account_id,
+            lead,
+            enrollment,
+            sequence,
+            account,
+            pause,
+        )
     return build_situation(
         action,
-        world.leads[action.lead_id],
-        world.enrollments[(action.sequence_id, action.lead_id)],
-        world.sequences[action.sequence_id],
+        lead,
+        enrollment,
+        sequence,
         account,
         pause.until if pause is not None else None,
         pause is not None,
         now,
         world.seed,
-        world.count,
+        world.count if counted else None,
     )
 
 
@@ -180,23 +228,28 @@ def _apply(
     decision: Decision,
     now: datetime,
     due: PHeap[tuple[float, int, str]] | None = None,
+    position: int | None = None,
 ) -> World:
-    # One new World per decision: every container is updated locally first.
+    # One new World per decision: every container is updated locally first. ``position`` is
+    # decision.action's creation order when the caller already has it (from its queue entry).
     counters = world.counters
-    for key in {(b.counter, b.day) for b in decision.budgets}:
-        counters = counters.set(key, counters.get(key, 0) + 1)
+    if decision.budgets:
+        for key in {(b.counter, b.day) for b in decision.budgets}:
+            counters = counters.set(key, counters.get(key, 0) + 1)
     acts, order, created = world.actions, world.order, world.created
     if due is None:
         due = world.due
     for action in (decision.action, *decision.new_actions):
-        position = order.get(action.id)
         if position is None:
-            position = created
-            order = order.set(action.id, created)
-            created += 1
+            grown = order.set_new(action.id, created)
+            if grown is not order:
+                position, order, created = created, grown, created + 1
         acts = acts.set(action.id, action)
         if action.status in RUNNABLE:
+            if position is None:
+                position = order[action.id]
             due = due.push((action.scheduled_at.timestamp(), position, action.id))
+        position = None
     if decision.cancel:
         acts = _cancelled(acts, decision.cancel, decision.cancel_reason or "cancelled", now)
     enrollments = world.enrollments
@@ -251,7 +304,7 @@ def step(world: World, clock: Clock, *, max_actions: int = 1) -> tuple[World, tu
     decided = 0
     due = world.due
     while decided < max_actions and due:
-        when, _, aid = due.peek()
+        when, position, aid = due.peek()
         if when > limit:
             break
         _, due = due.pop()
@@ -263,12 +316,14 @@ def step(world: World, clock: Clock, *, max_actions: int = 1) -> tuple[World, tu
             or action.scheduled_at.timestamp() != when
         ):
             continue
-        decision = decide(situation(world, action, now), world.checks)
-        world = _apply(world, decision, now, due)
+        decision = decide(_situation(world, action, now, counted=True), world.checks)
+        # The entry's position is the action's creation order (entries are pushed with it).
+        world = _apply(world, decision, now, due, position)
         due = world.due
         effects.extend(decision.effects)
         decided += 1
-    return replace(world, due=due), tuple(effects)
+    # After a decision world.due is ``due`` already; only dropped stale entries need a copy.
+    return (world if due is world.due else replace(world, due=due)), tuple(effects)
 
 
 def feed(
@@ -287,7 +342,7 @@ def feed(
         action_id=action_id,
     )
     now = clock.now()
-    decision = resolve(situation(world, action, now), outcome)
+    decision = resolve(_situation(world, action, now, counted=False), outcome)
     return _apply(world, decision, now), decision.effects
 
 

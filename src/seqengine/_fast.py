@@ -22,12 +22,13 @@ _COPIERS: dict[type, Callable[[Any, dict[str, Any]], Any]] = {}
 
 def _copier(cls: type) -> Callable[[Any, dict[str, Any]], Any]:
     names = [f.name for f in attrs.fields(cls)]
-    # Slot descriptors set values without going through the frozen class's __setattr__.
+    # Slot descriptors set values without going through the frozen class's __setattr__; their
+    # bound ``__set__`` is looked up here, once, rather than on every copy.
     env: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
     lines = ["def copy(inst, c):", "    new = _new(_cls)"]
     for i, name in enumerate(names):
-        env[f"_d{i}"] = cls.__dict__[name]
-        lines.append(f"    _d{i}.__set__(new, c[{name!r}] if {name!r} in c else inst.{name})")
+        env[f"_set{i}"] = cls.__dict__[name].__set__
+        lines.append(f"    _set{i}(new, c[{name!r}] if {name!r} in c else inst.{name})")
     lines.append("    return new")
     exec("\n".join(lines), env)  # generated from attrs field names only
     copy: Callable[[Any, dict[str, Any]], Any] = env["copy"]

@@ -160,13 +160,38 @@ class PMap(Generic[K, V]):
             return default
 
     def __getitem__(self, key: K) -> V:
-        value = self.get(key, _MISSING)
-        if value is _MISSING:
+        # get(), inlined: indexing is on the reducer's hot path, and a call is a fair share of
+        # a lookup's cost.
+        h = hash(key)
+        node = self._root
+        shift = 0
+        while True:
+            bitmap = node[0]
+            bit = 1 << ((h >> shift) & _MASK)
+            if not bitmap & bit:
+                raise KeyError(key)
+            i = ((bitmap & (bit - 1)).bit_count() << 1) + 1
+            k = node[i]
+            if k is _NODE:
+                node = node[i + 1]
+                shift += 5
+                continue
+            if k is _COLL:
+                coll = node[i + 1]
+                if coll[0] == h:
+                    for j in range(1, len(coll), 2):
+                        k = coll[j]
+                        if k is key or k == key:
+                            value: V = coll[j + 1]
+                            return value
+                raise KeyError(key)
+            if k is key or k == key:
+                value = node[i + 1]
+                return value
             raise KeyError(key)
-        return cast(V, value)
 
     def __contains__(self, key: object) -> bool:
-        return self.get(cast(K, key), _MISSING) is not _MISSING
+        return self.get(key, _MISSING) is not _MISSING  # type: ignore[arg-type]
 
     def __len__(self) -> int:
         return self._size
@@ -175,6 +200,17 @@ class PMap(Generic[K, V]):
 
     def set(self, key: K, value: V) -> PMap[K, V]:
         """Return a map with ``key`` bound to ``value`` (``self`` if it already is, by identity)."""
+        return self._put(key, value, True)
+
+    def set_new(self, key: K, value: V) -> PMap[K, V]:
+        """Return a map with ``key`` bound to ``value`` if ``key`` is absent, else ``self``.
+
+        One walk down the trie instead of ``get`` then ``set``; ``result is self`` tells
+        whether ``key`` was already there.
+        """
+        return self._put(key, value, False)
+
+    def _put(self, key: K, value: V, overwrite: bool) -> PMap[K, V]:
         h = hash(key)
         node = self._root
         shift = 0
@@ -205,7 +241,7 @@ class PMap(Generic[K, V]):
                     for j in range(1, len(coll), 2):
                         ck = coll[j]
                         if ck is key or ck == key:
-                            if coll[j + 1] is value:
+                            if coll[j + 1] is value or not overwrite:
                                 return self
                             coll = _replaced(coll, j + 1, value)
                             break
@@ -223,9 +259,11 @@ class PMap(Generic[K, V]):
                     size += 1
                 break
             if k is key or k == key:
-                if node[i + 1] is value:
+                if node[i + 1] is value or not overwrite:
                     return self
-                new = _replaced(node, i + 1, value)
+                items = list(node)  # _replaced, inlined: overwriting is the common update
+                items[i + 1] = value
+                new = tuple(items)
                 break
             # Another key owns this slot: push both one level down (or into a collision node).
             kh = hash(k)
@@ -238,8 +276,14 @@ class PMap(Generic[K, V]):
             size += 1
             break
         for parent, j in reversed(path):
-            new = _replaced(parent, j + 1, new)
-        return _make(new, size)
+            items = list(parent)  # _replaced, inlined
+            items[j + 1] = new
+            new = tuple(items)
+        m: PMap[K, V] = object.__new__(PMap)  # _make, inlined
+        m._root = new
+        m._size = size
+        m._hash = None
+        return m
 
     def delete(self, key: K) -> PMap[K, V]:
         """Return a map without ``key`` (``self`` if ``key`` is absent)."""

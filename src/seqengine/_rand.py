@@ -35,6 +35,13 @@ def _encode(part: str | int) -> bytes:
     return tag + len(data).to_bytes(4, "big") + data
 
 
+# Encodings of short str parts: mostly the fixed purposes ("place", "read", "next-day"), which
+# every draw repeats. Bounded, so arbitrary short keys cannot grow it without limit.
+_WORDS: dict[str, bytes] = {}
+_WORD_LEN = 16
+_WORDS_MAX = 1024
+
+
 @functools.lru_cache(maxsize=64)
 def _seeded(seed: int) -> Any:
     """A hasher that has already absorbed the seed (copying it is cheaper than re-hashing)."""
@@ -55,8 +62,13 @@ def unit(seed: int, *key: str | int) -> float:
     for part in key:
         # Hot path for the common str part; _encode gives the same bytes for every type.
         if type(part) is str:
-            data = part.encode("utf-8", "surrogatepass")
-            hasher.update(b"s" + len(data).to_bytes(4, "big") + data)
+            encoded = _WORDS.get(part)
+            if encoded is None:
+                data = part.encode("utf-8", "surrogatepass")
+                encoded = b"s" + len(data).to_bytes(4, "big") + data
+                if len(part) <= _WORD_LEN and len(_WORDS) < _WORDS_MAX:
+                    _WORDS[part] = encoded
+            hasher.update(encoded)
         else:
             hasher.update(_encode(part))
     digest = hasher.digest()

@@ -65,6 +65,7 @@ _TIME_RE: Final = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
 # the week after.
 _SEARCH_DAYS: Final = 15
 _ZONES: dict[str, zoneinfo.ZoneInfo] = {}
+_ZERO: Final = dt.timedelta(0)
 
 
 def _minute_of(value: dt.time, field: str) -> dt.time:
@@ -231,13 +232,16 @@ def _check_unit(u: float) -> None:
 
 def local_date(instant: dt.datetime, zone: dt.tzinfo) -> dt.date:
     """Return the calendar date of ``instant`` in ``zone``."""
-    _require_aware(instant)
+    # A cheap awareness check for the common input, a plain datetime in UTC.
+    if type(instant) is not dt.datetime or instant.tzinfo is not UTC:
+        _require_aware(instant)
     return instant.astimezone(zone).date()
 
 
 def in_window(window: ActivityWindow, zone: dt.tzinfo, instant: dt.datetime) -> bool:
     """Return whether ``instant`` falls on an active local weekday within start <= t < end."""
-    _require_aware(instant)
+    if type(instant) is not dt.datetime or instant.tzinfo is not UTC:
+        _require_aware(instant)
     local = instant.astimezone(zone)
     return local.weekday() in window.days and window.start <= local.time() < window.end
 
@@ -357,9 +361,11 @@ def place_in_window(
         ConfigError: ``instant`` is naive.
         ValueError: ``u`` is outside [0, 1) or ``spread`` is negative.
     """
-    _require_aware(instant)
-    _check_unit(u)
-    if spread < dt.timedelta(0):
+    if type(instant) is not dt.datetime or instant.tzinfo is not UTC:
+        _require_aware(instant)
+    if not 0.0 <= u < 1.0:
+        _check_unit(u)
+    if spread < _ZERO:
         msg = f"spread must not be negative, got {spread}"
         raise ValueError(msg)
     if in_window(window, zone, instant):

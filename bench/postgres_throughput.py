@@ -15,9 +15,8 @@ benchmark only: ``pip install procrastinate pgqueuer``.
 
 A worker claims ``--batch`` actions and runs ``--concurrency`` of them side by side; the starts
 (and the commits) of the actions running side by side are written as one group, in two round
-trips, so the default runs a whole claimed batch as one group (the no-op executor has no
-platform calls to overlap; with real ones, ``concurrency`` also bounds how many started actions
-a crash leaves to reconcile). Pass ``--batch 32 --concurrency 16`` for the worker's defaults.
+trips, so the worker's defaults (batch 64, concurrency 64) run a whole claimed batch as one
+group (``concurrency`` also bounds how many started actions a crash leaves to reconcile).
 
 The URL defaults to ``SEQENGINE_TEST_POSTGRES_URL``. Everything the benchmark creates lives in
 schemas named ``seqbench_*`` and is dropped at the end. Targets: >= 4,000 actions/s with 4

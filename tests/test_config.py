@@ -260,7 +260,7 @@ def test_defaults_and_absent_channels(tmp_path: Path) -> None:
     assert ws.ai == AIConfig()
     assert ws.ai.to_table() == {"provider": "offline"}
     assert ws.notifications_email_to is None
-    assert ws.worker_concurrency == 16
+    assert ws.worker_concurrency == 64
     assert ws.storage_url == f"sqlite:///{tmp_path / 'seqengine.db'}"
     (acc,) = ws.accounts
     assert (acc.x, acc.linkedin, acc.email) == (None, None, None)

@@ -321,7 +321,7 @@ class Workspace:
     notifications_email_to: str | None = None
     accounts: tuple[AccountConfig, ...] = ()
     #: ``[worker] concurrency``: how many actions one worker runs at the same time.
-    worker_concurrency: int = 16
+    worker_concurrency: int = 64
 
     @property
     def sequence_ids(self) -> tuple[str, ...]:
@@ -577,11 +577,11 @@ def _workspace(top: _Table, abspath: str, folder: str) -> Workspace:
         notify.only(("email_to",))
         email_to = notify.email("email_to") if "email_to" in notify.data else None
 
-    worker = top.table("worker", "[worker] concurrency = 16")
-    concurrency = 16
+    worker = top.table("worker", "[worker] concurrency = 64")
+    concurrency = 64
     if worker is not None:
         worker.only(("concurrency",))
-        concurrency = worker.integer("concurrency", 1, 1024, 16)
+        concurrency = worker.integer("concurrency", 1, 1024, 64)
 
     accounts = _accounts(top, timezone_default)
     return Workspace(

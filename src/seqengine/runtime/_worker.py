@@ -421,8 +421,11 @@ class Worker:
             else:
                 self._enrollments[key] = (lock, users - 1)
 
-    def _situation(self, action: Action, now: datetime, *, offline: bool = False) -> Situation:
-        """The action's situation; ``offline`` raises :class:`_NeedsStorage` instead of reading."""
+    def _situation(
+        self, action: Action, now: datetime, *, offline: bool = False, counted: bool = True
+    ) -> Situation:
+        """The action's situation; ``offline`` raises :class:`_NeedsStorage` instead of reading,
+        and ``counted=False`` reads no counters (resolving an outcome never uses them)."""
         ctx = self._prefetched.pop(action.id, None)
         if ctx is None:
             if offline:
@@ -440,7 +443,7 @@ class Worker:
             pause is not None,
             now,
             self.seed,
-            self._cached_count if offline else self._count,
+            None if not counted else self._cached_count if offline else self._count,
         )
 
     def _cached_count(self, counter: str, day: date, span_days: int = 1) -> int:
@@ -581,7 +584,7 @@ class Worker:
         self.stats.reconciled += 1
         action = claim.action
         now = self.clock.now()
-        situation = await self._io(self._situation, action, now)
+        situation = await self._io(self._situation, action, now, counted=False)
         executor = self.executors.get(action.platform)
         outcome: Outcome | None = None
         if executor is not None:

@@ -145,6 +145,9 @@ def child_seqengine(
         batch=batch,
         concurrency=concurrency,
         wait_human_delays=False,
+        # As a real-time worker runs: storage calls on their own thread, off the event loop
+        # (a virtual clock alone would call storage inline).
+        storage_thread=True,
     )
 
     async def drain() -> int:

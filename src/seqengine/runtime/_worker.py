@@ -44,6 +44,7 @@ import attrs
 from seqengine._checks import DEFAULT_CHECKS, CheckChain, Situation, build_situation
 from seqengine._decide import Decision, decide, resolve, skip_queued
 from seqengine._exceptions import LeaseLost, StorageError, TemplateError
+from seqengine._fast import replace
 from seqengine._model import Action, ActionStatus, Platform
 from seqengine._outcomes import (
     ExecuteAction,
@@ -232,6 +233,11 @@ class Worker:
                 firsts.setdefault(claim.action.lead_id, claim.action)
             actions = list(firsts.values())
             self._prefetched = dict(zip((a.id for a in actions), many(actions), strict=True))
+            # Read the counters these actions' decisions will ask for now, on this thread, so
+            # the decisions themselves can run without a trip to storage (see _decide).
+            now = self.clock.now()
+            for action in actions:
+                self._situation(action, now, keep=True)
         return claims, claimed_at
 
     # -- the loop ---------------------------------------------------------------------------
@@ -422,11 +428,18 @@ class Worker:
                 self._enrollments[key] = (lock, users - 1)
 
     def _situation(
-        self, action: Action, now: datetime, *, offline: bool = False, counted: bool = True
+        self,
+        action: Action,
+        now: datetime,
+        *,
+        offline: bool = False,
+        counted: bool = True,
+        keep: bool = False,
     ) -> Situation:
         """The action's situation; ``offline`` raises :class:`_NeedsStorage` instead of reading,
-        and ``counted=False`` reads no counters (resolving an outcome never uses them)."""
-        ctx = self._prefetched.pop(action.id, None)
+        ``counted=False`` reads no counters (resolving an outcome never uses them), and
+        ``keep`` leaves a prefetched context in place for the decision to come."""
+        ctx = self._prefetched.get(action.id) if keep else self._prefetched.pop(action.id, None)
         if ctx is None:
             if offline:
                 raise _NeedsStorage
@@ -492,9 +505,10 @@ class Worker:
             except TemplateError as exc:
                 await self._commit(claim, _skip_before_start(situation, decision, str(exc)), now)
                 return
-            started = attrs.evolve(decision.action, content=content)
-            decision = attrs.evolve(decision, action=started)
-            request = attrs.evolve(request, action=started)
+            # replace(): these copies only swap in the rendered action, nothing to validate.
+            started = replace(decision.action, content=content)
+            decision = replace(decision, action=started)
+            request = replace(request, action=started)
             granted = await self._start(claim, decision, now)
             self._spent(decision, granted)
             if granted:
@@ -605,7 +619,7 @@ class Worker:
     async def _finish(
         self, claim: Claim, situation: Situation, action: Action, outcome: Outcome, now: datetime
     ) -> None:
-        situation = attrs.evolve(situation, action=action, now=now)
+        situation = replace(situation, action=action, now=now)
         decision = resolve(situation, outcome)
         for effect in decision.effects:
             if isinstance(effect, PauseAccount):

@@ -695,7 +695,7 @@ class PostgresStorage:
                 self._sql(
                     "UPDATE {s}.actions AS a"
                     " SET lease_until = now() + make_interval(secs => %s)"
-                    " FROM unnest(%s::text[], %s::bigint[]) AS c(id, token)"
+                    " FROM unnest(%b::text[], %b::bigint[]) AS c(id, token)"
                     " WHERE a.ws = %s AND a.id = c.id AND a.lease_token = c.token"
                     " RETURNING a.id, a.lease_until"
                 ),
@@ -746,13 +746,13 @@ class PostgresStorage:
                 self._sql(
                     "SELECT l.body, e.body, s.rev,"
                     " CASE WHEN s.rev IS DISTINCT FROM k.rev THEN s.body END, a.body, p.body"
-                    " FROM unnest(%(lead)s::text[], %(seq)s::text[], %(acc)s::text[])"
+                    " FROM unnest(%(lead)b::text[], %(seq)b::text[], %(acc)b::text[])"
                     "   WITH ORDINALITY AS v(lead, seq, acc, i)"
                     " LEFT JOIN {s}.leads AS l ON l.ws = %(ws)s AND l.id = v.lead"
                     " LEFT JOIN {s}.enrollments AS e"
                     "   ON e.ws = %(ws)s AND e.sequence_id = v.seq AND e.lead_id = v.lead"
                     " LEFT JOIN {s}.sequences AS s ON s.ws = %(ws)s AND s.id = v.seq"
-                    " LEFT JOIN unnest(%(cached)s::text[], %(revs)s::bigint[]) AS k(id, rev)"
+                    " LEFT JOIN unnest(%(cached)b::text[], %(revs)b::bigint[]) AS k(id, rev)"
                     "   ON k.id = v.seq"
                     " LEFT JOIN {s}.accounts AS a ON a.ws = %(ws)s AND a.id = v.acc"
                     " LEFT JOIN {s}.pauses AS p ON p.ws = %(ws)s AND p.account_id = v.acc"
@@ -1016,8 +1016,8 @@ class PostgresStorage:
                 "  lease_token = CASE WHEN v.keep THEN a.lease_token END,"
                 "  lease_owner = CASE WHEN v.keep THEN a.lease_owner END,"
                 "  lease_until = CASE WHEN v.keep THEN a.lease_until END"
-                " FROM unnest(%s::text[], %s::bigint[], %s::text[], %s::timestamptz[],"
-                "   %b::jsonb[], %s::boolean[]) AS v(id, token, status, at, body, keep)"
+                " FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::timestamptz[],"
+                "   %b::jsonb[], %b::boolean[]) AS v(id, token, status, at, body, keep)"
                 # Rows locked and read under the same lease: the token holds, it is a guard.
                 " WHERE a.ws = %s AND a.id = v.id AND a.lease_token = v.token"
             ),
@@ -1049,7 +1049,7 @@ class PostgresStorage:
                     "  lease_token = NULL, lease_owner = NULL, lease_until = NULL,"
                     "  body = a.body || jsonb_build_object("
                     "    'status', 'cancelled', 'reason', c.reason, 'finished_at', %s::text)"
-                    " FROM unnest(%s::text[], %s::text[]) AS c(id, reason)"
+                    " FROM unnest(%b::text[], %b::text[]) AS c(id, reason)"
                     " WHERE a.ws = %s AND a.id = c.id"
                     "   AND a.status IN ('pending', 'queued', 'deferred')"
                 ),
@@ -1074,7 +1074,7 @@ class PostgresStorage:
                 self._sql(
                     "INSERT INTO {s}.enrollments (ws, sequence_id, lead_id, body)"
                     " SELECT %s, e.seq, e.lead, e.body"
-                    " FROM unnest(%s::text[], %s::text[], %b::jsonb[]) AS e(seq, lead, body)"
+                    " FROM unnest(%b::text[], %b::text[], %b::jsonb[]) AS e(seq, lead, body)"
                     " ON CONFLICT (ws, sequence_id, lead_id) DO UPDATE SET body = EXCLUDED.body"
                 ),
                 (
@@ -1097,7 +1097,7 @@ class PostgresStorage:
                 self._sql(
                     "INSERT INTO {s}.pauses (ws, account_id, body)"
                     " SELECT %s, p.account, p.body"
-                    " FROM unnest(%s::text[], %b::jsonb[]) AS p(account, body)"
+                    " FROM unnest(%b::text[], %b::jsonb[]) AS p(account, body)"
                     " ON CONFLICT (ws, account_id) DO UPDATE SET body = EXCLUDED.body"
                 ),
                 (self.workspace, [p.account_id for p in pauses], [_dump(p) for p in pauses]),
@@ -1114,8 +1114,8 @@ class PostgresStorage:
                 "WITH created AS ("
                 "  INSERT INTO {s}.actions (ws, id, sequence_id, status, scheduled_at, body)"
                 "  SELECT %(ws)s, n.id, n.seq, n.status, n.at, n.body"
-                "  FROM unnest(%(id)s::text[], %(seq)s::text[], %(status)s::text[],"
-                "    %(at)s::timestamptz[], %(body)b::jsonb[]) WITH ORDINALITY"
+                "  FROM unnest(%(id)b::text[], %(seq)b::text[], %(status)b::text[],"
+                "    %(at)b::timestamptz[], %(body)b::jsonb[]) WITH ORDINALITY"
                 "    AS n(id, seq, status, at, body, i)"
                 "  ORDER BY n.i"  # creation order is the order actions() lists them in
                 "  ON CONFLICT (ws, id) DO NOTHING RETURNING 1"
@@ -1144,7 +1144,7 @@ class PostgresStorage:
             self._sql(
                 "INSERT INTO {s}.counters AS c (ws, counter, day, n)"
                 " SELECT %s, k.counter, k.day, k.n"
-                " FROM unnest(%s::text[], %s::date[], %s::integer[]) AS k(counter, day, n)"
+                " FROM unnest(%b::text[], %b::date[], %b::integer[]) AS k(counter, day, n)"
                 " ON CONFLICT (ws, counter, day) DO UPDATE SET n = c.n + EXCLUDED.n"
             ),
             (
@@ -1193,7 +1193,7 @@ class PostgresStorage:
                         "UPDATE {s}.actions AS a"
                         " SET status = v.status, scheduled_at = v.at, body = v.body,"
                         "  lease_token = NULL, lease_owner = NULL, lease_until = NULL"
-                        " FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %b::jsonb[])"
+                        " FROM unnest(%b::text[], %b::text[], %b::timestamptz[], %b::jsonb[])"
                         "  AS v(id, status, at, body)"
                         " WHERE a.ws = %s AND a.id = v.id"
                     ),

@@ -295,3 +295,36 @@ def test_load_executor_with_a_missing_dependency_names_the_extra(
 def test_the_simulated_executor_loads_by_name() -> None:
     executor = load_executor("simulated")
     assert executor.platforms == ALL
+
+
+@pytest.mark.parametrize("sweeps", [True, False])
+def test_r_check_9_a_full_day_moves_the_rest_of_the_sequence_to_the_next_day(
+    sweeps: bool,
+) -> None:
+    """Over the daily limit, every waiting action of the sequence goes to a random time in
+    the next day's window — with the sweep in one write, without it one decision each; the
+    sends, the limit and the reasons are the same either way."""
+    seq = Sequence(
+        id="likes", daily_action_limit=5, steps=[Step(id="like", action="like", platform="x")]
+    )
+    recorder = Recorder(lambda request: Completed(provider_id="ok"))
+    store, worker, clock = setup(
+        seq, [lead(f"lead-{i:02d}") for i in range(40)], {Platform.X: recorder}, batch=4
+    )
+    if not sweeps:
+        store.defer_waiting = None  # type: ignore[method-assign]  # a backend without it
+    run_for(worker, store, clock, days=0.5)  # Monday only (the window closes at 18:00)
+
+    assert len(recorder.sent()) == 5
+    waiting = [a for a in store.actions() if a.status is ActionStatus.PENDING]
+    assert len(waiting) == 35
+    for action in waiting:
+        assert action.reason is not None and action.reason.startswith("daily_action_limit:")
+        assert action.scheduled_at.date() == (NOW + timedelta(days=1)).date()  # Tuesday
+        assert 9 <= action.scheduled_at.hour < 18
+    # The sweep spares the 34 decisions that would each have found the day full: only the
+    # first over the limit, and those already claimed beside it, were decided.
+    if sweeps:
+        assert worker.stats.claimed <= 5 + 4
+    else:
+        assert worker.stats.claimed == 40

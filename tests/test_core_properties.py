@@ -486,3 +486,10 @@ TestWorldVersusModel.settings = settings(max_examples=100, stateful_step_count=3
 
 def test_r_flow_model_sequence_is_valid() -> None:
     assert [s.id for s in MODEL_SEQ.steps] == list(STEPS)
+
+
+@given(seed=st.integers(0, 2**63), key=st.text(), purpose=st.text(max_size=20))
+def test_a_drawer_draws_what_unit_draws(seed: int, key: str, purpose: str) -> None:
+    from seqengine import _rand
+
+    assert _rand.drawer(seed, purpose)(key) == _rand.unit(seed, key, purpose)

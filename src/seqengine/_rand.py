@@ -12,9 +12,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["chance", "randint", "uniform", "unit"]
+__all__ = ["chance", "drawer", "randint", "uniform", "unit"]
 
 # Domain separation: a different seqengine use of blake2b never collides with these draws.
 _PERSON = b"seqengine.rand"
@@ -73,6 +74,24 @@ def unit(seed: int, *key: str | int) -> float:
             hasher.update(_encode(part))
     digest = hasher.digest()
     return (int.from_bytes(digest, "big") >> 11) * _TWO_POW_MINUS_53
+
+
+def drawer(seed: int, purpose: str) -> Callable[[str], float]:
+    """``lambda key: unit(seed, key, purpose)``, for many draws of one purpose in a row.
+
+    The seed and the purpose are encoded once; each draw then hashes only its own key.
+    """
+    seeded = _seeded(seed)
+    tail = _encode(purpose)
+
+    def draw(key: str) -> float:
+        data = key.encode("utf-8", "surrogatepass")
+        hasher = seeded.copy()
+        hasher.update(b"s" + len(data).to_bytes(4, "big") + data)
+        hasher.update(tail)
+        return (int.from_bytes(hasher.digest(), "big") >> 11) * _TWO_POW_MINUS_53
+
+    return draw
 
 
 def uniform(seed: int, lo: float, hi: float, *key: str | int) -> float:

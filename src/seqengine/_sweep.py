@@ -74,8 +74,10 @@ def next_day_rescheduler(
     micros = window.length // dt.timedelta(microseconds=1)
     base = _plain_day_start(window, zone, now)
 
+    draw = _rand.drawer(seed, "next-day")
+
     def when(key: str) -> datetime:
-        u = _rand.unit(seed, key, "next-day")
+        u = draw(key)
         if base is None:  # a DST change near the window: take the careful path
             return random_time_on_next_active_day(window, zone, now, u)
         return base + dt.timedelta(microseconds=min(math.floor(u * micros), micros - 1))

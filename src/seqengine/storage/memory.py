@@ -367,15 +367,22 @@ class MemoryStorage:
         _aware(now, "now")
         with self._lock:
             s = self._s
-            heap, limit = s.due, before.timestamp()
+            limit, version, actions, leases = before.timestamp(), s.version, s.actions, s.leases
+            if not s.due or s.due[0][0] >= limit:
+                return 0
+            # One pass over the whole queue, then one heapify: a sweep usually moves a large
+            # share of it, and popping entry by entry would cost a log factor more.
             kept: list[_Entry] = []
             moved: list[Action] = []
-            while heap and heap[0][0] < limit:
-                entry = heapq.heappop(heap)
-                if s.version.get(entry[3]) != entry[2]:
-                    continue  # a retired entry
-                action = s.actions[entry[3]]
-                lease = s.leases.get(action.id)
+            for entry in s.due:
+                aid = entry[3]
+                if version.get(aid) != entry[2]:
+                    continue  # a retired entry: dropped on the way
+                if entry[0] >= limit:
+                    kept.append(entry)
+                    continue
+                action = actions[aid]
+                lease = leases.get(aid)
                 new = None
                 if action.sequence_id == sequence_id and (lease is None or lease.until <= now):
                     new = reschedule(action)
@@ -383,19 +390,14 @@ class MemoryStorage:
                     kept.append(entry)
                 else:
                     moved.append(rescheduled_in_place(action, new))
-            # The moved actions' old entries are already off the heap: give each a new one.
             for action in moved:
                 aid = action.id
-                s.leases.pop(aid, None)
-                s.actions[aid] = action
-                version = s.version[aid] = s.version[aid] + 1
-                kept.append((action.scheduled_at.timestamp(), s.order[aid], version, aid))
-            if len(kept) > len(heap):  # most of the heap: rebuilding it is cheaper
-                heap.extend(kept)
-                heapq.heapify(heap)
-            else:
-                for entry in kept:
-                    heapq.heappush(heap, entry)
+                leases.pop(aid, None)
+                actions[aid] = action
+                v = version[aid] = version[aid] + 1
+                kept.append((action.scheduled_at.timestamp(), s.order[aid], v, aid))
+            heapq.heapify(kept)
+            s.due = kept
             return len(moved)
 
     def rescue(self, now: datetime) -> int:

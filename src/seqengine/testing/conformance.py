@@ -987,6 +987,7 @@ class StorageConformance:
         with pytest.raises(StorageError, match="in place"):
             sweep(action.sequence_id, T0 + AFTER, T0, lambda a: attrs.evolve(a, id="other"))
         assert storage.get_action(action.id) == action
+        assert _ids(storage.claim("w1", T0 + AFTER, LEASE, 5)) == [action.id]  # still due
 
     def _stale_among(self, storage: Storage, n: int, stale: int) -> tuple[list[Claim], datetime]:
         """Enrol ``n`` X leads due at T0 and claim them; claim ``stale``'s lease is taken over.

@@ -4,6 +4,7 @@ withdrawals, reasons); ``seqengine demo`` runs out of the box."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -326,3 +327,15 @@ def test_demo_runs_and_prints_a_summary(tmp_path: Path) -> None:
     assert "sequence x-default:" in proc.stdout
     assert "actions:" in proc.stdout and "completed" in proc.stdout
     assert db.exists() and db.stat().st_size > 0
+
+
+def test_a_simulation_leaves_the_garbage_collector_as_it_found_it() -> None:
+    simulate(SIM_FILES[0], leads=20, days=3)
+    assert gc.get_freeze_count() == 0 and gc.isenabled()
+    gc.freeze()  # a host that froze its own objects keeps them frozen
+    try:
+        frozen = gc.get_freeze_count()
+        simulate(SIM_FILES[0], leads=20, days=3)
+        assert gc.get_freeze_count() > frozen // 2  # still frozen (a few may have been freed)
+    finally:
+        gc.unfreeze()

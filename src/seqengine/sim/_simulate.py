@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Callable, Coroutine, Iterable
+import contextlib
+import gc
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from collections.abc import Sequence as Seq
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -114,6 +116,28 @@ async def drive(
         progress(1.0, end.date().isoformat())
 
 
+@contextlib.contextmanager
+def _loaded_data_frozen() -> Iterator[None]:
+    """Keep what is loaded so far out of the cyclic garbage collector's full passes.
+
+    A run allocates steadily (every decision makes new immutable records), so the collector
+    keeps making full passes, and each walks every object alive — with 100,000 leads loaded,
+    about a tenth of the run goes to walks that find nothing to free (nothing here makes
+    reference cycles). ``gc.freeze`` (meant for exactly this: a big load, then work) leaves
+    the loaded objects out of those walks; ``gc.unfreeze`` puts them back afterwards. A host
+    that froze objects itself, or turned the collector off, is left as it is.
+    """
+    if gc.get_freeze_count() or not gc.isenabled():
+        yield
+        return
+    gc.collect(0)
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` to completion, also from inside a running event loop (Jupyter)."""
     try:
@@ -207,7 +231,8 @@ def simulate(
             wait_human_delays=False,
             lease_seconds=3600,
         )
-        run_sync(drive(worker, store, clock, begin + timedelta(days=days), progress))
+        with _loaded_data_frozen():
+            run_sync(drive(worker, store, clock, begin + timedelta(days=days), progress))
         replied = [
             lead.id
             for lead in lead_list

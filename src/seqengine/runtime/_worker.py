@@ -35,7 +35,7 @@ import logging
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any, Generic, ParamSpec, TypeVar, cast
 
@@ -200,7 +200,6 @@ class Worker:
         self._commits: _Batcher[_Write, Exception | None] = _Batcher(
             lambda items: self._io(self._commit_group, items)
         )
-        self._enrollments: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
         # Pauses resolved during the current batch, for actions already started beside them.
         self._pauses: dict[str, PauseAccount] = {}
         # Counters read during the current batch: counter → (day, span) → units used.
@@ -259,14 +258,24 @@ class Worker:
                     break
                 await self._guarded(claim)
         else:
+            # Actions of one enrollment run one after another, in claim order: each decision
+            # rewrites the enrollment the next one reads. Different enrollments run side by
+            # side, at most ``concurrency`` at a time.
+            chains: dict[tuple[str, str], list[Claim]] = {}
+            for claim in claims:
+                chains.setdefault((claim.action.sequence_id, claim.action.lead_id), []).append(
+                    claim
+                )
             sem = asyncio.Semaphore(self.concurrency)
 
-            async def one(c: Claim) -> None:
-                async with sem:
-                    if not self._stopping.is_set():
+            async def chain(links: list[Claim]) -> None:
+                for c in links:
+                    async with sem:
+                        if self._stopping.is_set():
+                            return
                         await self._guarded(c)
 
-            await asyncio.gather(*(one(c) for c in claims))
+            await asyncio.gather(*(chain(links) for links in chains.values()))
         return len(claims)
 
     async def run(
@@ -391,11 +400,7 @@ class Worker:
     # -- one action -------------------------------------------------------------------------
     async def _guarded(self, claim: Claim) -> None:
         try:
-            if self.concurrency == 1:
-                await self._process(claim)
-            else:
-                async with self._enrollment(claim.action):
-                    await self._process(claim)
+            await self._process(claim)
         except LeaseLost:
             self.stats.lease_lost += 1
             log.info("lease on %s was taken over; our write was rejected", claim.action.id)
@@ -408,24 +413,6 @@ class Worker:
         finally:
             self._held.pop(claim.action.id, None)
             self._lease_deadline.pop(claim.action.id, None)
-
-    @contextlib.asynccontextmanager
-    async def _enrollment(self, action: Action) -> AsyncIterator[None]:
-        """Hold the action's enrollment: its decisions must each see the one before written."""
-        key = (action.sequence_id, action.lead_id)
-        lock, users = self._enrollments.get(key, (None, 0))
-        if lock is None:
-            lock = asyncio.Lock()
-        self._enrollments[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._enrollments[key]
-            if users == 1:
-                del self._enrollments[key]
-            else:
-                self._enrollments[key] = (lock, users - 1)
 
     def _situation(
         self,

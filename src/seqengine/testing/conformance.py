@@ -940,12 +940,17 @@ class StorageConformance:
         return storage
 
     # -- the daily-limit sweep (optional: defer_waiting) ------------------------------------
-    def test_defer_waiting_moves_only_the_sequences_unleased_waiting_actions(
-        self, storage: Storage
-    ) -> None:
+    def _sweeper(self, storage: Storage) -> Any:
+        """The storage's ``defer_waiting``; skips the test if it has none."""
         sweep = getattr(storage, "defer_waiting", None)
         if not callable(sweep):
             pytest.skip("the backend has no defer_waiting (optional)")
+        return sweep
+
+    def test_defer_waiting_moves_only_the_sequences_unleased_waiting_actions(
+        self, storage: Storage
+    ) -> None:
+        sweep = self._sweeper(storage)
         li, x = linkedin_sequence(), x_sequence()
         due = [enroll_lead(storage, li, f"lead-{n}", at=T0 + timedelta(hours=n)) for n in (1, 2)]
         late = enroll_lead(storage, li, "lead-3", at=T0 + timedelta(days=2))
@@ -980,9 +985,7 @@ class StorageConformance:
     def test_defer_waiting_refuses_to_replace_an_action_with_another(
         self, storage: Storage
     ) -> None:
-        sweep = getattr(storage, "defer_waiting", None)
-        if not callable(sweep):
-            pytest.skip("the backend has no defer_waiting (optional)")
+        sweep = self._sweeper(storage)
         action = enroll_lead(storage, linkedin_sequence(), "lead-1", at=T0)
         with pytest.raises(StorageError, match="in place"):
             sweep(action.sequence_id, T0 + AFTER, T0, lambda a: attrs.evolve(a, id="other"))

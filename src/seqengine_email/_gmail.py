@@ -11,7 +11,6 @@ import base64
 from collections.abc import Iterable
 from datetime import datetime
 from email.message import EmailMessage
-from typing import Any
 
 import attrs
 import httpx
@@ -19,7 +18,7 @@ import httpx
 from seqengine._model import MailboxKind
 from seqengine.runtime._config import GmailConfig
 from seqengine_email._errors import ERROR_RULES, ErrorRule, MailboxError, Reaction
-from seqengine_email._http import HttpApi, OAuthRefresh, SecretToken, TokenSource
+from seqengine_email._http import HttpApi, OAuthRefresh, SecretToken, TokenSource, json_object
 from seqengine_email._mailbox import FetchResult, Inbound, Lookup, SentLookup, SentMessage
 from seqengine_email._mime import as_bytes
 
@@ -46,14 +45,6 @@ def b64url(data: bytes) -> str:
 def unb64url(text: str) -> bytes:
     """Decode base64url with or without padding."""
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _data(resp: httpx.Response) -> dict[str, Any]:
-    try:
-        data = resp.json()
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 class GmailMailbox:
@@ -110,7 +101,7 @@ class GmailMailbox:
         if thread_id:
             body["threadId"] = thread_id
         resp = await self.api.call("POST", self.paths.send, json=body, send=True)
-        data = _data(resp)
+        data = json_object(resp)
         return SentMessage(provider_id=str(data.get("id", "")), thread_id=data.get("threadId"))
 
     async def find_sent(self, message_id: str) -> SentLookup:
@@ -120,7 +111,7 @@ class GmailMailbox:
             resp = await self.api.call("GET", self.paths.messages, params=params)
         except MailboxError as exc:
             return SentLookup(Lookup.UNKNOWN, reason=exc.reason)
-        found = _data(resp).get("messages") or []
+        found = json_object(resp).get("messages") or []
         if found and isinstance(found[0], dict):
             first = found[0]
             return SentLookup(Lookup.FOUND, str(first.get("id")), first.get("threadId"))
@@ -151,7 +142,7 @@ class GmailMailbox:
             )
             if resp.status_code == 404:
                 continue  # deleted since it arrived
-            data = _data(resp)
+            data = json_object(resp)
             raw = data.get("raw")
             if not isinstance(raw, str):
                 continue
@@ -175,7 +166,7 @@ class GmailMailbox:
             if resp.status_code == 404:
                 self.history_id = None
                 return None
-            data = _data(resp)
+            data = json_object(resp)
             for record in data.get("history") or []:
                 for added in record.get("messagesAdded") or []:
                     msg = added.get("message") or {}
@@ -192,7 +183,7 @@ class GmailMailbox:
     async def _resync(self, since: datetime) -> list[tuple[str, str | None]]:
         # Take the cursor first: whatever arrives while we list is then in the next history.
         profile = await self.api.call("GET", self.paths.profile)
-        history_id = _data(profile).get("historyId")
+        history_id = json_object(profile).get("historyId")
         if history_id is None:
             msg = "gmail profile has no historyId; cannot follow the mailbox"
             raise MailboxError(Reaction.TRANSIENT, msg)
@@ -203,7 +194,7 @@ class GmailMailbox:
             params = {"q": query, "maxResults": str(self.page_size)}
             if token:
                 params["pageToken"] = token
-            data = _data(await self.api.call("GET", self.paths.messages, params=params))
+            data = json_object(await self.api.call("GET", self.paths.messages, params=params))
             for msg in data.get("messages") or []:
                 if isinstance(msg, dict) and msg.get("id"):
                     refs.append((str(msg["id"]), msg.get("threadId")))

@@ -22,7 +22,7 @@ from seqengine._model import MailboxKind
 from seqengine.runtime._config import OutlookConfig
 from seqengine_email._address import normalize_address
 from seqengine_email._errors import ERROR_RULES, ErrorRule, MailboxError, Reaction
-from seqengine_email._http import HttpApi, SecretToken
+from seqengine_email._http import HttpApi, SecretToken, json_object
 from seqengine_email._mailbox import FetchResult, Inbound, Lookup, SentLookup, SentMessage
 from seqengine_email._mime import as_bytes
 
@@ -39,14 +39,6 @@ class GraphPaths:
     mime: str = "/me/messages/{id}/$value"
     messages: str = "/me/messages"
     delta: str = "/me/mailFolders/inbox/messages/delta"
-
-
-def _data(resp: httpx.Response) -> dict[str, Any]:
-    try:
-        data = resp.json()
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _odata_string(text: str) -> str:
@@ -101,7 +93,7 @@ class GraphMailbox:
             expect=(200, 201),
             send=True,
         )
-        data = _data(created)
+        data = json_object(created)
         draft = str(data.get("id", ""))
         if not draft:
             msg = "outlook POST /me/messages returned no draft id"
@@ -132,7 +124,7 @@ class GraphMailbox:
             resp = await self.api.call("GET", self.paths.messages, params=params)
         except MailboxError as exc:
             return SentLookup(Lookup.UNKNOWN, reason=exc.reason)
-        values = [v for v in _data(resp).get("value") or [] if isinstance(v, dict)]
+        values = [v for v in json_object(resp).get("value") or [] if isinstance(v, dict)]
         for value in values:
             if not value.get("isDraft"):
                 return SentLookup(Lookup.FOUND, str(value.get("id")), value.get("conversationId"))
@@ -168,7 +160,7 @@ class GraphMailbox:
                 if resp.status_code == 410:
                     gone = True
                     break
-                data = _data(resp)
+                data = json_object(resp)
                 items.extend(v for v in data.get("value") or [] if isinstance(v, dict))
                 params = None
                 next_link = data.get("@odata.nextLink")

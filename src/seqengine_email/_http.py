@@ -8,7 +8,6 @@ Reads (lookups, polls) are retried on transient errors with bounded exponential 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -19,9 +18,10 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from seqengine._exceptions import ConfigError
 from seqengine.runtime._config import Secret
+from seqengine.runtime._executor import is_loopback
 from seqengine_email._errors import ErrorRule, MailboxError, Reaction, classify, retry_after_seconds
 
-__all__ = ["HttpApi", "OAuthRefresh", "SecretToken", "TokenSource"]
+__all__ = ["HttpApi", "OAuthRefresh", "SecretToken", "TokenSource", "json_object"]
 
 
 class TokenSource(Protocol):
@@ -103,7 +103,7 @@ class OAuthRefresh(SecretToken):
             msg = f"cannot reach the token endpoint for {self._what} ({type(exc).__name__})"
             raise MailboxError(Reaction.TRANSIENT, msg) from None
         if resp.status_code != 200:
-            code = _json(resp).get("error", "")
+            code = json_object(resp).get("error", "")
             if code == "invalid_grant" or resp.status_code in (400, 401):
                 msg = (
                     f"the refresh token of {self._what} was rejected ({code or resp.status_code}); "
@@ -112,7 +112,7 @@ class OAuthRefresh(SecretToken):
                 raise MailboxError(Reaction.AUTH, msg)
             msg = f"the token endpoint for {self._what} answered {resp.status_code}"
             raise MailboxError(Reaction.TRANSIENT, msg)
-        token = _json(resp).get("access_token")
+        token = json_object(resp).get("access_token")
         if not isinstance(token, str) or not token:
             msg = f"the token endpoint for {self._what} returned no access_token"
             raise MailboxError(Reaction.TRANSIENT, msg)
@@ -120,7 +120,8 @@ class OAuthRefresh(SecretToken):
         return True
 
 
-def _json(resp: httpx.Response) -> dict[str, Any]:
+def json_object(resp: httpx.Response) -> dict[str, Any]:
+    """The response's JSON object, or {} when the body is not one."""
     try:
         data = resp.json()
     except ValueError:
@@ -130,7 +131,7 @@ def _json(resp: httpx.Response) -> dict[str, Any]:
 
 def error_text(resp: httpx.Response) -> str:
     """Code, reasons and message of a Gmail or Graph error body, on one line (max 300)."""
-    err = _json(resp).get("error")
+    err = json_object(resp).get("error")
     parts: list[str] = []
     if isinstance(err, dict):
         for key in ("code", "status"):
@@ -146,16 +147,6 @@ def error_text(resp: httpx.Response) -> str:
     if not parts:
         parts.append(resp.text[:200])
     return " ".join(" ".join(parts).split())[:300]
-
-
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class HttpApi:
@@ -195,7 +186,7 @@ class HttpApi:
                 transport=self.transport,
                 timeout=self.timeout,
                 # An environment proxy must never stand between us and a loopback fake.
-                trust_env=not _is_loopback(self.base_url),
+                trust_env=not is_loopback(self.base_url),
             )
             self._clients = {lp: c for lp, c in self._clients.items() if not lp.is_closed()}
             self._clients[loop] = client

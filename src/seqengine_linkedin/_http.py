@@ -8,7 +8,6 @@ is a login wall, a security checkpoint or a loop — all of which a person has t
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -19,6 +18,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from seqengine import ConfigError
+from seqengine.runtime._executor import is_loopback
 from seqengine_linkedin._errors import (
     AlreadyPendingError,
     AuthFailedError,
@@ -40,17 +40,6 @@ _CANT_RESEND: Final = "CANT_RESEND_YET"
 _FUSE: Final = "FUSE_LIMIT_EXCEEDED"
 _COMMENTS_OFF: Final = ("COMMENTS_DISABLED", "COMMENTING_DISABLED", "commenting is disabled")
 _CSRF: Final = "CSRF check failed"
-
-
-def is_loopback(url: str) -> bool:
-    """Whether ``url`` points at this machine (a local fake or tunnel needs no proxy)."""
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _retry_after(value: str | None) -> tuple[float | None, datetime | None]:

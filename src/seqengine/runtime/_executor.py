@@ -8,9 +8,11 @@ the extra to install.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -132,3 +134,14 @@ def route(executors: Mapping[str, Executor] | Iterable[Executor]) -> dict[Platfo
         msg = "no executors given; a worker needs at least one (e.g. the 'simulated' executor)"
         raise ConfigError(msg)
     return table
+
+
+def is_loopback(url: str) -> bool:
+    """Whether ``url`` points at this machine (a local fake or tunnel needs no proxy)."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

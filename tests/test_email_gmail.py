@@ -13,29 +13,24 @@ from typing import Any
 import attrs
 import pytest
 
+from email_harness import MailWorld
 from fakes.gmail_api import FakeGmail, Recorded
 from fakes.imap_server import make_reply, parse_raw
 from seqengine._model import (
     Account,
-    Action,
-    ActionKind,
-    Lead,
     LeadStatus,
     MailboxKind,
-    Platform,
 )
 from seqengine._outcomes import (
     BudgetExhausted,
     Completed,
     CriticalError,
     CriticalKind,
-    ExecuteAction,
     RetryLater,
     Skipped,
 )
 from seqengine.runtime._clock import VirtualClock
 from seqengine.runtime._config import EmailConfig, GmailConfig, Secret
-from seqengine.runtime._executor import ExecContext
 from seqengine.storage.memory import MemoryStorage
 from seqengine_email import EmailExecutor, GmailPaths, message_id_for
 
@@ -48,50 +43,12 @@ def secret(value: str) -> Secret:
 
 
 @attrs.define
-class World:
+class World(MailWorld):
     fake: FakeGmail
-    executor: EmailExecutor
-    storage: MemoryStorage
-    clock: VirtualClock
 
-    @property
-    def ctx(self) -> ExecContext:
-        return ExecContext(storage=self.storage, clock=self.clock)
-
-    def lead(self, lead_id: str, email: str | None) -> Lead:
-        lead = Lead(id=lead_id, name=lead_id.title(), first_name=lead_id, email=email)
-        self.storage.put_lead(lead)
-        return lead
-
-    def request(
-        self, lead: Lead, key: str, *, kind: ActionKind = ActionKind.EMAIL, tries: int = 0
-    ) -> ExecuteAction:
-        action = Action(
-            id=key,
-            sequence_id="seq",
-            step_id="intro",
-            lead_id=lead.id,
-            account_id="acc-1",
-            kind=kind,
-            platform=Platform.EMAIL,
-            scheduled_at=self.clock.now(),
-            tries=tries,
-        )
-        stored = self.storage.get_lead(lead.id) or lead
-        condition = "replied" if kind is ActionKind.CONDITION else None
-        return ExecuteAction(action=action, lead=stored, idempotency_key=key, condition=condition)
-
-    def send(self, lead: Lead, key: str, content: str = "Hello\n\nHi there", **kw: Any) -> Any:
-        return asyncio.run(self.executor.execute(self.request(lead, key, **kw), content, self.ctx))
-
-    def replied(self, lead: Lead, key: str) -> Any:
-        self.clock.advance(timedelta(hours=72))
-        req = self.request(lead, key, kind=ActionKind.CONDITION)
-        return asyncio.run(self.executor.execute(req, None, self.ctx))
-
-    def reconcile(self, lead: Lead, key: str, content: str = "Hello\n\nHi there") -> Any:
-        req = self.request(lead, key)
-        return asyncio.run(self.executor.reconcile(req, content, self.ctx))
+    step_id = "intro"
+    reconcile_content = "Hello\n\nHi there"
+    first_names = True
 
 
 def make_world(
@@ -117,7 +74,7 @@ def make_world(
     storage.put_account(
         Account(id="acc-1", mailboxes=cfg.mailboxes, primary_mailbox=MailboxKind.GMAIL)
     )
-    return World(fake, executor, storage, VirtualClock(START))
+    return World(executor, storage, VirtualClock(START), fake)
 
 
 @pytest.fixture

@@ -12,21 +12,20 @@ from typing import Any
 import attrs
 import pytest
 
+from email_harness import MailWorld
 from fakes.graph_api import FakeGraph
 from fakes.imap_server import make_reply, parse_raw
-from seqengine._model import Account, Action, ActionKind, Lead, LeadStatus, MailboxKind, Platform
+from seqengine._model import Account, LeadStatus, MailboxKind
 from seqengine._outcomes import (
     BudgetExhausted,
     Completed,
     CriticalError,
     CriticalKind,
-    ExecuteAction,
     RetryLater,
     Skipped,
 )
 from seqengine.runtime._clock import VirtualClock
 from seqengine.runtime._config import EmailConfig, OutlookConfig, Secret
-from seqengine.runtime._executor import ExecContext
 from seqengine.storage.memory import MemoryStorage
 from seqengine_email import EmailExecutor, message_id_for
 
@@ -34,46 +33,8 @@ START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
 @attrs.define
-class World:
+class World(MailWorld):
     fake: FakeGraph
-    executor: EmailExecutor
-    storage: MemoryStorage
-    clock: VirtualClock
-
-    @property
-    def ctx(self) -> ExecContext:
-        return ExecContext(storage=self.storage, clock=self.clock)
-
-    def lead(self, lead_id: str, email: str) -> Lead:
-        lead = Lead(id=lead_id, name=lead_id.title(), email=email)
-        self.storage.put_lead(lead)
-        return lead
-
-    def request(self, lead: Lead, key: str, kind: ActionKind = ActionKind.EMAIL) -> ExecuteAction:
-        action = Action(
-            id=key,
-            sequence_id="seq",
-            step_id="s",
-            lead_id=lead.id,
-            account_id="acc-1",
-            kind=kind,
-            platform=Platform.EMAIL,
-            scheduled_at=self.clock.now(),
-        )
-        condition = "replied" if kind is ActionKind.CONDITION else None
-        stored = self.storage.get_lead(lead.id) or lead
-        return ExecuteAction(action=action, lead=stored, idempotency_key=key, condition=condition)
-
-    def send(self, lead: Lead, key: str, content: str = "Hello\n\nHi there") -> Any:
-        return asyncio.run(self.executor.execute(self.request(lead, key), content, self.ctx))
-
-    def replied(self, lead: Lead, key: str) -> Any:
-        self.clock.advance(timedelta(hours=72))
-        req = self.request(lead, key, ActionKind.CONDITION)
-        return asyncio.run(self.executor.execute(req, None, self.ctx))
-
-    def reconcile(self, lead: Lead, key: str) -> Any:
-        return asyncio.run(self.executor.reconcile(self.request(lead, key), "S\n\nB", self.ctx))
 
 
 @pytest.fixture
@@ -94,7 +55,7 @@ def make_world(fake: FakeGraph, token: str = "graph-token", **kw: Any) -> World:
     storage.put_account(
         Account(id="acc-1", mailboxes=cfg.mailboxes, primary_mailbox=MailboxKind.OUTLOOK)
     )
-    return World(fake, executor, storage, VirtualClock(START))
+    return World(executor, storage, VirtualClock(START), fake)
 
 
 @pytest.fixture(autouse=True)

@@ -11,6 +11,7 @@ from typing import Any
 import attrs
 import pytest
 
+from email_harness import MailWorld
 from fakes.imap_server import (
     ImapServer,
     MailStore,
@@ -21,26 +22,20 @@ from fakes.imap_server import (
 )
 from seqengine._model import (
     Account,
-    Action,
-    ActionKind,
-    Lead,
     LeadStatus,
     MailboxKind,
-    Platform,
 )
 from seqengine._outcomes import (
     BudgetExhausted,
     Completed,
     CriticalError,
     CriticalKind,
-    ExecuteAction,
     RetryLater,
     Skipped,
     Unknown,
 )
 from seqengine.runtime._clock import VirtualClock
 from seqengine.runtime._config import EmailConfig, Secret, SmtpConfig
-from seqengine.runtime._executor import ExecContext
 from seqengine.storage.memory import MemoryStorage
 from seqengine_email import EmailExecutor, EmailNotifier, message_id_for
 
@@ -93,56 +88,14 @@ def smtp_config(s: Servers, password: str = PASSWORD, imap: bool = True) -> Smtp
     )
 
 
-@attrs.define
-class World:
-    executor: EmailExecutor
-    storage: MemoryStorage
-    clock: VirtualClock
-
-    @property
-    def ctx(self) -> ExecContext:
-        return ExecContext(storage=self.storage, clock=self.clock)
-
-    def lead(self, lead_id: str, email: str) -> Lead:
-        lead = Lead(id=lead_id, name=lead_id.title(), email=email)
-        self.storage.put_lead(lead)
-        return lead
-
-    def request(self, lead: Lead, key: str, kind: ActionKind = ActionKind.EMAIL) -> ExecuteAction:
-        action = Action(
-            id=key,
-            sequence_id="seq",
-            step_id="s",
-            lead_id=lead.id,
-            account_id="acc-1",
-            kind=kind,
-            platform=Platform.EMAIL,
-            scheduled_at=self.clock.now(),
-        )
-        condition = "replied" if kind is ActionKind.CONDITION else None
-        stored = self.storage.get_lead(lead.id) or lead
-        return ExecuteAction(action=action, lead=stored, idempotency_key=key, condition=condition)
-
-    def send(self, lead: Lead, key: str, content: str = "Hello\n\nHi there") -> Any:
-        return asyncio.run(self.executor.execute(self.request(lead, key), content, self.ctx))
-
-    def replied(self, lead: Lead, key: str) -> Any:
-        self.clock.advance(timedelta(hours=72))
-        req = self.request(lead, key, ActionKind.CONDITION)
-        return asyncio.run(self.executor.execute(req, None, self.ctx))
-
-    def reconcile(self, lead: Lead, key: str) -> Any:
-        return asyncio.run(self.executor.reconcile(self.request(lead, key), "S\n\nB", self.ctx))
-
-
-def make_world(s: Servers, **kw: Any) -> World:
+def make_world(s: Servers, **kw: Any) -> MailWorld:
     cfg = EmailConfig(primary=MailboxKind.SMTP, smtp=kw.pop("smtp", None) or smtp_config(s))
     executor = EmailExecutor(accounts={"acc-1": cfg}, backoff=0, **kw)
     storage = MemoryStorage()
     storage.put_account(
         Account(id="acc-1", mailboxes=cfg.mailboxes, primary_mailbox=MailboxKind.SMTP)
     )
-    return World(executor, storage, VirtualClock(START))
+    return MailWorld(executor, storage, VirtualClock(START))
 
 
 def test_send_reply_bounce_over_smtp_and_imap(servers: Servers) -> None:

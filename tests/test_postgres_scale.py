@@ -47,6 +47,7 @@ import pytest
 psycopg = pytest.importorskip("psycopg")
 
 from fakes.counting_platform import FakePlatform, read_log  # noqa: E402
+from pg_env import postgres_url  # noqa: E402
 from seqengine import Account, Lead, Sequence, Step, XProfile, first_action  # noqa: E402
 from seqengine._lifecycle import RUNNABLE  # noqa: E402
 from seqengine._model import (  # noqa: E402
@@ -66,7 +67,6 @@ from seqengine.storage.postgres import (  # noqa: E402
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-URL_ENV = "SEQENGINE_TEST_POSTGRES_URL"
 SCALE_ENV = "SEQENGINE_PG_SCALE_ACTIONS"
 ROOT = Path(__file__).resolve().parent.parent
 PG_WORKER = str(Path(__file__).with_name("pg_worker.py"))
@@ -76,16 +76,9 @@ ZONES = ("UTC", "America/New_York", "Europe/Berlin")
 RUNNABLE_SQL = "('pending', 'queued', 'deferred')"
 
 
-def _url() -> str:
-    url = os.environ.get(URL_ENV)
-    if not url:
-        pytest.skip(f"{URL_ENV} is not set (e.g. postgresql://postgres@127.0.0.1:5432/test)")
-    return url
-
-
 @pytest.fixture
 def dsn() -> str:
-    return parse_url(_url())[0]
+    return parse_url(postgres_url())[0]
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ test_postgres_storage.py worker DSN SCHEMA WORKER_ID`` (see :func:`_worker_main`
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ import pytest
 
 psycopg = pytest.importorskip("psycopg")
 
+from pg_env import postgres_url  # noqa: E402
 from seqengine._decide import Budget, Decision  # noqa: E402
 from seqengine._exceptions import (  # noqa: E402
     ConfigError,
@@ -53,21 +53,13 @@ from seqengine.testing.conformance import (  # noqa: E402
 pytestmark = pytest.mark.postgres
 Opener = Callable[..., PostgresStorage]
 
-URL_ENV = "SEQENGINE_TEST_POSTGRES_URL"
 NOW = datetime(2024, 5, 6, 12, 0, tzinfo=UTC)
 DAY = NOW.date()
 
 
-def _url() -> str:
-    url = os.environ.get(URL_ENV)
-    if not url:
-        pytest.skip(f"{URL_ENV} is not set (e.g. postgresql://postgres@127.0.0.1:5432/test)")
-    return url
-
-
 @pytest.fixture
 def dsn() -> str:
-    return parse_url(_url())[0]
+    return parse_url(postgres_url())[0]
 
 
 def _fresh_name() -> str:
@@ -236,7 +228,7 @@ def test_check_schema_false_skips_the_check(dsn: str, bare_schema: str) -> None:
 
 
 def test_the_password_never_appears_in_messages(bare_schema: str) -> None:
-    base = parse_url(_url())[0]
+    base = parse_url(postgres_url())[0]
     if "@" not in base:
         pytest.skip("the test URL has no user part to add a password to")
     scheme, rest = base.split("://", 1)
@@ -266,7 +258,7 @@ def test_parse_url_strips_the_schema_and_keeps_the_rest() -> None:
 
 
 def test_from_url_uses_the_schema_parameter(dsn: str, schema: str) -> None:
-    url = _url().replace("postgresql://", "postgres://", 1)
+    url = postgres_url().replace("postgresql://", "postgres://", 1)
     url += ("&" if "?" in url else "?") + f"schema={schema}"
     storage = PostgresStorage.from_url(url, "ws1")
     try:

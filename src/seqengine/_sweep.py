@@ -26,6 +26,7 @@ from seqengine._flow import Sequence
 from seqengine._lifecycle import TRANSITIONS
 from seqengine._model import Action, ActionStatus
 from seqengine._timing import (
+    _SEARCH_DAYS,
     ActivityWindow,
     in_window,
     load_zone,
@@ -96,7 +97,7 @@ def _plain_day_start(window: ActivityWindow, zone: dt.tzinfo, now: datetime) -> 
     """The UTC start of the next active day's window when that whole window has one UTC
     offset (then wall time start + x is simply that instant + x); None otherwise."""
     first = local_date(now, zone) + dt.timedelta(days=1)
-    for k in range(15):
+    for k in range(_SEARCH_DAYS):  # as far ahead as random_time_on_next_active_day looks
         day = first + dt.timedelta(days=k)
         if day.weekday() not in window.days:
             continue

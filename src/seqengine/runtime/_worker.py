@@ -425,15 +425,16 @@ class Worker:
     ) -> Situation:
         """The action's situation; ``offline`` raises :class:`_NeedsStorage` instead of reading,
         ``counted=False`` reads no counters (resolving an outcome never uses them), and
-        ``keep`` leaves a prefetched context in place for the decision to come."""
-        ctx = self._prefetched.get(action.id) if keep else self._prefetched.pop(action.id, None)
+        ``keep`` leaves a prefetched context in place for the decision to come (a context is
+        used once: a second decision on the action reads afresh)."""
+        ctx = self._prefetched.get(action.id)
         if ctx is None:
             if offline:
                 raise _NeedsStorage
             ctx = self.storage.context(action)
         # A pause resolved in this batch may not be committed (or read) yet: it holds already.
         pause = ctx.pause or self._pauses.get(action.account_id)
-        return build_situation(
+        situation = build_situation(
             action,
             ctx.lead,
             ctx.enrollment,
@@ -445,6 +446,9 @@ class Worker:
             self.seed,
             None if not counted else self._cached_count if offline else self._count,
         )
+        if not keep:
+            self._prefetched.pop(action.id, None)
+        return situation
 
     def _cached_count(self, counter: str, day: date, span_days: int = 1) -> int:
         used = self._counts.get(counter, {}).get((day, span_days))
@@ -509,11 +513,8 @@ class Worker:
         if self._threaded and action.id in self._prefetched:
             # Deciding is pure; it needs the storage thread only to read what the batch has
             # not read yet. Try from what is in hand first, saving a thread hop per action.
-            context = self._prefetched[action.id]
-            try:
+            with contextlib.suppress(_NeedsStorage):
                 return self._decide_now(action, offline=True)
-            except _NeedsStorage:
-                self._prefetched[action.id] = context
         return await self._io(self._decide_now, action)
 
     async def _sweep(self, situation: Situation, decision: Decision, now: datetime) -> None:

@@ -16,8 +16,10 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from seqengine import load_sequence, simulate
+from seqengine import Sequence, Step, load_sequence, simulate
 from seqengine._model import Action, ActionKind, ActionStatus
 from seqengine._timing import in_window, load_zone, local_date
 from seqengine.sim import Report
@@ -339,3 +341,58 @@ def test_a_simulation_leaves_the_garbage_collector_as_it_found_it() -> None:
         assert gc.get_freeze_count() > frozen // 2  # still frozen (a few may have been freed)
     finally:
         gc.unfreeze()
+
+
+_ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kathmandu"]
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    zone=st.sampled_from(_ZONES),
+    days=st.sets(st.integers(0, 6), min_size=1),
+    start=st.integers(0, 20),
+    hours=st.integers(1, 3),  # the window ends by 23:00
+    limit=st.integers(1, 6),
+    leads=st.integers(1, 25),
+    seed=st.integers(0, 1000),
+)
+def test_r_check_9_over_generated_windows_and_limits(
+    zone: str, days: set[int], start: int, hours: int, limit: int, leads: int, seed: int
+) -> None:
+    """Whatever the zone, window and limit: no local day starts more than the limit, every
+    start is inside the window, each active day after the first uses the budget while leads
+    wait, and what still waits over the limit is due inside a later window."""
+    names = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    seq = Sequence(
+        id="gen",
+        timezone=zone,
+        daily_action_limit=limit,
+        steps=[Step(id="like", action="like", platform="x")],
+    )
+    window = seq.activity_window.parse(
+        [names[d] for d in sorted(days)], f"{start:02d}:00", f"{start + hours:02d}:00"
+    )
+    seq = attrs.evolve(seq, activity_window=window)
+    tz = load_zone(zone)
+    records = simulate(seq, leads=leads, days=9, seed=seed).records
+    started: Counter[str] = Counter()
+    for r in records:
+        if r["started_at"] is not None:
+            at = datetime.fromisoformat(r["started_at"])
+            assert in_window(window, tz, at), r
+            started[local_date(at, tz).isoformat()] += 1
+    assert all(n <= limit for n in started.values()), started
+    # Liveness: the budget is not left unused while leads wait (days in between are full).
+    ordered = sorted(started)
+    for day in ordered[1:-1]:
+        assert started[day] == limit, (day, started)
+    assert sum(started.values()) == leads or started[ordered[-1]] == limit
+    for r in records:
+        if r["status"] == "pending":
+            at = datetime.fromisoformat(r["scheduled_at"])
+            assert in_window(window, tz, at), r
+            if (r["reason"] or "").startswith("daily_action_limit:"):
+                last = datetime.fromisoformat(
+                    max(x["started_at"] for x in records if x["started_at"])
+                )
+                assert local_date(at, tz) > local_date(last, tz)

@@ -383,10 +383,12 @@ def test_r_check_9_over_generated_windows_and_limits(
             started[local_date(at, tz).isoformat()] += 1
     assert all(n <= limit for n in started.values()), started
     # Liveness: the budget is not left unused while leads wait (days in between are full).
+    # A few synthetic leads have no X profile: their like is skipped unstarted, never waits.
+    waiting = sum(r["status"] != "skipped" or r["started_at"] is not None for r in records)
     ordered = sorted(started)
     for day in ordered[1:-1]:
         assert started[day] == limit, (day, started)
-    assert sum(started.values()) == leads or started[ordered[-1]] == limit
+    assert sum(started.values()) == waiting or started[ordered[-1]] == limit
     for r in records:
         if r["status"] == "pending":
             at = datetime.fromisoformat(r["scheduled_at"])

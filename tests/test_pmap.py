@@ -1,9 +1,11 @@
-"""PMap against dict: random operation sequences, persistence, a state machine, collisions."""
+"""PMap against dict: random operation sequences, persistence, a state machine, collisions,
+old versions read from several threads."""
 
 from __future__ import annotations
 
 import copy
 import pickle
+import threading
 from typing import Any
 
 import pytest
@@ -11,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from seqengine._pmap import _COLL, _NODE, PMap
+from seqengine._pmap import PMap
 
 
 class HKey:
@@ -67,34 +69,14 @@ ops = st.lists(
 
 
 def check_invariants(m: PMap[Any, Any]) -> None:
-    """The trie is well formed, canonical, and holds exactly len(m) keys in their slots."""
-    count = 0
-    stack: list[tuple[tuple[Any, ...], int, bool]] = [(m._root, 0, True)]
-    while stack:
-        node, shift, is_root = stack.pop()
-        bitmap = node[0]
-        assert len(node) == 1 + 2 * bitmap.bit_count()
-        if not is_root:
-            assert len(node) > 1, "empty inner node below the root"
-            if len(node) == 3:
-                assert node[1] is _NODE, "single inline entry or collision was not lifted"
-        slots = [b for b in range(32) if bitmap >> b & 1]
-        for n, slot in enumerate(slots):
-            k, v = node[1 + 2 * n], node[2 + 2 * n]
-            if k is _NODE:
-                stack.append((v, shift + 5, False))
-                continue
-            if k is _COLL:
-                assert len(v) >= 5, "collision node with fewer than two keys"
-                assert (v[0] >> shift) & 31 == slot
-                ckeys = v[1::2]
-                assert all(hash(ck) == v[0] for ck in ckeys)
-                assert all(a != b for i, a in enumerate(ckeys) for b in ckeys[i + 1 :])
-                count += len(ckeys)
-                continue
-            assert (hash(k) >> shift) & 31 == slot
-            count += 1
-    assert count == len(m)
+    """The version chain ends at the one root of the map's store, and len() counts the items."""
+    node, steps = m, 0
+    while node._next is not None:
+        assert node._next._store is m._store
+        node, steps = node._next, steps + 1
+        assert steps < 100_000, "a cycle in the version chain"
+    assert node._change is None, "the root records no change"
+    assert len(list(m.items())) == len(m)
 
 
 def assert_matches(m: PMap[Any, Any], d: dict[Any, Any]) -> None:
@@ -213,35 +195,68 @@ def test_full_hash_collisions() -> None:
     assert len(m) == 0
 
 
-def test_collision_node_is_pushed_down_by_a_differing_hash() -> None:
-    # Two keys collide fully; a third shares their first 55 bits but not the top chunk.
-    h1 = _BASE
-    h2 = _signed64(_BASE | (9 << 60))
-    m = PMap.from_items([(HKey(0, h1), 0), (HKey(1, h1), 1), (HKey(2, h2), 2)])
-    check_invariants(m)
-    assert [m[HKey(i, h)] for i, h in ((0, h1), (1, h1), (2, h2))] == [0, 1, 2]
-    m2 = m.delete(HKey(2, h2))
-    check_invariants(m2)
-    m3 = m2.delete(HKey(0, h1))
-    check_invariants(m3)
-    assert dict(m3.items()) == {HKey(1, h1): 1}
-
-
-def test_set_copies_only_one_path() -> None:
+def test_set_on_the_newest_version_shares_the_store() -> None:
     m = PMap.from_items((i, i) for i in range(5000))
     m2 = m.set(123, -1)
+    assert m2._store is m._store, "no copy of the map is made"
+    assert m2._next is None and m._next is m2, "the new version is the root"
+    assert m[123] == 123
+    assert m._next is None and m2._next is m, "reading the old version made it the root"
+    assert m2.get(123) == -1
+    assert m2._next is None and m._next is m2
 
-    def node_ids(pm: PMap[Any, Any]) -> set[int]:
-        ids, stack = set(), [pm._root]
-        while stack:
-            node = stack.pop()
-            ids.add(id(node))
-            stack.extend(node[i + 1] for i in range(1, len(node), 2) if node[i] is _NODE)
-        return ids
 
-    fresh = node_ids(m2) - node_ids(m)
-    assert 1 <= len(fresh) <= 4  # 5000 keys: depth 3, so at most root + 2 levels are copied
-    assert m[123] == 123 and m2[123] == -1
+def test_branching_from_an_old_version_keeps_both_branches() -> None:
+    base = PMap.from_items([("a", 1), ("b", 2)])
+    left = base.set("a", 10).delete("b")
+    right = base.set("c", 3)
+    assert dict(left.items()) == {"a": 10}
+    assert dict(right.items()) == {"a": 1, "b": 2, "c": 3}
+    assert dict(base.items()) == {"a": 1, "b": 2}
+    assert dict(left.set("d", 4).items()) == {"a": 10, "d": 4}
+    assert dict(right.items()) == {"a": 1, "b": 2, "c": 3}
+
+
+def test_a_long_history_is_walked_without_recursion() -> None:
+    first: PMap[int, int] = PMap.empty()
+    m = first
+    for i in range(100_000):
+        m = m.set(i % 7, i)
+    assert len(first) == 0 and dict(first.items()) == {}
+    assert m[0] == 99_995
+    del first, m  # freeing a 100,000-long chain must not overflow the C stack
+
+
+def test_old_versions_read_from_several_threads_at_once() -> None:
+    # Every read may reroot the shared store; the lock keeps each version's view exact.
+    versions: list[tuple[PMap[int, int], dict[int, int]]] = []
+    m: PMap[int, int] = PMap.empty()
+    d: dict[int, int] = {}
+    for i in range(300):
+        m = m.set(i % 37, i) if i % 5 else m.delete(i % 37)
+        if i % 5:
+            d[i % 37] = i
+        else:
+            d.pop(i % 37, None)
+        versions.append((m, dict(d)))
+    errors: list[str] = []
+
+    def reader(offset: int) -> None:
+        for n in range(2000):
+            version, expected = versions[(n * 7919 + offset * 104_729) % len(versions)]
+            key = n % 37
+            if version.get(key) != expected.get(key) or len(version) != len(expected):
+                errors.append(f"version {n}: {key}")
+                return
+
+    threads = [threading.Thread(target=reader, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for version, expected in versions:
+        assert dict(version.items()) == expected
 
 
 def test_unhashable_values_make_the_map_unhashable() -> None:
@@ -297,6 +312,12 @@ class PMapVersusDict(RuleBasedStateMachine):
     def old_version_unchanged(self, data: st.DataObject) -> None:
         old, snapshot = data.draw(st.sampled_from(self.history))
         assert_matches(old, snapshot)
+
+    @precondition(lambda self: bool(self.history))
+    @rule(data=st.data())
+    def branch_from_an_old_version(self, data: st.DataObject) -> None:
+        self.m, snapshot = data.draw(st.sampled_from(self.history))
+        self.d = dict(snapshot)
 
     @invariant()
     def matches(self) -> None:

@@ -1,93 +1,135 @@
-"""A persistent (immutable, structure-sharing) min-heap for the pure core.
+"""A persistent (immutable) min-heap for the pure core, as fast as ``heapq`` on its newest version.
 
-``PHeap`` is a leftist heap: every node's left child has a rank (length of its right spine) at
-least that of its right child, so a right spine holds at most log2(n + 1) nodes. Merging walks
-only right spines, which makes ``push`` and ``pop`` O(log n) and lets them run as loops.
+``push`` and ``pop`` return new heaps and leave the old one unchanged. All versions of one heap
+share a single ``heapq`` list (see :mod:`seqengine._versions`), so the newest version pushes
+and pops at ``heapq``'s price, O(log n) in C.
 
-Left spines, on the other hand, can be O(n) long (push in decreasing order), so nothing here
-recurses into the tree: pickling goes through the item list instead of the nodes.
+Going back to an older version has to take out items pushed since, which a binary heap cannot
+do in place cheaply; those items are marked removed instead (a count per item) and dropped when
+they reach the top. The heap's contents are therefore "the list minus the marks", a multiset,
+and that is all any version ever shows.
+
+Items must be hashable (for the marks) and mutually orderable with ``<``, for example
+``(when, tiebreak, action_id)`` tuples.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterable
-from typing import Any, Generic, Protocol, TypeAlias, TypeVar, cast
+from collections.abc import Hashable, Iterable
+from heapq import heapify, heappop, heappush
+from typing import Any, Generic, Protocol, TypeVar
+
+from seqengine._versions import Store, Version
 
 __all__ = ["PHeap"]
 
 
-class _Orderable(Protocol):
+class _Item(Hashable, Protocol):
     def __lt__(self, other: Any, /) -> bool: ...
 
 
-T = TypeVar("T", bound=_Orderable)
+T = TypeVar("T", bound=_Item)
+
+# A recorded change: (True, item) adds the item, (False, item) removes one copy of it.
+_ADD = True
+_REMOVE = False
 
 
-# A node is a plain tuple ``(item, left, right, rank)`` (cheaper to build and index than an
-# object); ``rank`` is the length of the node's right spine. Empty subtrees are the shared
-# ``_LEAF`` of rank 0 rather than None, so rank lookups need no None test.
-_Tree: TypeAlias = "tuple[Any, _Tree, _Tree, int]"
-_LEAF: _Tree = cast("_Tree", (None, None, None, 0))
+class _HeapStore(Store):
+    __slots__ = ("heap", "removed")
+
+    def __init__(self, heap: list[Any]) -> None:
+        super().__init__()
+        self.heap = heap
+        self.removed: dict[Any, int] = {}  # item -> copies in ``heap`` that are not there
+
+    def apply(self, change: tuple[bool, Any]) -> tuple[bool, Any]:
+        add, item = change
+        removed = self.removed
+        if add:
+            marks = removed.get(item, 0)
+            if marks:  # the item is still in the list: unmark one copy
+                if marks == 1:
+                    del removed[item]
+                else:
+                    removed[item] = marks - 1
+            else:
+                heappush(self.heap, item)
+            return _REMOVE, item
+        removed[item] = removed.get(item, 0) + 1
+        return _ADD, item
+
+    def top(self) -> Any:
+        """The smallest item present (marked copies at the top are dropped first)."""
+        heap, removed = self.heap, self.removed
+        while removed:
+            marks = removed.get(heap[0], 0)
+            if not marks:
+                break
+            item = heappop(heap)
+            if marks == 1:
+                del removed[item]
+            else:
+                removed[item] = marks - 1
+        return heap[0]
+
+    def items(self) -> list[Any]:
+        """Every item present, in no particular order."""
+        if not self.removed:
+            return list(self.heap)
+        skip = dict(self.removed)
+        out = []
+        for item in self.heap:
+            marks = skip.get(item, 0)
+            if marks:
+                skip[item] = marks - 1
+            else:
+                out.append(item)
+        return out
 
 
-def _merge(a: _Tree, b: _Tree) -> _Tree:
-    """Merge two heaps, copying only the nodes on the merged right spine."""
-    # Walk down both right spines, taking the smaller root each time (ties keep ``a``, so
-    # equal items need only ``<``, as with heapq); these nodes are then rebuilt bottom-up.
-    spine: list[_Tree] = []
-    append = spine.append
-    while a is not _LEAF and b is not _LEAF:
-        if b[0] < a[0]:
-            a, b = b, a
-        append(a)
-        a = a[2]
-    node = b if a is _LEAF else a
-    for top in reversed(spine):
-        left = top[1]
-        # Keep the higher-ranked subtree on the left so the right spine stays short.
-        if left[3] >= node[3]:
-            node = (top[0], left, node, node[3] + 1)
-        else:
-            node = (top[0], node, left, left[3] + 1)
-    return node
-
-
-class PHeap(Generic[T]):
+class PHeap(Version, Generic[T]):
     """A persistent min-heap: ``push`` and ``pop`` return new heaps and leave this one unchanged.
 
-    Items must be mutually orderable with ``<`` (for example ``(when, tiebreak, action_id)``
-    tuples). ``push`` and ``pop`` are O(log n); ``peek``, ``len`` and ``bool`` are O(1).
+    On the newest version ``push`` and ``pop`` are O(log n) ``heapq`` calls; ``peek`` is O(1)
+    (amortised), ``len`` and ``bool`` are O(1) on every version.
     """
 
-    __slots__ = ("_root", "_size")
+    __slots__ = ("_size",)
 
-    _root: _Tree
+    _store: _HeapStore
     _size: int
 
     def __init__(self) -> None:
-        self._root = _LEAF
+        self._store = _HeapStore([])
+        self._next = None
+        self._change = None
         self._size = 0
 
     @classmethod
     def empty(cls) -> PHeap[T]:
-        """Return an empty heap."""
+        """Return a new empty heap."""
         return cls()
 
     @classmethod
     def from_items(cls, items: Iterable[T]) -> PHeap[T]:
         """Return a heap holding ``items``, in O(n)."""
-        # Merging singletons pairwise, round after round, costs O(n) in total (as heapify does)
-        # against O(n log n) for pushing one at a time.
-        queue: deque[_Tree] = deque((item, _LEAF, _LEAF, 1) for item in items)
-        size = len(queue)
-        while len(queue) > 1:
-            queue.append(_merge(queue.popleft(), queue.popleft()))
-        return _make(queue[0] if queue else _LEAF, size)
+        heap = list(items)
+        heapify(heap)
+        return _root(_HeapStore(heap), len(heap))
 
     def push(self, item: T) -> PHeap[T]:
         """Return a heap that also holds ``item``."""
-        return _make(_merge(self._root, (item, _LEAF, _LEAF, 1)), self._size + 1)
+        store = self._store
+        with store.lock:
+            if self._next is not None:
+                self._reroot()
+            removed = store.removed
+            if removed and item in removed:
+                store.apply((_ADD, item))
+            else:
+                heappush(store.heap, item)
+            return self._became(_REMOVE, item, self._size + 1)
 
     def peek(self) -> T:
         """Return the smallest item.
@@ -95,10 +137,14 @@ class PHeap(Generic[T]):
         Raises:
             IndexError: the heap is empty.
         """
-        root = self._root
-        if root is _LEAF:
+        if not self._size:
             raise IndexError("peek from an empty PHeap")
-        return cast(T, root[0])
+        store = self._store
+        with store.lock:
+            if self._next is not None:
+                self._reroot()
+            item: T = store.top()
+            return item
 
     def pop(self) -> tuple[T, PHeap[T]]:
         """Return the smallest item and the heap without it.
@@ -106,45 +152,55 @@ class PHeap(Generic[T]):
         Raises:
             IndexError: the heap is empty.
         """
-        root = self._root
-        if root is _LEAF:
+        if not self._size:
             raise IndexError("pop from an empty PHeap")
-        return root[0], _make(_merge(root[1], root[2]), self._size - 1)
+        store = self._store
+        with store.lock:
+            if self._next is not None:
+                self._reroot()
+            store.top()  # drops marked copies, so the list's first item is present
+            item: T = heappop(store.heap)
+            return item, self._became(_ADD, item, self._size - 1)
+
+    def _became(self, add: bool, item: Any, size: int) -> PHeap[T]:
+        # The store now holds the new version; record in this one how to get back.
+        new: PHeap[T] = _root(self._store, size)
+        self._next = new
+        self._change = (add, item)
+        return new
 
     def __len__(self) -> int:
         return self._size
 
     def __bool__(self) -> bool:
-        return self._root is not _LEAF
+        return self._size > 0
 
     def _items(self) -> list[T]:
-        """Every item, in no particular order (iterative: left spines may be long)."""
-        out: list[T] = []
-        stack = [self._root]
-        while stack:
-            node = stack.pop()
-            if node is not _LEAF:
-                out.append(node[0])
-                stack.append(node[1])
-                stack.append(node[2])
-        return out
+        """Every item, in no particular order."""
+        store = self._store
+        with store.lock:
+            if self._next is not None:
+                self._reroot()
+            items: list[T] = store.items()
+            return items
 
     def __copy__(self) -> PHeap[T]:
         return self  # immutable: a copy may share everything
 
     def __reduce__(self) -> tuple[Any, tuple[list[T]]]:
-        # Pickle the items, not the nodes: pickle recurses, and a left spine can be O(n) long.
         return (PHeap.from_items, (self._items(),))
 
     def __repr__(self) -> str:
-        if self._root is _LEAF:
+        if not self._size:
             return "PHeap(len=0)"
-        return f"PHeap(len={self._size}, min={self._root[0]!r})"
+        return f"PHeap(len={self._size}, min={self.peek()!r})"
 
 
-def _make(root: _Tree, size: int) -> PHeap[T]:
-    # Bypasses __init__ (which builds the empty heap) on the hot path.
-    heap: PHeap[T] = object.__new__(PHeap)
-    heap._root = root
+def _root(store: _HeapStore, size: int) -> PHeap[Any]:
+    # Bypasses __init__ (which makes a new store) on the hot path.
+    heap: PHeap[Any] = object.__new__(PHeap)
+    heap._store = store
+    heap._next = None
+    heap._change = None
     heap._size = size
     return heap

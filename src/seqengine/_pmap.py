@@ -1,22 +1,25 @@
-"""A persistent (immutable, structure-sharing) hash map for the pure core.
+"""A persistent (immutable) hash map for the pure core, as fast as a dict on its newest version.
 
-``PMap`` is a hash array mapped trie (HAMT): 32-way branching, 5 bits of ``hash(key)`` per level,
-bitmap-indexed nodes so that sparse nodes stay small, and collision nodes for keys whose full
-hashes are equal. ``set`` and ``delete`` copy only the path from the root to the changed entry
-(at most ~13 nodes, about 4 for 100k keys) and share everything else with the old version, which
-stays valid and unchanged.
+Every "mutation" (``set``, ``delete`` ...) returns a new map and leaves the old one unchanged.
+All versions of one map share a single ``dict`` (see :mod:`seqengine._versions`): the newest
+version reads and writes it directly, so the reducer, which keeps going from the newest World,
+pays dict prices. Reading an older version is exact too; it first undoes the changes made
+since, once.
 
-Keys follow ``dict`` semantics: they must be hashable, equal keys must have equal hashes, and
-overwriting an equal key keeps the key object first stored (as ``dict`` does).
+Keys follow ``dict`` semantics: they must be hashable and equal keys must have equal hashes.
+Equal keys are interchangeable (``1``, ``1.0`` and ``True`` are one key); which of them an old
+version reports after going back to it is unspecified.
 
-Iteration order is unspecified: it follows the hash layout, which differs between processes for
-``str`` keys (hash randomisation). Callers that need a deterministic order must sort.
+Iteration order is unspecified (it depends on the history of changes): callers that need a
+deterministic order must sort.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
-from typing import Any, Generic, TypeVar, cast, overload
+from typing import Any, Generic, TypeVar, overload
+
+from seqengine._versions import Store, Version
 
 __all__ = ["PMap"]
 
@@ -24,105 +27,69 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 D = TypeVar("D")
 
-_MASK = 0x1F  # 5 bits of the hash select one of 32 slots per level
 
+class _Missing:
+    """A private sentinel: "no entry" in a recorded change."""
 
-class _Marker:
-    """A private sentinel; never equal to any user key."""
-
-    __slots__ = ("_name",)
-
-    def __init__(self, name: str) -> None:
-        self._name = name
+    __slots__ = ()
 
     def __repr__(self) -> str:
-        return self._name
+        return "<missing>"
 
 
-# Nodes are plain tuples, which are cheaper to build and index than objects with attributes:
-#
-#   inner node      (bitmap, k0, v0, k1, v1, ...)  bit b of ``bitmap`` set means slot b is present;
-#                   its entry sits at index 1 + 2 * popcount(bitmap & ((1 << b) - 1)).
-#   collision node  (hash, k0, v0, k1, v1, ...)    keys whose full hashes all equal ``hash``.
-#
-# A child node takes an entry's two slots with a marker in the key slot, so a lookup needs one
-# identity test per level instead of an isinstance check, and both kinds of node can be walked
-# the same way.
-_NODE: Any = _Marker("<node>")  # value slot holds an inner node one level down
-_COLL: Any = _Marker("<collision>")  # value slot holds a collision node
-_MISSING: Any = _Marker("<missing>")
-
-_Node = tuple[Any, ...]
+_MISSING: Any = _Missing()
 
 
-def _replaced(node: _Node, i: int, item: Any) -> _Node:
-    # list-copy-assign is measurably faster than slicing + concatenating for small tuples.
-    items = list(node)
-    items[i] = item
-    return tuple(items)
+class _DictStore(Store):
+    __slots__ = ("data",)
+
+    def __init__(self, data: dict[Any, Any]) -> None:
+        super().__init__()
+        self.data = data
+
+    def apply(self, change: tuple[Any, Any]) -> tuple[Any, Any]:
+        # A change is (key, value): bind the key, or remove it when value is _MISSING.
+        key, value = change
+        data = self.data
+        old = data.get(key, _MISSING)
+        if value is _MISSING:
+            del data[key]
+        else:
+            data[key] = value
+        return key, old
 
 
-def _join(shift: int, h1: int, k1: Any, v1: Any, h2: int, k2: Any, v2: Any) -> _Node:
-    """Build the inner node at ``shift`` that holds two entries with different full hashes.
-
-    Either entry may be ``(_COLL, collision_node)``. Hashes are not masked to 64 bits: ``>>``
-    sign-extends negative ints, and two different hashes differ in some bit 0..63, so their
-    5-bit chunks part ways by shift 60 at the latest; the recursion is at most 13 deep.
-    """
-    b1 = (h1 >> shift) & _MASK
-    b2 = (h2 >> shift) & _MASK
-    if b1 == b2:
-        return (1 << b1, _NODE, _join(shift + 5, h1, k1, v1, h2, k2, v2))
-    if b1 < b2:
-        return ((1 << b1) | (1 << b2), k1, v1, k2, v2)
-    return ((1 << b1) | (1 << b2), k2, v2, k1, v1)
-
-
-def _walk(root: _Node) -> Iterator[_Node]:
-    """Yield every node (inner or collision) once, without recursion."""
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        yield node
-        for i in range(1, len(node), 2):
-            k = node[i]
-            if k is _NODE or k is _COLL:
-                stack.append(node[i + 1])
-
-
-_EMPTY_ROOT: _Node = (0,)
-
-
-class PMap(Generic[K, V]):
+class PMap(Version, Generic[K, V]):
     """A persistent hash map: every "mutation" returns a new map and leaves this one unchanged.
 
-    Build one with ``PMap.empty()``, ``PMap()`` or ``PMap.from_items(pairs)``. Lookups, ``set``
-    and ``delete`` cost O(log32 n); ``len`` is O(1). Iteration order is unspecified (see the
-    module docstring): sort when order matters.
+    Build one with ``PMap.empty()``, ``PMap()`` or ``PMap.from_items(pairs)``. On the newest
+    version, lookups, ``set`` and ``delete`` cost what a dict's do; ``len`` is O(1) on every
+    version. Iteration order is unspecified (see the module docstring): sort when order matters.
     """
 
-    __slots__ = ("_hash", "_root", "_size")
+    __slots__ = ("_size",)
 
-    _root: _Node
+    _store: _DictStore
     _size: int
-    _hash: int | None
 
     def __init__(self) -> None:
-        self._root = _EMPTY_ROOT
+        self._store = _DictStore({})
+        self._next = None
+        self._change = None
         self._size = 0
-        self._hash = None
 
     # -- construction -------------------------------------------------------------------------
 
     @classmethod
     def empty(cls) -> PMap[K, V]:
-        """Return the empty map (a shared instance)."""
-        return cast("PMap[K, V]", _EMPTY)
+        """Return a new empty map."""
+        return cls()
 
     @classmethod
     def from_items(cls, items: Iterable[tuple[K, V]]) -> PMap[K, V]:
         """Return a map of ``items``; a later pair overwrites an earlier one with an equal key."""
-        return cast("PMap[K, V]", _EMPTY).update(items)
+        data = dict(items)
+        return _root(_DictStore(data), len(data))
 
     # -- lookup -------------------------------------------------------------------------------
 
@@ -132,209 +99,76 @@ class PMap(Generic[K, V]):
     def get(self, key: K, default: D) -> V | D: ...
     def get(self, key: K, default: Any = None) -> Any:
         """Return the value for ``key``, or ``default`` when it is absent."""
-        h = hash(key)
-        node = self._root
-        shift = 0
-        while True:
-            bitmap = node[0]
-            bit = 1 << ((h >> shift) & _MASK)
-            if not bitmap & bit:
-                return default
-            i = ((bitmap & (bit - 1)).bit_count() << 1) + 1
-            k = node[i]
-            if k is _NODE:
-                node = node[i + 1]
-                shift += 5
-                continue
-            if k is _COLL:
-                coll = node[i + 1]
-                if coll[0] != h:
-                    return default
-                for j in range(1, len(coll), 2):
-                    k = coll[j]
-                    if k is key or k == key:
-                        return coll[j + 1]
-                return default
-            if k is key or k == key:
-                return node[i + 1]
-            return default
+        store = self._store
+        with store.lock:
+            if self._next is not None:
+                self._reroot()
+            return store.data.get(key, default)
 
     def __getitem__(self, key: K) -> V:
-        # get(), inlined: indexing is on the reducer's hot path, and a call is a fair share of
-        # a lookup's cost.
-        h = hash(key)
-        node = self._root
-        shift = 0
-        while True:
-            bitmap = node[0]
-            bit = 1 << ((h >> shift) & _MASK)
-            if not bitmap & bit:
-                raise KeyError(key)
-            i = ((bitmap & (bit - 1)).bit_count() << 1) + 1
-            k = node[i]
-            if k is _NODE:
-                node = node[i + 1]
-                shift += 5
-                continue
-            if k is _COLL:
-                coll = node[i + 1]
-                if coll[0] == h:
-                    for j in range(1, len(coll), 2):
-                        k = coll[j]
-                        if k is key or k == key:
-                            value: V = coll[j + 1]
-                            return value
-                raise KeyError(key)
-            if k is key or k == key:
-                value = node[i + 1]
-                return value
-            raise KeyError(key)
+        store = self._store
+        with store.lock:
+            if self._next is not None:
+                self._reroot()
+            value: V = store.data[key]
+            return value
 
     def __contains__(self, key: object) -> bool:
-        return self.get(key, _MISSING) is not _MISSING  # type: ignore[arg-type]
+        store = self._store
+        with store.lock:
+            if self._next is not None:
+                self._reroot()
+            return key in store.data
 
     def __len__(self) -> int:
         return self._size
 
-    # -- updates ------------------------------------------------------------------------------
+    # -- "mutation" ---------------------------------------------------------------------------
 
     def set(self, key: K, value: V) -> PMap[K, V]:
-        """Return a map with ``key`` bound to ``value`` (``self`` if it already is, by identity)."""
-        return self._put(key, value, True)
+        """Return a map with ``key`` bound to ``value`` (this map if it already is, by identity)."""
+        store = self._store
+        with store.lock:
+            if self._next is not None:
+                self._reroot()
+            data = store.data
+            old = data.get(key, _MISSING)
+            if old is value:
+                return self
+            data[key] = value
+            return self._became(key, old, self._size + (old is _MISSING))
 
     def set_new(self, key: K, value: V) -> PMap[K, V]:
-        """Return a map with ``key`` bound to ``value`` if ``key`` is absent, else ``self``.
-
-        One walk down the trie instead of ``get`` then ``set``; ``result is self`` tells
-        whether ``key`` was already there.
-        """
-        return self._put(key, value, False)
-
-    def _put(self, key: K, value: V, overwrite: bool) -> PMap[K, V]:
-        h = hash(key)
-        node = self._root
-        shift = 0
-        size = self._size
-        # Ancestors of the changed node, each with the index of the child entry taken; the loop
-        # after the descent copies exactly these and shares every other node.
-        path: list[tuple[_Node, int]] = []
-        while True:
-            bitmap = node[0]
-            bit = 1 << ((h >> shift) & _MASK)
-            i = ((bitmap & (bit - 1)).bit_count() << 1) + 1
-            if not bitmap & bit:
-                items = list(node)
-                items[0] = bitmap | bit
-                items[i:i] = (key, value)
-                new = tuple(items)
-                size += 1
-                break
-            k = node[i]
-            if k is _NODE:
-                path.append((node, i))
-                node = node[i + 1]
-                shift += 5
-                continue
-            if k is _COLL:
-                coll = node[i + 1]
-                if coll[0] == h:
-                    for j in range(1, len(coll), 2):
-                        ck = coll[j]
-                        if ck is key or ck == key:
-                            if coll[j + 1] is value or not overwrite:
-                                return self
-                            coll = _replaced(coll, j + 1, value)
-                            break
-                    else:
-                        coll = (*coll, key, value)
-                        size += 1
-                    new = _replaced(node, i + 1, coll)
-                else:
-                    items = list(node)
-                    items[i : i + 2] = (
-                        _NODE,
-                        _join(shift + 5, coll[0], _COLL, coll, h, key, value),
-                    )
-                    new = tuple(items)
-                    size += 1
-                break
-            if k is key or k == key:
-                if node[i + 1] is value or not overwrite:
-                    return self
-                items = list(node)  # _replaced, inlined: overwriting is the common update
-                items[i + 1] = value
-                new = tuple(items)
-                break
-            # Another key owns this slot: push both one level down (or into a collision node).
-            kh = hash(k)
-            items = list(node)
-            if kh == h:
-                items[i : i + 2] = (_COLL, (h, k, node[i + 1], key, value))
-            else:
-                items[i : i + 2] = (_NODE, _join(shift + 5, kh, k, node[i + 1], h, key, value))
-            new = tuple(items)
-            size += 1
-            break
-        for parent, j in reversed(path):
-            items = list(parent)  # _replaced, inlined
-            items[j + 1] = new
-            new = tuple(items)
-        m: PMap[K, V] = object.__new__(PMap)  # _make, inlined
-        m._root = new
-        m._size = size
-        m._hash = None
-        return m
+        """Return a map with ``key`` bound to ``value`` if it was absent; else this map."""
+        store = self._store
+        with store.lock:
+            if self._next is not None:
+                self._reroot()
+            data = store.data
+            if key in data:
+                return self
+            data[key] = value
+            return self._became(key, _MISSING, self._size + 1)
 
     def delete(self, key: K) -> PMap[K, V]:
-        """Return a map without ``key`` (``self`` if ``key`` is absent)."""
-        h = hash(key)
-        node = self._root
-        shift = 0
-        path: list[tuple[_Node, int, int]] = []  # (ancestor, child entry index, child bit)
-        while True:
-            bitmap = node[0]
-            bit = 1 << ((h >> shift) & _MASK)
-            if not bitmap & bit:
+        """Return a map without ``key`` (this map if ``key`` is absent)."""
+        store = self._store
+        with store.lock:
+            if self._next is not None:
+                self._reroot()
+            data = store.data
+            old = data.pop(key, _MISSING)
+            if old is _MISSING:
                 return self
-            i = ((bitmap & (bit - 1)).bit_count() << 1) + 1
-            k = node[i]
-            if k is _NODE:
-                path.append((node, i, bit))
-                node = node[i + 1]
-                shift += 5
-                continue
-            if k is _COLL:
-                coll = node[i + 1]
-                if coll[0] != h:
-                    return self
-                for j in range(1, len(coll), 2):
-                    ck = coll[j]
-                    if ck is key or ck == key:
-                        break
-                else:
-                    return self
-                if len(coll) == 5:
-                    # One key left: it no longer needs a collision node and can sit inline.
-                    entry = coll[3:] if j == 1 else coll[1:3]
-                else:
-                    entry = (_COLL, coll[:j] + coll[j + 2 :])
-                new = node[:i] + entry + node[i + 2 :]
-                break
-            if k is key or k == key:
-                new = (bitmap ^ bit, *node[1:i], *node[i + 2 :])
-                break
-            return self
-        # Rebuild the path, keeping the trie canonical: an inner node left with one inline entry
-        # or one collision child is lifted into its parent's slot (both are valid at any depth,
-        # since every key below a slot shares that slot's hash chunk), an empty one is dropped.
-        for parent, j, pbit in reversed(path):
-            if len(new) == 1:
-                new = (parent[0] ^ pbit, *parent[1:j], *parent[j + 2 :])
-            elif len(new) == 3 and new[1] is not _NODE:
-                new = parent[:j] + new[1:] + parent[j + 2 :]
-            else:
-                new = _replaced(parent, j + 1, new)
-        return _make(new, self._size - 1)
+            return self._became(key, old, self._size - 1)
+
+    def _became(self, key: Any, old: Any, size: int) -> PMap[K, V]:
+        # The store now holds the new version: make it the root and record in this one how to
+        # get back (rebind ``key`` to ``old``). Called with the lock held.
+        new: PMap[K, V] = _root(self._store, size)
+        self._next = new
+        self._change = (key, old)
+        return new
 
     def update(self, pairs: Iterable[tuple[K, V]] | Mapping[K, V] | PMap[K, V]) -> PMap[K, V]:
         """Return a map with every pair of ``pairs`` set, in order (a mapping's items count)."""
@@ -348,13 +182,17 @@ class PMap(Generic[K, V]):
 
     # -- iteration ----------------------------------------------------------------------------
 
+    def _snapshot(self) -> list[tuple[K, V]]:
+        # Iterators work on a copy: another version may reroot the shared dict meanwhile.
+        store = self._store
+        with store.lock:
+            if self._next is not None:
+                self._reroot()
+            return list(store.data.items())
+
     def __iter__(self) -> Iterator[K]:
         """Iterate over the keys, in unspecified order."""
-        for node in _walk(self._root):
-            for i in range(1, len(node), 2):
-                k = node[i]
-                if k is not _NODE and k is not _COLL:
-                    yield k
+        return (key for key, _ in self._snapshot())
 
     def keys(self) -> Iterator[K]:
         """Iterate over the keys, in unspecified order (lets ``dict(m)`` work)."""
@@ -362,16 +200,11 @@ class PMap(Generic[K, V]):
 
     def items(self) -> Iterator[tuple[K, V]]:
         """Iterate over ``(key, value)`` pairs, in unspecified order."""
-        for node in _walk(self._root):
-            for i in range(1, len(node), 2):
-                k = node[i]
-                if k is not _NODE and k is not _COLL:
-                    yield k, node[i + 1]
+        return iter(self._snapshot())
 
     def values(self) -> Iterator[V]:
         """Iterate over the values, in unspecified order."""
-        for _, value in self.items():
-            yield value
+        return (value for _, value in self._snapshot())
 
     # -- comparison, hashing, pickling --------------------------------------------------------
 
@@ -382,38 +215,28 @@ class PMap(Generic[K, V]):
             return NotImplemented
         if self._size != other._size:
             return False
-        for key, value in self.items():
-            theirs = other.get(key, _MISSING)
-            if theirs is _MISSING or not (theirs is value or theirs == value):
-                return False
-        return True
+        return dict(self._snapshot()) == dict(other._snapshot())
 
     def __hash__(self) -> int:
         """Hash by content (like ``frozenset`` of the items); raises if a value is unhashable."""
-        if self._hash is None:
-            self._hash = hash(frozenset(self.items()))
-        return self._hash
+        return hash(frozenset(self._snapshot()))
 
     def __copy__(self) -> PMap[K, V]:
         return self  # immutable: a copy may share everything
 
     def __reduce__(self) -> tuple[Callable[[list[tuple[K, V]]], PMap[K, V]], tuple[Any, ...]]:
-        # Rebuild from items rather than pickling nodes: the layout depends on hash(key), which
-        # for str keys differs between processes.
-        return (PMap.from_items, (list(self.items()),))
+        return (PMap.from_items, (self._snapshot(),))
 
     def __repr__(self) -> str:
-        body = ", ".join(f"{k!r}: {v!r}" for k, v in self.items())
+        body = ", ".join(f"{k!r}: {v!r}" for k, v in self._snapshot())
         return f"PMap({{{body}}})"
 
 
-def _make(root: _Node, size: int) -> PMap[Any, Any]:
-    # Bypasses __init__ (which builds the empty map) on the hot path.
+def _root(store: _DictStore, size: int) -> PMap[Any, Any]:
+    # Bypasses __init__ (which makes a new store) on the hot path.
     m: PMap[Any, Any] = object.__new__(PMap)
-    m._root = root
+    m._store = store
+    m._next = None
+    m._change = None
     m._size = size
-    m._hash = None
     return m
-
-
-_EMPTY: PMap[Any, Any] = PMap()

@@ -1,17 +1,19 @@
 """The in-memory reducer: ``step(world, clock) -> (world, effects)``.
 
 A :class:`World` holds sequences, accounts, leads, enrollments, actions, counters and the due
-queue as persistent (structure-sharing) containers, so one step costs O(log n) whatever the
-number of leads held. ``step`` takes the due actions, decides each (``_decide.decide``) and
+queue as an immutable value whose versions share one set of tables (Baker's rerooting, see
+:mod:`seqengine._versions`), so a step costs dict and ``heapq`` operations whatever the number
+of leads held. ``step`` takes the due actions, decides each (``_decide.decide``) and
 returns :class:`~seqengine.ExecuteAction` effects; the caller runs them and hands the outcome
 back with :func:`feed`. Same world, clock and seed → same effects.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import date, datetime, timedelta
-from typing import Any, Protocol
+from heapq import heappop, heappush
+from typing import Any, Generic, Protocol, TypeVar, overload
 
 import attrs
 
@@ -31,12 +33,12 @@ from seqengine._model import (
     Lead,
 )
 from seqengine._outcomes import Effect, Outcome, PauseAccount
-from seqengine._pheap import PHeap
-from seqengine._pmap import PMap
+from seqengine._versions import Store, Version
 
 __all__ = [
     "Clock",
     "FixedClock",
+    "Table",
     "World",
     "enroll",
     "feed",
@@ -50,6 +52,12 @@ __all__ = [
     "supersede",
     "update_lead",
 ]
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+D = TypeVar("D")
+R = TypeVar("R")
 
 
 class Clock(Protocol):
@@ -71,34 +79,310 @@ class FixedClock:
         return self.at
 
 
-@attrs.frozen
-class World:
-    """Everything the reducer knows, as immutable, structure-sharing data."""
+class _Store(Store):
+    """The tables every version of one world shares; the root version is what they hold now.
 
-    seed: int = 0
-    sequences: PMap[str, Sequence] = attrs.field(factory=PMap.empty)
-    accounts: PMap[str, Account] = attrs.field(factory=PMap.empty)
-    leads: PMap[str, Lead] = attrs.field(factory=PMap.empty)
-    enrollments: PMap[tuple[str, str], Enrollment] = attrs.field(factory=PMap.empty)
-    actions: PMap[str, Action] = attrs.field(factory=PMap.empty)
-    order: PMap[str, int] = attrs.field(factory=PMap.empty)
-    due: PHeap[tuple[float, int, str]] = attrs.field(factory=PHeap.empty)
-    counters: PMap[tuple[str, date], int] = attrs.field(factory=PMap.empty)
-    paused: PMap[str, PauseAccount] = attrs.field(factory=PMap.empty)
-    created: int = 0
-    checks: CheckChain = DEFAULT_CHECKS
+    A change (see :mod:`seqengine._versions`) is a list of undo records ``(table, key, old)``
+    in the order they were made: "put ``old`` back under ``key``" (``_MISSING``: remove it).
+    For the due queue, ``table`` is ``_DUE`` and the record is ``(_DUE, entry, +1)`` (put the
+    entry back) or ``(_DUE, entry, -1)`` (take it out).
+    """
 
-    def actions_in_order(self) -> Iterator[Action]:
-        """Every action, in the order they were created."""
-        return iter(sorted(self.actions.values(), key=lambda a: self.order[a.id]))
+    __slots__ = (
+        "accounts",
+        "actions",
+        "counters",
+        "due",
+        "enrollments",
+        "leads",
+        "order",
+        "paused",
+        "removed",
+        "sequences",
+    )
+
+    def __init__(self, sequences: dict[str, Sequence], accounts: dict[str, Account]) -> None:
+        super().__init__()
+        self.sequences = sequences
+        self.accounts = accounts
+        self.leads: dict[str, Lead] = {}
+        self.enrollments: dict[tuple[str, str], Enrollment] = {}
+        self.actions: dict[str, Action] = {}
+        self.order: dict[str, int] = {}  # action id -> creation order (the queue's tiebreak)
+        self.counters: dict[tuple[str, date], int] = {}
+        self.paused: dict[str, PauseAccount] = {}
+        # The due queue: a heapq list of (timestamp, creation order, action id), one entry per
+        # waiting action, minus the entries counted in ``removed`` (taken out lazily).
+        self.due: list[_Entry] = []
+        self.removed: dict[_Entry, int] = {}
+
+    def apply(self, change: list[_Record]) -> list[_Record]:
+        redo: list[_Record] = []
+        for table, key, old in reversed(change):
+            if table is _DUE:
+                if old > 0:
+                    self.push(key)
+                else:
+                    self.take_out(key)
+                redo.append((_DUE, key, -old))
+                continue
+            redo.append((table, key, table.get(key, _MISSING)))
+            if old is _MISSING:
+                del table[key]
+            else:
+                table[key] = old
+        return redo
+
+    def push(self, entry: _Entry) -> None:
+        removed = self.removed
+        marks = removed.get(entry, 0) if removed else 0
+        if marks:  # that entry is still in the list, marked as taken out: unmark it
+            if marks == 1:
+                del removed[entry]
+            else:
+                removed[entry] = marks - 1
+        else:
+            heappush(self.due, entry)
+
+    def take_out(self, entry: _Entry) -> None:
+        self.removed[entry] = self.removed.get(entry, 0) + 1
+
+    def first(self) -> _Entry | None:
+        """The earliest entry in the queue (marked entries on top are dropped first)."""
+        due, removed = self.due, self.removed
+        while due:
+            if not removed:
+                return due[0]
+            marks = removed.get(due[0], 0)
+            if not marks:
+                return due[0]
+            entry = heappop(due)
+            if marks == 1:
+                del removed[entry]
+            else:
+                removed[entry] = marks - 1
+        return None
 
     def count(self, counter: str, day: date, span_days: int = 1) -> int:
-        """Units of ``counter`` used over the ``span_days`` days ending at ``day``."""
         get = self.counters.get
         total = get((counter, day), 0)
         for i in range(1, span_days):
             total += get((counter, day - timedelta(days=i)), 0)
         return total
+
+
+_Entry = tuple[float, int, str]
+_Record = tuple[Any, Any, Any]
+
+
+class _Marker:
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+_MISSING: Any = _Marker("<missing>")
+_DUE: Any = _Marker("<due>")
+
+
+class Table(Generic[K, V]):
+    """A read-only view of one of a :class:`World`'s tables (``world.actions`` ...).
+
+    Reads what that world version holds, whatever happened to later versions. Iteration order
+    is unspecified: sort when order matters.
+    """
+
+    __slots__ = ("_name", "_world")
+
+    def __init__(self, world: World, name: str) -> None:
+        self._world = world
+        self._name = name
+
+    def _table(self) -> dict[K, V]:
+        # The caller holds the store's lock.
+        world = self._world
+        if world._next is not None:
+            world._reroot()
+        table: dict[K, V] = getattr(world._store, self._name)
+        return table
+
+    def _snapshot(self) -> list[tuple[K, V]]:
+        # Iterators work on a copy: another version may reroot the shared tables meanwhile.
+        with self._world._store.lock:
+            return list(self._table().items())
+
+    @overload
+    def get(self, key: K) -> V | None: ...
+    @overload
+    def get(self, key: K, default: D) -> V | D: ...
+    def get(self, key: K, default: Any = None) -> Any:
+        """The value for ``key``, or ``default`` when it is absent."""
+        with self._world._store.lock:
+            return self._table().get(key, default)
+
+    def __getitem__(self, key: K) -> V:
+        with self._world._store.lock:
+            return self._table()[key]
+
+    def __contains__(self, key: object) -> bool:
+        with self._world._store.lock:
+            return key in self._table()
+
+    def __len__(self) -> int:
+        with self._world._store.lock:
+            return len(self._table())
+
+    def __iter__(self) -> Iterator[K]:
+        return (key for key, _ in self._snapshot())
+
+    def keys(self) -> Iterator[K]:
+        """The keys, in unspecified order (lets ``dict(table)`` work)."""
+        return iter(self)
+
+    def items(self) -> Iterator[tuple[K, V]]:
+        """``(key, value)`` pairs, in unspecified order."""
+        return iter(self._snapshot())
+
+    def values(self) -> Iterator[V]:
+        """The values, in unspecified order."""
+        return (value for _, value in self._snapshot())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Table):
+            return dict(self._snapshot()) == dict(other._snapshot())
+        if isinstance(other, Mapping):
+            return dict(self._snapshot()) == dict(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Table({self._name}, {len(self)} entries)"
+
+
+class World(Version):
+    """Everything the reducer knows, as an immutable value.
+
+    Every operation (``enroll``, ``step``, ``feed`` ...) returns a new world and leaves this one
+    as it was. All versions of one world share their tables (see :mod:`seqengine._versions`):
+    going on from the newest costs dict operations, and an older version stays readable and
+    usable (reading it first undoes the changes made since). Read the tables through
+    ``world.actions``, ``world.enrollments`` ... (read-only :class:`Table` views).
+    """
+
+    __slots__ = ("checks", "created", "seed")
+
+    _store: _Store
+    _next: World | None
+    seed: int
+    created: int
+    checks: CheckChain
+
+    def __init__(
+        self,
+        seed: int = 0,
+        sequences: Iterable[Sequence] = (),
+        accounts: Iterable[Account] = (),
+        checks: CheckChain = DEFAULT_CHECKS,
+    ) -> None:
+        self._store = _Store({s.id: s for s in sequences}, {a.id: a for a in accounts})
+        self._next = None
+        self._change = None
+        self.seed = seed
+        self.created = 0
+        self.checks = checks
+
+    @property
+    def sequences(self) -> Table[str, Sequence]:
+        """Sequences by id."""
+        return Table(self, "sequences")
+
+    @property
+    def accounts(self) -> Table[str, Account]:
+        """Accounts by id."""
+        return Table(self, "accounts")
+
+    @property
+    def leads(self) -> Table[str, Lead]:
+        """Leads by id."""
+        return Table(self, "leads")
+
+    @property
+    def enrollments(self) -> Table[tuple[str, str], Enrollment]:
+        """Enrollments by ``(sequence_id, lead_id)``."""
+        return Table(self, "enrollments")
+
+    @property
+    def actions(self) -> Table[str, Action]:
+        """Actions by id."""
+        return Table(self, "actions")
+
+    @property
+    def order(self) -> Table[str, int]:
+        """Each action's creation order (0, 1, ...), by action id."""
+        return Table(self, "order")
+
+    @property
+    def counters(self) -> Table[tuple[str, date], int]:
+        """Units used per ``(counter, local day)``."""
+        return Table(self, "counters")
+
+    @property
+    def paused(self) -> Table[str, PauseAccount]:
+        """Paused accounts by id (their pause effects)."""
+        return Table(self, "paused")
+
+    def actions_in_order(self) -> Iterator[Action]:
+        """Every action, in the order they were created."""
+        order = dict(self.order.items())
+        return iter(sorted(self.actions.values(), key=lambda a: order[a.id]))
+
+    def count(self, counter: str, day: date, span_days: int = 1) -> int:
+        """Units of ``counter`` used over the ``span_days`` days ending at ``day``."""
+        with self._store.lock:
+            if self._next is not None:
+                self._reroot()
+            return self._store.count(counter, day, span_days)
+
+    def __repr__(self) -> str:
+        return (
+            f"World(seed={self.seed}, {len(self.leads)} leads, {len(self.enrollments)} "
+            f"enrollments, {len(self.actions)} actions)"
+        )
+
+    def _edit(self, edit: Callable[[_Store, list[_Record], int], tuple[int, R]]) -> tuple[World, R]:
+        """Run ``edit(store, log, created)`` on this version's tables; return the new version.
+
+        ``edit`` changes the tables in place, appends an undo record for every change to
+        ``log`` and returns the new creation counter and its result. If it raises, every
+        change is undone, so the world is as it was.
+        """
+        store = self._store
+        with store.lock:
+            if self._next is not None:
+                self._reroot()
+            log: list[_Record] = []
+            try:
+                created, result = edit(store, log, self.created)
+            except BaseException:
+                store.apply(log)
+                raise
+            if not log and created == self.created:
+                return self, result
+            new: World = object.__new__(World)
+            new._store = store
+            new._next = None
+            new._change = None
+            new.seed = self.seed
+            new.created = created
+            new.checks = self.checks
+            self._next = new
+            self._change = log
+            return new, result
 
 
 def new_world(
@@ -109,24 +393,40 @@ def new_world(
     checks: CheckChain = DEFAULT_CHECKS,
 ) -> World:
     """A world with these sequences and accounts and no leads yet."""
-    return World(
-        seed=seed,
-        sequences=PMap.from_items((s.id, s) for s in sequences),
-        accounts=PMap.from_items((a.id, a) for a in accounts),
-        checks=checks,
-    )
+    return World(seed, sequences, accounts, checks)
 
 
-def _add_actions(world: World, actions: Iterable[Action]) -> World:
-    acts, order, due, created = world.actions, world.order, world.due, world.created
+def _set(table: dict[Any, Any], key: Any, value: Any, log: list[_Record]) -> None:
+    log.append((table, key, table.get(key, _MISSING)))
+    table[key] = value
+
+
+def _put_actions(
+    s: _Store, log: list[_Record], actions: Iterable[Action], created: int, popped: str = ""
+) -> int:
+    """Store ``actions`` (new or changed) and keep the due queue at one entry per waiting
+    action; ``popped`` is the id whose entry the caller already took off the queue."""
+    table, order = s.actions, s.order
     for action in actions:
-        if action.id not in order:
-            order = order.set(action.id, created)
+        aid = action.id
+        position = order.get(aid)
+        old = table.get(aid, _MISSING)
+        if position is None:
+            position = created
             created += 1
-        acts = acts.set(action.id, action)
+            log.append((order, aid, _MISSING))
+            order[aid] = position
+        elif old is not _MISSING and old.status in RUNNABLE and aid != popped:
+            entry = (old.scheduled_at.timestamp(), position, aid)
+            s.take_out(entry)
+            log.append((_DUE, entry, +1))
+        log.append((table, aid, old))
+        table[aid] = action
         if action.status in RUNNABLE:
-            due = due.push((action.scheduled_at.timestamp(), order[action.id], action.id))
-    return replace(world, actions=acts, order=order, due=due, created=created)
+            entry = (action.scheduled_at.timestamp(), position, aid)
+            s.push(entry)
+            log.append((_DUE, entry, -1))
+    return created
 
 
 def enroll(world: World, lead: Lead, sequence_id: str, account_id: str, now: datetime) -> World:
@@ -134,162 +434,104 @@ def enroll(world: World, lead: Lead, sequence_id: str, account_id: str, now: dat
 
     Enrolling a lead already in the sequence changes nothing (the lead's data is updated).
     """
-    seq = world.sequences.get(sequence_id)
-    if seq is None:
-        msg = f"no sequence {sequence_id!r}; known: {', '.join(sorted(world.sequences))}"
-        raise ConfigError(msg)
-    if account_id not in world.accounts:
-        msg = f"no account {account_id!r}; known: {', '.join(sorted(world.accounts))}"
-        raise ConfigError(msg)
-    world = replace(world, leads=world.leads.set(lead.id, lead))
-    key = (sequence_id, lead.id)
-    if key in world.enrollments:
-        return world
-    enrollment = Enrollment(
-        sequence_id=sequence_id, lead_id=lead.id, account_id=account_id, enrolled_at=now
-    )
-    action = first_action(seq, enrollment, now, world.seed)
-    enrollment = replace(enrollment, pending=(action.id,))
-    world = replace(world, enrollments=world.enrollments.set(key, enrollment))
-    return _add_actions(world, [action])
+
+    def edit(s: _Store, log: list[_Record], created: int) -> tuple[int, None]:
+        seq = s.sequences.get(sequence_id)
+        if seq is None:
+            msg = f"no sequence {sequence_id!r}; known: {', '.join(sorted(s.sequences))}"
+            raise ConfigError(msg)
+        if account_id not in s.accounts:
+            msg = f"no account {account_id!r}; known: {', '.join(sorted(s.accounts))}"
+            raise ConfigError(msg)
+        _set(s.leads, lead.id, lead, log)
+        key = (sequence_id, lead.id)
+        if key in s.enrollments:
+            return created, None
+        enrollment = Enrollment(
+            sequence_id=sequence_id, lead_id=lead.id, account_id=account_id, enrolled_at=now
+        )
+        action = first_action(seq, enrollment, now, world.seed)
+        _set(s.enrollments, key, replace(enrollment, pending=(action.id,)), log)
+        return _put_actions(s, log, [action], created), None
+
+    return world._edit(edit)[0]
 
 
 def update_lead(world: World, lead: Lead) -> World:
     """Replace a lead's facts; the pre-checks see them from the next step on."""
-    return replace(world, leads=world.leads.set(lead.id, lead))
+
+    def edit(s: _Store, log: list[_Record], created: int) -> tuple[int, None]:
+        _set(s.leads, lead.id, lead, log)
+        return created, None
+
+    return world._edit(edit)[0]
 
 
 def situation(world: World, action: Action, now: datetime) -> Situation:
     """The situation of one action in ``world`` at ``now`` (counters read for ``now``)."""
-    return _situation(world, action, now, counted=True)
+
+    def edit(s: _Store, log: list[_Record], created: int) -> tuple[int, Situation]:
+        return created, _situation(s, action, now, world.seed, counted=True)
+
+    return world._edit(edit)[1]
 
 
-# What the last situation read: the maps it read from (compared by identity: they are
-# immutable), the ids it looked up, and what it found. ``feed`` finishes the action ``step``
-# just started and would read the same five entries again; this saves those lookups.
-_RECENT: list[tuple[Any, ...]] = [()]
-
-
-def _situation(world: World, action: Action, now: datetime, *, counted: bool) -> Situation:
+def _situation(s: _Store, action: Action, now: datetime, seed: int, *, counted: bool) -> Situation:
     # ``counted=False`` for feed: resolve never reads the counters.
-    leads, enrollments, sequences = world.leads, world.enrollments, world.sequences
-    accounts, paused = world.accounts, world.paused
-    lead_id, sequence_id, account_id = action.lead_id, action.sequence_id, action.account_id
-    r = _RECENT[0]
-    if (
-        r
-        and r[0] is leads
-        and r[1] is enrollments
-        and r[2] is sequences
-        and r[3] is accounts
-        and r[4] is paused
-        and r[5] == lead_id
-        and r[6] == sequence_id
-        and r[7] == account_id
-    ):
-        lead, enrollment, sequence, account, pause = r[8:]
-    else:
-        lead = leads[lead_id]
-        enrollment = enrollments[(sequence_id, lead_id)]
-        sequence = sequences[sequence_id]
-        account = accounts[account_id]
-        pause = paused.get(account.id)
-        _RECENT[0] = (
-            leads,
-            enrollments,
-            sequences,
-            accounts,
-            paused,
-            lead_id,
-            sequence_id,
-            account_id,
-            lead,
-            enrollment,
-            sequence,
-            account,
-            pause,
-        )
+    pause = s.paused.get(action.account_id)
     return build_situation(
         action,
-        lead,
-        enrollment,
-        sequence,
-        account,
+        s.leads[action.lead_id],
+        s.enrollments[(action.sequence_id, action.lead_id)],
+        s.sequences[action.sequence_id],
+        s.accounts[action.account_id],
         pause.until if pause is not None else None,
         pause is not None,
         now,
-        world.seed,
-        world.count if counted else None,
+        seed,
+        s.count if counted else None,
     )
 
 
 def _apply(
-    world: World,
+    s: _Store,
+    log: list[_Record],
+    created: int,
     decision: Decision,
     now: datetime,
-    due: PHeap[tuple[float, int, str]] | None = None,
-    position: int | None = None,
-) -> World:
-    # One new World per decision: every container is updated locally first. ``position`` is
-    # decision.action's creation order when the caller already has it (from its queue entry).
-    counters = world.counters
+    popped: str = "",
+) -> int:
+    # Store one decision; ``popped``: decision.action's queue entry is already taken off.
     if decision.budgets:
+        counters = s.counters
         for key in {(b.counter, b.day) for b in decision.budgets}:
-            counters = counters.set(key, counters.get(key, 0) + 1)
-    acts, order, created = world.actions, world.order, world.created
-    if due is None:
-        due = world.due
-    for action in (decision.action, *decision.new_actions):
-        if position is None:
-            grown = order.set_new(action.id, created)
-            if grown is not order:
-                position, order, created = created, grown, created + 1
-        acts = acts.set(action.id, action)
-        if action.status in RUNNABLE:
-            if position is None:
-                position = order[action.id]
-            due = due.push((action.scheduled_at.timestamp(), position, action.id))
-        position = None
+            old = counters.get(key, _MISSING)
+            log.append((counters, key, old))
+            counters[key] = 1 if old is _MISSING else old + 1
+    created = _put_actions(s, log, (decision.action, *decision.new_actions), created, popped)
     if decision.cancel:
-        acts = _cancelled(acts, decision.cancel, decision.cancel_reason or "cancelled", now)
-    enrollments = world.enrollments
+        _cancelled(s, log, decision.cancel, decision.cancel_reason or "cancelled", now)
     if decision.enrollment is not None:
         e = decision.enrollment
-        enrollments = enrollments.set(e.key, e)
-    paused = world.paused
+        _set(s.enrollments, e.key, e, log)
     for effect in decision.effects:
         if isinstance(effect, PauseAccount):
-            paused = paused.set(effect.account_id, effect)
-    return replace(
-        world,
-        counters=counters,
-        actions=acts,
-        order=order,
-        due=due,
-        created=created,
-        enrollments=enrollments,
-        paused=paused,
-    )
+            _set(s.paused, effect.account_id, effect, log)
+    return created
 
 
 def _cancelled(
-    acts: PMap[str, Action], ids: Iterable[str], reason: str, now: datetime
-) -> PMap[str, Action]:
+    s: _Store, log: list[_Record], ids: Iterable[str], reason: str, now: datetime
+) -> None:
     for aid in ids:
-        action = acts.get(aid)
+        action = s.actions.get(aid)
         if action is None or action.status not in RUNNABLE:
             continue
         if action.status is ActionStatus.QUEUED:
             action = replace(action, status=ActionStatus.PENDING)
         check_transition(action.status, ActionStatus.CANCELLED, action_id=aid)
-        acts = acts.set(
-            aid, replace(action, status=ActionStatus.CANCELLED, reason=reason, finished_at=now)
-        )
-    return acts
-
-
-def _cancel(world: World, ids: Iterable[str], reason: str, now: datetime) -> World:
-    return replace(world, actions=_cancelled(world.actions, ids, reason, now))
+        cancelled = replace(action, status=ActionStatus.CANCELLED, reason=reason, finished_at=now)
+        _put_actions(s, log, [cancelled], 0)
 
 
 def step(world: World, clock: Clock, *, max_actions: int = 1) -> tuple[World, tuple[Effect, ...]]:
@@ -300,112 +542,119 @@ def step(world: World, clock: Clock, *, max_actions: int = 1) -> tuple[World, tu
     """
     now = clock.now()
     limit = now.timestamp()
-    effects: list[Effect] = []
-    decided = 0
-    due = world.due
-    while decided < max_actions and due:
-        when, position, aid = due.peek()
-        if when > limit:
-            break
-        _, due = due.pop()
-        action = world.actions.get(aid)
-        # Stale queue entries (cancelled, rescheduled) are dropped here instead of searched for.
-        if (
-            action is None
-            or action.status not in RUNNABLE
-            or action.scheduled_at.timestamp() != when
-        ):
-            continue
-        decision = decide(_situation(world, action, now, counted=True), world.checks)
-        # The entry's position is the action's creation order (entries are pushed with it).
-        world = _apply(world, decision, now, due, position)
-        due = world.due
-        effects.extend(decision.effects)
-        decided += 1
-    # After a decision world.due is ``due`` already; only dropped stale entries need a copy.
-    return (world if due is world.due else replace(world, due=due)), tuple(effects)
+    seed, checks = world.seed, world.checks
+
+    def edit(s: _Store, log: list[_Record], created: int) -> tuple[int, tuple[Effect, ...]]:
+        effects: list[Effect] = []
+        decided = 0
+        while decided < max_actions:
+            entry = s.first()
+            if entry is None or entry[0] > limit:
+                break
+            heappop(s.due)
+            log.append((_DUE, entry, +1))
+            action = s.actions[entry[2]]
+            decision = decide(_situation(s, action, now, seed, counted=True), checks)
+            created = _apply(s, log, created, decision, now, popped=action.id)
+            effects.extend(decision.effects)
+            decided += 1
+        return created, tuple(effects)
+
+    return world._edit(edit)
 
 
 def feed(
     world: World, action_id: str, outcome: Outcome, clock: Clock
 ) -> tuple[World, tuple[Effect, ...]]:
     """Hand an executor's outcome for a started action back to the reducer."""
-    action = world.actions.get(action_id)
-    if action is None:
-        msg = f"no action {action_id!r} in this world"
-        raise ConfigError(msg)
-    check_transition(
-        action.status,
-        ActionStatus.COMPLETED
-        if action.status is ActionStatus.IN_PROGRESS
-        else ActionStatus.IN_PROGRESS,
-        action_id=action_id,
-    )
     now = clock.now()
-    decision = resolve(_situation(world, action, now, counted=False), outcome)
-    return _apply(world, decision, now), decision.effects
+
+    def edit(s: _Store, log: list[_Record], created: int) -> tuple[int, tuple[Effect, ...]]:
+        action = s.actions.get(action_id)
+        if action is None:
+            msg = f"no action {action_id!r} in this world"
+            raise ConfigError(msg)
+        check_transition(
+            action.status,
+            ActionStatus.COMPLETED
+            if action.status is ActionStatus.IN_PROGRESS
+            else ActionStatus.IN_PROGRESS,
+            action_id=action_id,
+        )
+        decision = resolve(_situation(s, action, now, world.seed, counted=False), outcome)
+        return _apply(s, log, created, decision, now), decision.effects
+
+    return world._edit(edit)
 
 
 def next_due(world: World) -> datetime | None:
-    """When the earliest waiting action is due (stale entries may make this early)."""
-    due = world.due
-    while due:
-        when, _, aid = due.peek()
-        action = world.actions.get(aid)
-        if (
-            action is not None
-            and action.status in RUNNABLE
-            and action.scheduled_at.timestamp() == when
-        ):
-            return action.scheduled_at
-        _, due = due.pop()
-    return None
+    """When the earliest waiting action is due (None: nothing is waiting)."""
+
+    def edit(s: _Store, log: list[_Record], created: int) -> tuple[int, datetime | None]:
+        entry = s.first()
+        return created, None if entry is None else s.actions[entry[2]].scheduled_at
+
+    return world._edit(edit)[1]
 
 
 def remove_lead(world: World, sequence_id: str, lead_id: str, reason: str, now: datetime) -> World:
     """Remove a lead from a sequence: its waiting actions are cancelled."""
-    e = world.enrollments.get((sequence_id, lead_id))
-    if e is None:
-        return world
-    world = _cancel(world, e.pending, f"lead_removed: {reason}", now)
-    e = replace(e, status=EnrollmentStatus.REMOVED, pending=(), reason=reason)
-    return replace(world, enrollments=world.enrollments.set(e.key, e))
+
+    def edit(s: _Store, log: list[_Record], created: int) -> tuple[int, None]:
+        e = s.enrollments.get((sequence_id, lead_id))
+        if e is None:
+            return created, None
+        _cancelled(s, log, e.pending, f"lead_removed: {reason}", now)
+        e = replace(e, status=EnrollmentStatus.REMOVED, pending=(), reason=reason)
+        _set(s.enrollments, e.key, e, log)
+        return created, None
+
+    return world._edit(edit)[0]
 
 
 def pause_sequence(world: World, sequence_id: str, now: datetime) -> World:
     """Pause a sequence: waiting actions are cancelled, remembered for :func:`resume_sequence`."""
-    # Sorted: PMap iteration follows str hashes, which differ between processes.
-    for key, e in sorted(world.enrollments.items()):
-        if key[0] != sequence_id or e.status is not EnrollmentStatus.ACTIVE:
-            continue
-        resume = tuple(
-            (a.step_id, a.attempt)
-            for a in (world.actions[p] for p in e.pending)
-            if a.status in RUNNABLE
-            and a.kind is not ActionKind.WITHDRAW_CONNECTION
-            and not a.manual
-        )
-        world = _cancel(world, e.pending, "sequence_paused", now)
-        e = replace(e, status=EnrollmentStatus.PAUSED, pending=(), resume=resume)
-        world = replace(world, enrollments=world.enrollments.set(key, e))
-    return world
+
+    def edit(s: _Store, log: list[_Record], created: int) -> tuple[int, None]:
+        # Sorted: dict order follows the history of changes, which old versions do not share.
+        for key, e in sorted(s.enrollments.items()):
+            if key[0] != sequence_id or e.status is not EnrollmentStatus.ACTIVE:
+                continue
+            resume = tuple(
+                (a.step_id, a.attempt)
+                for a in (s.actions[p] for p in e.pending)
+                if a.status in RUNNABLE
+                and a.kind is not ActionKind.WITHDRAW_CONNECTION
+                and not a.manual
+            )
+            _cancelled(s, log, e.pending, "sequence_paused", now)
+            e = replace(e, status=EnrollmentStatus.PAUSED, pending=(), resume=resume)
+            _set(s.enrollments, key, e, log)
+        return created, None
+
+    return world._edit(edit)[0]
 
 
 def resume_sequence(world: World, sequence_id: str, now: datetime) -> World:
     """Resume a paused sequence: each lead continues at the step it was waiting for."""
-    seq = world.sequences[sequence_id]
-    for key, e in sorted(world.enrollments.items()):
-        if key[0] != sequence_id or e.status is not EnrollmentStatus.PAUSED:
-            continue
-        e = replace(e, status=EnrollmentStatus.ACTIVE, generation=e.generation + 1, resume=())
-        new = [
-            step_action(seq, e, seq.step(step_id), now, now, world.seed, attempt)
-            for step_id, attempt in world.enrollments[key].resume
-        ]
-        e = replace(e, pending=tuple(a.id for a in new))
-        world = replace(world, enrollments=world.enrollments.set(key, e))
-        world = _add_actions(world, new)
-    return world
+
+    def edit(s: _Store, log: list[_Record], created: int) -> tuple[int, None]:
+        seq = s.sequences[sequence_id]
+        for key, e in sorted(s.enrollments.items()):
+            if key[0] != sequence_id or e.status is not EnrollmentStatus.PAUSED:
+                continue
+            resumed = replace(
+                e, status=EnrollmentStatus.ACTIVE, generation=e.generation + 1, resume=()
+            )
+            new = [
+                step_action(seq, resumed, seq.step(step_id), now, now, world.seed, attempt)
+                for step_id, attempt in e.resume
+            ]
+            _set(s.enrollments, key, replace(resumed, pending=tuple(a.id for a in new)), log)
+            created = _put_actions(s, log, new, created)
+        return created, None
+
+    return world._edit(edit)[0]
 
 
 def supersede(world: World, action_id: str, manual: Action, now: datetime) -> World:
@@ -414,22 +663,33 @@ def supersede(world: World, action_id: str, manual: Action, now: datetime) -> Wo
     The manual action is added as given (``manual=True`` is set); when it finishes the lead
     does not advance — the superseded step's successors are queued by the host if wanted.
     """
-    old = world.actions.get(action_id)
-    if old is None or old.status not in RUNNABLE:
-        msg = f"action {action_id!r} is not waiting, so nothing can supersede it"
-        raise ConfigError(msg)
-    world = _cancel(world, [action_id], f"superseded: by manual action {manual.id}", now)
-    manual = replace(manual, manual=True)
-    key = (old.sequence_id, old.lead_id)
-    e = world.enrollments[key]
-    e = replace(e, pending=(*(p for p in e.pending if p != action_id), manual.id))
-    world = replace(world, enrollments=world.enrollments.set(key, e))
-    return _add_actions(world, [manual])
+
+    def edit(s: _Store, log: list[_Record], created: int) -> tuple[int, None]:
+        old = s.actions.get(action_id)
+        if old is None or old.status not in RUNNABLE:
+            msg = f"action {action_id!r} is not waiting, so nothing can supersede it"
+            raise ConfigError(msg)
+        _cancelled(s, log, [action_id], f"superseded: by manual action {manual.id}", now)
+        added = replace(manual, manual=True)
+        key = (old.sequence_id, old.lead_id)
+        e = s.enrollments[key]
+        e = replace(e, pending=(*(p for p in e.pending if p != action_id), added.id))
+        _set(s.enrollments, key, e, log)
+        return _put_actions(s, log, [added], created), None
+
+    return world._edit(edit)[0]
 
 
 def resume_account(world: World, account_id: str) -> World:
     """Lift an account's pause; its waiting actions run when next due."""
-    return replace(world, paused=world.paused.delete(account_id))
+
+    def edit(s: _Store, log: list[_Record], created: int) -> tuple[int, None]:
+        old = s.paused.pop(account_id, _MISSING)
+        if old is not _MISSING:
+            log.append((s.paused, account_id, old))
+        return created, None
+
+    return world._edit(edit)[0]
 
 
 def budgets_used(world: World, budgets: Iterable[Budget]) -> dict[Budget, int]:

@@ -1,4 +1,4 @@
-"""Versions sharing one mutable store: the machinery behind ``PMap`` and ``PHeap``.
+"""Versions sharing one mutable store: the machinery behind the reducer's ``World``.
 
 The reducer makes a new version of each container per decision and nearly always goes on from
 the newest one. Baker's *shallow binding* ("rerooting") makes that case as cheap as a plain

@@ -19,11 +19,13 @@ world (worlds are immutable, so every run starts from the identical state).
 D defaults to 5,000: on these flows 1,000 leads only yield about 5,100 decisions in all (every
 flow has ended by then), so a larger fixed D cannot be used at every size.
 
-At 100k leads the process holds millions of objects, and CPython's cyclic garbage collector
-now and then walks all of them (a full collection); the reducer's allocations trigger those
-walks, so their cost lands in the decisions timed. ``--gc-freeze`` moves each enrolled world
-out of the collector's view first (``gc.freeze()``, as a long-running host may do after
-loading), which leaves the reducer's own cost.
+Each run starts after ``gc.collect()`` (as pyperf does), so a full collection owed by building
+the world does not land in the decisions timed. CPython's cyclic collector walks every object
+in a full collection (about 7 per lead here), and runs one when the objects that survived since
+the last grew by a quarter: so over a long run its cost per decision is the same at every size,
+but a short timed window at 100k catches a whole one or none. ``--gc-freeze`` moves each
+enrolled world out of the collector's view first (``gc.freeze()``, as a long-running host may
+do after loading).
 
 Run: ``.venv/bin/python bench/core_step.py [--decisions D] [--repeat R] [--gc-freeze] [--profile]``
 """
@@ -131,6 +133,7 @@ def best_of(repeat: int, run: Callable[[], tuple[World, int, int]]) -> tuple[flo
     best = float("inf")
     made = started = 0
     for _ in range(repeat):
+        gc.collect()
         began = time.perf_counter()
         _, made, started = run()
         best = min(best, time.perf_counter() - began)

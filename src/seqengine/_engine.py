@@ -590,11 +590,12 @@ def feed(
 def next_due(world: World) -> datetime | None:
     """When the earliest waiting action is due (None: nothing is waiting)."""
 
-    def edit(s: _Store, log: list[_Record], created: int) -> tuple[int, datetime | None]:
-        entry = s.first()
-        return created, None if entry is None else s.actions[entry[2]].scheduled_at
-
-    return world._edit(edit)[1]
+    store = world._store
+    with store.lock:
+        if world._next is not None:
+            world._reroot()
+        entry = store.first()
+        return None if entry is None else store.actions[entry[2]].scheduled_at
 
 
 def remove_lead(world: World, sequence_id: str, lead_id: str, reason: str, now: datetime) -> World:

@@ -19,7 +19,7 @@ import attrs
 
 from seqengine import _rand
 from seqengine._checks import DEFAULT_CHECKS, CheckChain, Situation, Verdict
-from seqengine._fast import replace
+from seqengine._fast import maker, replace
 from seqengine._flow import END, Sequence, SequenceSettings, Step
 from seqengine._lifecycle import check_transition
 from seqengine._model import (
@@ -44,12 +44,15 @@ from seqengine._outcomes import (
     RetryLater,
     Skipped,
     Unknown,
+    str_mapping,
 )
 from seqengine._timing import (
     human_delays,
     in_window,
+    in_window_local,
     load_zone,
     local_date,
+    local_time,
     place_in_window,
     random_time_on_next_active_day,
 )
@@ -69,6 +72,13 @@ __all__ = [
 #: Transient failures (RetryLater) tolerated before an action fails for good.
 MAX_TRIES = 5
 _PAUSE_RETRY = timedelta(hours=24)
+
+
+@functools.lru_cache(maxsize=256)
+def _hours(hours: float) -> timedelta:
+    """``timedelta(hours=hours)``, for a step's delay or retry interval: building a timedelta
+    from a float is slow, and a flow has only a few distinct values."""
+    return timedelta(hours=hours)
 
 
 @attrs.frozen
@@ -106,9 +116,16 @@ class Decision:
 
 def _move(action: Action, status: ActionStatus, **changes: object) -> Action:
     check_transition(action.status, status, action_id=action.id)
-    if "facts" in changes:
-        changes["facts"] = MappingProxyType(dict(changes["facts"]))  # type: ignore[call-overload]
+    facts = changes.get("facts")
+    # An action's own facts are already a read-only copy; anything else is copied once.
+    if facts is not None and facts is not action.facts:
+        changes["facts"] = MappingProxyType(dict(facts))  # type: ignore[call-overload]
     return replace(action, status=status, **changes)
+
+
+# Action(...) without its converters: the new actions here take their kind and platform from a
+# validated Step, so there is nothing to convert.
+_new_action = maker(Action)
 
 
 def action_id_for(
@@ -132,7 +149,7 @@ def step_action(
     aid = action_id_for(seq.id, enrollment.lead_id, step.id, attempt, enrollment.generation)
     zone = load_zone(seq.timezone)
     when = place_in_window(seq.activity_window, zone, at, _rand.unit(seed, aid, "place"))
-    return Action(
+    return _new_action(
         id=aid,
         sequence_id=seq.id,
         step_id=step.id,
@@ -149,7 +166,7 @@ def step_action(
 def first_action(seq: Sequence, enrollment: Enrollment, now: datetime, seed: int) -> Action:
     """The first action of a new enrollment (the start step, after its delay)."""
     step = seq.start_step
-    return step_action(seq, enrollment, step, now + timedelta(hours=step.delay_hours), now, seed)
+    return step_action(seq, enrollment, step, now + _hours(step.delay_hours), now, seed)
 
 
 def _next_day(seq: Sequence, now: datetime, seed: int, key: str) -> datetime:
@@ -186,10 +203,23 @@ def decide(s: Situation, checks: CheckChain = DEFAULT_CHECKS) -> Decision:
     otherwise start it (``in_progress``) with its human delays and the budgets it consumes.
     """
     action, seq, now = s.action, s.sequence, s.now
-    if action.status in (ActionStatus.PENDING, ActionStatus.DEFERRED):
+    zone = load_zone(seq.timezone)
+    status = action.status
+    if status is ActionStatus.PENDING or status is ActionStatus.QUEUED:
+        local = local_time(now, zone)
+        if (
+            in_window_local(seq.activity_window, local)
+            and checks.surely_passes(s)
+            and not s.account_paused
+            and _connection_limit(s) is None
+        ):
+            # The common case, decided without claiming first: pending → queued → in_progress
+            # in one copy of the action. The checks gave the answer they give for the claimed
+            # action, as a pending action passes the status check just like a queued one.
+            return _start(s, action, local.date())
+    if status in (ActionStatus.PENDING, ActionStatus.DEFERRED):
         action = _move(action, ActionStatus.QUEUED)
         s = replace(s, action=action)
-    zone = load_zone(seq.timezone)
     if action.status is ActionStatus.QUEUED and not in_window(seq.activity_window, zone, now):
         return _back_to_pending(
             s, action, now, "outside_activity_window: waiting for the sequence's activity window"
@@ -212,31 +242,52 @@ def decide(s: Situation, checks: CheckChain = DEFAULT_CHECKS) -> Decision:
     if s.account_paused:
         until = s.account_paused_until or now + _PAUSE_RETRY
         return _back_to_pending(s, action, max(until, now), "account_paused: the account is paused")
+    over = _connection_limit(s)
+    if over is not None:
+        when = _next_day(seq, now, s.seed, f"{action.id}/defer/{now.isoformat()}")
+        return Decision(_move(action, ActionStatus.DEFERRED, scheduled_at=when, reason=over))
+    return _start(s, action, local_date(now, zone))
+
+
+def _connection_limit(s: Situation) -> str | None:
+    """Why a connection request must wait for the next day (R-CONNECT-2), or None."""
+    if s.action.kind is not ActionKind.CONNECTION_REQUEST:
+        return None
+    acc = s.account
+    if s.connect_count_today >= acc.connection_request_daily_limit:
+        return (
+            f"connection_request_limit: account {acc.id} reached its daily limit of "
+            f"{acc.connection_request_daily_limit} connection requests; deferred to "
+            "the next day"
+        )
+    if s.connect_count_week >= acc.weekly_invitation_limit:
+        return (
+            f"weekly_invitation_limit: account {acc.id} sent "
+            f"{acc.weekly_invitation_limit} invitations in the last 7 days; deferred "
+            "to the next day"
+        )
+    return None
+
+
+def _start(s: Situation, action: Action, day: date) -> Decision:
+    """Start a pending or queued ``action``: the budgets it consumes and its ExecuteAction.
+
+    ``day`` is the local date of ``s.now`` in the sequence's time zone.
+    """
+    now, seq = s.now, s.sequence
     budgets: list[Budget] = []
     if action.counts_toward_daily_limit:
-        budgets.append(Budget(f"sequence:{seq.id}", local_date(now, zone), seq.daily_action_limit))
+        budgets.append(Budget(f"sequence:{seq.id}", day, seq.daily_action_limit))
     if action.kind is ActionKind.CONNECTION_REQUEST:
         acc = s.account
         acc_day = local_date(now, load_zone(acc.timezone))
-        over = None
-        if s.connect_count_today >= acc.connection_request_daily_limit:
-            over = (
-                f"connection_request_limit: account {acc.id} reached its daily limit of "
-                f"{acc.connection_request_daily_limit} connection requests; deferred to "
-                "the next day"
-            )
-        elif s.connect_count_week >= acc.weekly_invitation_limit:
-            over = (
-                f"weekly_invitation_limit: account {acc.id} sent "
-                f"{acc.weekly_invitation_limit} invitations in the last 7 days; deferred "
-                "to the next day"
-            )
-        if over is not None:
-            when = _next_day(seq, now, s.seed, f"{action.id}/defer/{now.isoformat()}")
-            return Decision(_move(action, ActionStatus.DEFERRED, scheduled_at=when, reason=over))
         budgets.append(Budget(f"connect:{acc.id}", acc_day, acc.connection_request_daily_limit))
         budgets.append(Budget(f"connect:{acc.id}", acc_day, acc.weekly_invitation_limit, 7))
-    started = _move(action, ActionStatus.IN_PROGRESS, started_at=now, reason=None)
+    # A pending action is claimed and started at once (pending → queued → in_progress, both
+    # legal moves), so it is copied once rather than twice.
+    if action.status is not ActionStatus.PENDING:
+        check_transition(action.status, ActionStatus.IN_PROGRESS, action_id=action.id)
+    started = replace(action, status=ActionStatus.IN_PROGRESS, started_at=now, reason=None)
     return Decision(started, budgets=tuple(budgets), effects=(_execute(s, started),))
 
 
@@ -292,7 +343,7 @@ def _execute(s: Situation, action: Action) -> ExecuteAction:
     template, subject, prompt, condition, text_len, settings = _texts(
         s.sequence, action.step_id, kind
     )
-    return ExecuteAction(
+    return _new_execute(
         action=action,
         lead=s.lead,
         idempotency_key=action.id,
@@ -305,8 +356,12 @@ def _execute(s: Situation, action: Action) -> ExecuteAction:
         if kind is ActionKind.CONNECTION_REQUEST
         else None,
         settings=settings,
-        related=dict(s.enrollment.context),
+        related=str_mapping(dict(s.enrollment.context)),
     )
+
+
+# ExecuteAction(...) without its converter: ``related`` is converted by hand above.
+_new_execute = maker(ExecuteAction)
 
 
 def _remove(s: Situation, action: Action, reason: str) -> Decision:
@@ -357,7 +412,7 @@ def _advance(
     else:
         step = s.sequence.step(target)
         nxt = step_action(
-            s.sequence, enrollment, step, s.now + timedelta(hours=step.delay_hours), s.now, s.seed
+            s.sequence, enrollment, step, s.now + _hours(step.delay_hours), s.now, s.seed
         )
         new = (*new, nxt)
         status = enrollment.status
@@ -503,7 +558,7 @@ def _completed(s: Situation, outcome: Completed) -> Decision:
         provider_id=outcome.provider_id,
         content=outcome.content,
         result=outcome.result if action.kind is ActionKind.CONDITION else None,
-        facts={**action.facts, **outcome.facts},
+        facts={**action.facts, **outcome.facts} if outcome.facts else action.facts,
     )
     if (
         action.kind is ActionKind.WITHDRAW_CONNECTION
@@ -536,7 +591,7 @@ def _withdrawal(s: Situation, step: Step, now: datetime) -> Action:
     when = place_in_window(
         seq.activity_window, load_zone(seq.timezone), at, _rand.unit(s.seed, aid, "place")
     )
-    return Action(
+    return _new_action(
         id=aid,
         sequence_id=seq.id,
         step_id=step.id,
@@ -569,7 +624,7 @@ def _condition(s: Situation, step: Step, done: Action, met: bool) -> Decision:
             s.sequence,
             s.enrollment,
             step,
-            s.now + timedelta(hours=step.retry_interval_hours),
+            s.now + _hours(step.retry_interval_hours),
             s.now,
             s.seed,
             attempt=done.attempt + 1,

@@ -35,7 +35,8 @@ __all__ = [
 ]
 
 
-def _mapping(value: Mapping[str, Any] | None) -> Mapping[str, str]:
+def str_mapping(value: Mapping[str, Any] | None) -> Mapping[str, str]:
+    """A read-only copy with str keys and values: the converter of facts and ``related``."""
     return MappingProxyType({str(k): str(v) for k, v in (value or {}).items()})
 
 
@@ -49,7 +50,7 @@ class Completed:
     provider_id: str | None = None
     content: str | None = None
     result: bool | None = None
-    facts: Mapping[str, str] = attrs.field(factory=dict, converter=_mapping, eq=_facts_eq)
+    facts: Mapping[str, str] = attrs.field(factory=dict, converter=str_mapping, eq=_facts_eq)
 
 
 @attrs.frozen
@@ -57,7 +58,7 @@ class Skipped:
     """Nothing to do (no qualifying post, already following, no address): flow advances."""
 
     reason: str
-    facts: Mapping[str, str] = attrs.field(factory=dict, converter=_mapping, eq=_facts_eq)
+    facts: Mapping[str, str] = attrs.field(factory=dict, converter=str_mapping, eq=_facts_eq)
 
 
 @attrs.frozen
@@ -148,7 +149,7 @@ class ExecuteAction:
     condition: str | None = None
     note_limit: int | None = None
     settings: Mapping[str, Any] = attrs.field(factory=dict, eq=_facts_eq)
-    related: Mapping[str, str] = attrs.field(factory=dict, converter=_mapping, eq=_facts_eq)
+    related: Mapping[str, str] = attrs.field(factory=dict, converter=str_mapping, eq=_facts_eq)
 
 
 @attrs.frozen

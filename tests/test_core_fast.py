@@ -1,0 +1,78 @@
+"""The reducer's fast constructors and copies build exactly what the attrs classes build."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import attrs
+import pytest
+
+from seqengine import Action, ActionKind, ActionStatus, ExecuteAction, Lead, Platform
+from seqengine._fast import maker, replace
+from seqengine._model import Enrollment
+
+AT = dt.datetime(2026, 3, 2, 13, 0, tzinfo=dt.UTC)
+
+
+def test_maker_builds_what_init_builds_with_defaults_and_factories() -> None:
+    args = dict(
+        id="a1",
+        sequence_id="s",
+        step_id="like",
+        lead_id="l1",
+        account_id="acc",
+        kind=ActionKind.LIKE,
+        platform=Platform.X,
+        scheduled_at=AT,
+        created_at=AT,
+    )
+    made = maker(Action)(**args)
+    assert made == Action(**args)
+    assert type(made.facts) is type(Action(**args).facts)
+    assert made.facts is not maker(Action)(**args).facts, "factory defaults are made per call"
+    ids = dict(sequence_id="s", lead_id="l1", account_id="acc", enrolled_at=AT)
+    assert maker(Enrollment)(**ids) == Enrollment(**ids)
+
+
+def test_maker_builds_an_execute_action_like_init() -> None:
+    action = Action(
+        id="a1",
+        sequence_id="s",
+        step_id="dm",
+        lead_id="l1",
+        account_id="acc",
+        kind=ActionKind.DM,
+        platform=Platform.X,
+        scheduled_at=AT,
+        created_at=AT,
+    )
+    lead = Lead(id="l1")
+    assert maker(ExecuteAction)(action=action, lead=lead, idempotency_key="a1") == ExecuteAction(
+        action=action, lead=lead, idempotency_key="a1"
+    )
+
+
+def test_replace_copies_every_field_and_applies_changes() -> None:
+    action = Action(
+        id="a1",
+        sequence_id="s",
+        step_id="dm",
+        lead_id="l1",
+        account_id="acc",
+        kind=ActionKind.DM,
+        platform=Platform.X,
+        scheduled_at=AT,
+        created_at=AT,
+    )
+    copied = replace(action, status=ActionStatus.QUEUED)
+    assert copied == attrs.evolve(action, status=ActionStatus.QUEUED)
+    assert replace(action) == action
+
+
+def test_maker_refuses_a_class_it_cannot_build() -> None:
+    @attrs.frozen
+    class KwOnly:
+        x: int = attrs.field(kw_only=True)
+
+    with pytest.raises(TypeError, match=r"KwOnly\.x"):
+        maker(KwOnly)

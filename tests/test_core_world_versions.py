@@ -8,6 +8,7 @@ what it held when it was made, and that stepping from it again does exactly what
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import pathlib
 import threading
@@ -266,3 +267,16 @@ def test_a_step_that_fails_halfway_leaves_the_world_as_it_was() -> None:
     assert len(effects) == 3
     assert snapshot(world) == before
     check_queue(after)
+
+
+def test_worlds_compare_by_content() -> None:
+    versions = _history(30)
+    world, held = versions[-1]
+    assert copy.copy(world) is world and copy.deepcopy(world) is world, "immutable: no copies"
+    moved, _ = step_and_feed(world, "completed")
+    assert moved != world
+    assert snapshot(world) == held
+    assert versions[0][0] != world
+    # The same operations from the same start give an equal world, by another history.
+    again = _history(30)[-1][0]
+    assert again == world and again is not world

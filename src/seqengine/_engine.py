@@ -354,6 +354,38 @@ class World(Version):
             f"enrollments, {len(self.actions)} actions)"
         )
 
+    def _state(self) -> tuple[Any, ...]:
+        """Everything this version holds, as plain data (for equality and pickling)."""
+        store = self._store
+        with store.lock:
+            if self._next is not None:
+                self._reroot()
+            tables = tuple(dict(getattr(store, name)) for name in _TABLES)
+            marks = dict(store.removed)
+            queue = []
+            for entry in store.due:
+                if marks.get(entry, 0):
+                    marks[entry] -= 1
+                else:
+                    queue.append(entry)
+        return (self.seed, self.created, self.checks, tables, sorted(queue))
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when both hold the same data (whatever history led there)."""
+        if self is other:
+            return True
+        if not isinstance(other, World):
+            return NotImplemented
+        return self._state() == other._state()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __copy__(self) -> World:
+        return self  # immutable: a copy may share everything
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> World:
+        return self
+
     def _edit(self, edit: Callable[[_Store, list[_Record], int], tuple[int, R]]) -> tuple[World, R]:
         """Run ``edit(store, log, created)`` on this version's tables; return the new version.
 
@@ -383,6 +415,18 @@ class World(Version):
             self._next = new
             self._change = log
             return new, result
+
+
+_TABLES = (
+    "sequences",
+    "accounts",
+    "leads",
+    "enrollments",
+    "actions",
+    "order",
+    "counters",
+    "paused",
+)
 
 
 def new_world(

@@ -29,7 +29,12 @@ def test_maker_builds_what_init_builds_with_defaults_and_factories() -> None:
     made = maker(Action)(**args)
     assert made == Action(**args)
     assert type(made.facts) is type(Action(**args).facts)
-    assert made.facts is not maker(Action)(**args).facts, "factory defaults are made per call"
+
+    @attrs.frozen
+    class Bag:
+        items: list[int] = attrs.field(factory=list)
+
+    assert maker(Bag)().items is not maker(Bag)().items, "factory defaults are made per call"
     ids = dict(sequence_id="s", lead_id="l1", account_id="acc", enrolled_at=AT)
     assert maker(Enrollment)(**ids) == Enrollment(**ids)
 

@@ -118,8 +118,13 @@ _mapping_eq = attrs.cmp_using(eq=lambda a, b: dict(a) == dict(b))
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+-]*$")
 
 
+#: The one empty read-only mapping: most actions and leads carry no facts or enrichment, and
+#: sharing it saves an object per action and per lead (memory and garbage-collector work).
+EMPTY_MAPPING: Mapping[str, Any] = MappingProxyType({})
+
+
 def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
-    return MappingProxyType(dict(value or {}))
+    return MappingProxyType(dict(value)) if value else EMPTY_MAPPING
 
 
 def _check_id(kind: str) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from seqengine._model import Action, Lead
+from seqengine._model import EMPTY_MAPPING, Action, Lead
 from seqengine._timing import HumanDelay
 
 __all__ = [
@@ -37,7 +37,9 @@ __all__ = [
 
 def str_mapping(value: Mapping[str, Any] | None) -> Mapping[str, str]:
     """A read-only copy with str keys and values: the converter of facts and ``related``."""
-    return MappingProxyType({str(k): str(v) for k, v in (value or {}).items()})
+    if not value:
+        return EMPTY_MAPPING
+    return MappingProxyType({str(k): str(v) for k, v in value.items()})
 
 
 _facts_eq = attrs.cmp_using(eq=lambda a, b: dict(a) == dict(b))

@@ -272,6 +272,9 @@ class World(Version):
     going on from the newest costs dict operations, and an older version stays readable and
     usable (reading it first undoes the changes made since). Read the tables through
     ``world.actions``, ``world.enrollments`` ... (read-only :class:`Table` views).
+
+    A version you keep also keeps the record of every change made after it (that is how it
+    can be gone back to), so a long-running driver should not hold on to its first world.
     """
 
     __slots__ = ("checks", "created", "seed")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import attrs
 import pytest
@@ -12,23 +13,23 @@ from seqengine._fast import maker, replace
 from seqengine._model import Enrollment
 
 AT = dt.datetime(2026, 3, 2, 13, 0, tzinfo=dt.UTC)
+ACTION_ARGS: dict[str, Any] = dict(
+    id="a1",
+    sequence_id="s",
+    step_id="dm",
+    lead_id="l1",
+    account_id="acc",
+    kind=ActionKind.DM,
+    platform=Platform.X,
+    scheduled_at=AT,
+    created_at=AT,
+)
 
 
 def test_maker_builds_what_init_builds_with_defaults_and_factories() -> None:
-    args = dict(
-        id="a1",
-        sequence_id="s",
-        step_id="like",
-        lead_id="l1",
-        account_id="acc",
-        kind=ActionKind.LIKE,
-        platform=Platform.X,
-        scheduled_at=AT,
-        created_at=AT,
-    )
-    made = maker(Action)(**args)
-    assert made == Action(**args)
-    assert type(made.facts) is type(Action(**args).facts)
+    made = maker(Action)(**ACTION_ARGS)
+    assert made == Action(**ACTION_ARGS)
+    assert type(made.facts) is type(Action(**ACTION_ARGS).facts)
 
     @attrs.frozen
     class Bag:
@@ -40,35 +41,14 @@ def test_maker_builds_what_init_builds_with_defaults_and_factories() -> None:
 
 
 def test_maker_builds_an_execute_action_like_init() -> None:
-    action = Action(
-        id="a1",
-        sequence_id="s",
-        step_id="dm",
-        lead_id="l1",
-        account_id="acc",
-        kind=ActionKind.DM,
-        platform=Platform.X,
-        scheduled_at=AT,
-        created_at=AT,
-    )
-    lead = Lead(id="l1")
+    action, lead = Action(**ACTION_ARGS), Lead(id="l1")
     assert maker(ExecuteAction)(action=action, lead=lead, idempotency_key="a1") == ExecuteAction(
         action=action, lead=lead, idempotency_key="a1"
     )
 
 
 def test_replace_copies_every_field_and_applies_changes() -> None:
-    action = Action(
-        id="a1",
-        sequence_id="s",
-        step_id="dm",
-        lead_id="l1",
-        account_id="acc",
-        kind=ActionKind.DM,
-        platform=Platform.X,
-        scheduled_at=AT,
-        created_at=AT,
-    )
+    action = Action(**ACTION_ARGS)
     copied = replace(action, status=ActionStatus.QUEUED)
     assert copied == attrs.evolve(action, status=ActionStatus.QUEUED)
     assert replace(action) == action

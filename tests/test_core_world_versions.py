@@ -15,6 +15,7 @@ import threading
 from typing import Any
 
 import attrs
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -26,6 +27,7 @@ from seqengine import (
     BudgetExhausted,
     CheckFailure,
     Completed,
+    ConfigError,
     ExecuteAction,
     FixedClock,
     Lead,
@@ -270,3 +272,26 @@ def test_worlds_compare_by_content() -> None:
     # The same operations from the same start give an equal world, by another history.
     again = _history(30)[-1][0]
     assert again == world and again is not world
+
+
+def test_a_check_that_reads_the_world_being_stepped_is_told_so() -> None:
+    # Reading the world from inside its own step would see half a change; it fails clearly
+    # (and the step is undone) instead of waiting on itself.
+    holder: list[World] = []
+
+    def nosy(s: Situation) -> CheckFailure | None:
+        holder[0].leads.get(s.lead.id)
+        return None
+
+    world = new_world(
+        seed=1,
+        sequences=[X],
+        accounts=[Account(id="acc")],
+        checks=DEFAULT_CHECKS.inserted("nosy", nosy),
+    )
+    world = enroll(world, _lead(0), X.id, "acc", START)
+    holder.append(world)
+    before = snapshot(world)
+    with pytest.raises(ConfigError, match="read what it needs from the Situation"):
+        step(world, FixedClock(START + dt.timedelta(hours=2)), max_actions=1)
+    assert snapshot(world) == before

@@ -204,10 +204,7 @@ class Table(Generic[K, V]):
 
     def _table(self) -> dict[K, V]:
         # The caller holds the store's lock.
-        world = self._world
-        if world._next is not None:
-            world._reroot()
-        table: dict[K, V] = getattr(world._store, self._name)
+        table: dict[K, V] = getattr(self._world._held(), self._name)
         return table
 
     def _snapshot(self) -> list[tuple[K, V]]:
@@ -347,9 +344,7 @@ class World(Version):
     def count(self, counter: str, day: date, span_days: int = 1) -> int:
         """Units of ``counter`` used over the ``span_days`` days ending at ``day``."""
         with self._store.lock:
-            if self._next is not None:
-                self._reroot()
-            return self._store.count(counter, day, span_days)
+            return self._held().count(counter, day, span_days)
 
     def __repr__(self) -> str:
         return (
@@ -359,10 +354,8 @@ class World(Version):
 
     def _state(self) -> tuple[Any, ...]:
         """Everything this version holds, as plain data (for equality and pickling)."""
-        store = self._store
-        with store.lock:
-            if self._next is not None:
-                self._reroot()
+        with self._store.lock:
+            store = self._held()
             tables = tuple(dict(getattr(store, name)) for name in _TABLES)
             marks = dict(store.removed)
             queue = []
@@ -389,6 +382,21 @@ class World(Version):
     def __deepcopy__(self, memo: dict[int, Any]) -> World:
         return self
 
+    def _held(self) -> _Store:
+        """The tables, holding this version (the caller holds the store's lock)."""
+        store = self._store
+        if store.editing:
+            # Only this thread can be here while an edit runs: the lock is held by it.
+            msg = (
+                "this world is being changed by the call that is running this code (a check "
+                "or an outcome handler reading a world of the same family); read what it "
+                "needs from the Situation it is given instead"
+            )
+            raise ConfigError(msg)
+        if self._next is not None:
+            self._reroot()
+        return store
+
     def _edit(self, edit: Callable[[_Store, list[_Record], int], tuple[int, R]]) -> tuple[World, R]:
         """Run ``edit(store, log, created)`` on this version's tables; return the new version.
 
@@ -396,16 +404,17 @@ class World(Version):
         ``log`` and returns the new creation counter and its result. If it raises, every
         change is undone, so the world is as it was.
         """
-        store = self._store
-        with store.lock:
-            if self._next is not None:
-                self._reroot()
+        with self._store.lock:
+            store = self._held()
             log: list[_Record] = []
+            store.editing = True
             try:
                 created, result = edit(store, log, self.created)
             except BaseException:
                 store.apply(log)
                 raise
+            finally:
+                store.editing = False
             if not log and created == self.created:
                 return self, result
             new: World = object.__new__(World)
@@ -637,10 +646,8 @@ def feed(
 def next_due(world: World) -> datetime | None:
     """When the earliest waiting action is due (None: nothing is waiting)."""
 
-    store = world._store
-    with store.lock:
-        if world._next is not None:
-            world._reroot()
+    with world._store.lock:
+        store = world._held()
         entry = store.first()
         return None if entry is None else store.actions[entry[2]].scheduled_at
 

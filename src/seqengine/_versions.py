@@ -24,19 +24,25 @@ threads at once (a dashboard reading an old World while a driver steps the new o
 from __future__ import annotations
 
 # ``_thread`` is CPython's built-in lock primitive: no I/O, no clock (the core stays pure).
-from _thread import allocate_lock
+from _thread import RLock
 from typing import Any
 
 __all__ = ["Store", "Version"]
 
 
 class Store:
-    """The mutable state one family of versions shares, and how to apply a change to it."""
+    """The mutable state one family of versions shares, and how to apply a change to it.
 
-    __slots__ = ("lock",)
+    ``lock`` is re-entrant so that code run *during* a change (a host's check, say) that reads
+    a version of the same family finds ``editing`` set and can be told so, instead of waiting
+    for itself forever.
+    """
+
+    __slots__ = ("editing", "lock")
 
     def __init__(self) -> None:
-        self.lock = allocate_lock()
+        self.lock = RLock()
+        self.editing = False
 
     def apply(self, change: Any) -> Any:
         """Apply ``change`` to the state; return the change that undoes it."""

@@ -115,6 +115,12 @@ class Decision:
     effects: tuple[Effect, ...] = ()
 
 
+# Decision(...) and Budget(...) without attrs' __init__ (neither has converters or validators):
+# every decision builds one or two of each.
+_decision = maker(Decision)
+_budget = maker(Budget)
+
+
 def _move(action: Action, status: ActionStatus, **changes: object) -> Action:
     check_transition(action.status, status, action_id=action.id)
     facts = changes.get("facts")
@@ -192,7 +198,7 @@ def _back_to_pending(
         at,
         _rand.unit(s.seed, action.id, "resched", action.tries, reason),
     )
-    return Decision(
+    return _decision(
         _move(action, ActionStatus.PENDING, scheduled_at=when, reason=reason, **changes)
     )
 
@@ -230,10 +236,10 @@ def decide(s: Situation, checks: CheckChain = DEFAULT_CHECKS) -> Decision:
     failure = checks.run(s)
     if failure is not None:
         if failure.verdict is Verdict.IGNORE:
-            return Decision(action)
+            return _decision(action)
         if failure.verdict is Verdict.RESCHEDULE:
             when = _next_day(seq, now, s.seed, f"{action.id}/{action.tries}/{now.isoformat()}")
-            return Decision(
+            return _decision(
                 _move(action, ActionStatus.PENDING, scheduled_at=when, reason=failure.reason)
             )
         if failure.verdict is Verdict.REMOVE_LEAD:
@@ -248,7 +254,7 @@ def decide(s: Situation, checks: CheckChain = DEFAULT_CHECKS) -> Decision:
     over = _connection_limit(s)
     if over is not None:
         when = _next_day(seq, now, s.seed, f"{action.id}/defer/{now.isoformat()}")
-        return Decision(_move(action, ActionStatus.DEFERRED, scheduled_at=when, reason=over))
+        return _decision(_move(action, ActionStatus.DEFERRED, scheduled_at=when, reason=over))
     return _start(s, action, local_date(now, zone))
 
 
@@ -280,18 +286,18 @@ def _start(s: Situation, action: Action, day: date) -> Decision:
     now, seq = s.now, s.sequence
     budgets: list[Budget] = []
     if action.counts_toward_daily_limit:
-        budgets.append(Budget(f"sequence:{seq.id}", day, seq.daily_action_limit))
+        budgets.append(_budget(f"sequence:{seq.id}", day, seq.daily_action_limit))
     if action.kind is ActionKind.CONNECTION_REQUEST:
         acc = s.account
         acc_day = local_date(now, load_zone(acc.timezone))
-        budgets.append(Budget(f"connect:{acc.id}", acc_day, acc.connection_request_daily_limit))
-        budgets.append(Budget(f"connect:{acc.id}", acc_day, acc.weekly_invitation_limit, 7))
+        budgets.append(_budget(f"connect:{acc.id}", acc_day, acc.connection_request_daily_limit))
+        budgets.append(_budget(f"connect:{acc.id}", acc_day, acc.weekly_invitation_limit, 7))
     # A pending action is claimed and started at once (pending → queued → in_progress, both
     # legal moves), so it is copied once rather than twice.
     if action.status is not ActionStatus.PENDING:
         check_transition(action.status, ActionStatus.IN_PROGRESS, action_id=action.id)
     started = replace(action, status=ActionStatus.IN_PROGRESS, started_at=now, reason=None)
-    return Decision(started, budgets=tuple(budgets), effects=(_execute(s, started),))
+    return _decision(started, budgets=tuple(budgets), effects=(_execute(s, started),))
 
 
 def skip_queued(s: Situation, reason: str) -> Decision:
@@ -371,7 +377,7 @@ def _remove(s: Situation, action: Action, reason: str) -> Decision:
     cancelled = _move(action, ActionStatus.CANCELLED, reason=reason, finished_at=s.now)
     others = _without(s.enrollment.pending, action.id)
     enrollment = replace(s.enrollment, status=EnrollmentStatus.REMOVED, pending=(), reason=reason)
-    return Decision(
+    return _decision(
         cancelled, enrollment=enrollment, cancel=others, cancel_reason=f"lead_removed: {reason}"
     )
 
@@ -379,7 +385,7 @@ def _remove(s: Situation, action: Action, reason: str) -> Decision:
 def _stop(s: Situation, action: Action, reason: str) -> Decision:
     others = _without(s.enrollment.pending, action.id)
     enrollment = replace(s.enrollment, status=EnrollmentStatus.STOPPED, pending=(), reason=reason)
-    return Decision(
+    return _decision(
         action, enrollment=enrollment, cancel=others, cancel_reason=f"enrollment_stopped: {reason}"
     )
 
@@ -420,7 +426,7 @@ def _advance(
         new = (*new, nxt)
         status = enrollment.status
     pending = pending + tuple(a.id for a in new)
-    return Decision(
+    return _decision(
         finished,
         enrollment=replace(enrollment, status=status, pending=pending),
         new_actions=new,
@@ -459,7 +465,7 @@ def resolve(s: Situation, outcome: Outcome) -> Decision:
             if a.kind is not ActionKind.WITHDRAW_CONNECTION and not a.manual
         )
     enrollment = replace(held, pending=_without(held.pending, action.id), resume=resume)
-    return Decision(action, enrollment=enrollment, effects=decision.effects)
+    return _decision(action, enrollment=enrollment, effects=decision.effects)
 
 
 def _resolve(s: Situation, outcome: Outcome) -> Decision:
@@ -544,11 +550,11 @@ def _failed(s: Situation, failed: Action) -> Decision:
     pending = _without(s.enrollment.pending, failed.id)
     if failed.kind is ActionKind.WITHDRAW_CONNECTION or failed.manual:
         # Not the flow's action (R-WITHDRAW-2): the lead's place in the flow is unchanged.
-        return Decision(failed, enrollment=replace(s.enrollment, pending=pending))
+        return _decision(failed, enrollment=replace(s.enrollment, pending=pending))
     enrollment = replace(
         s.enrollment, pending=pending, status=EnrollmentStatus.STOPPED, reason=failed.reason
     )
-    return Decision(failed, enrollment=enrollment)
+    return _decision(failed, enrollment=enrollment)
 
 
 def _completed(s: Situation, outcome: Completed) -> Decision:
@@ -633,7 +639,7 @@ def _condition(s: Situation, step: Step, done: Action, met: bool) -> Decision:
             attempt=done.attempt + 1,
         )
         pending = (*_without(s.enrollment.pending, done.id), retry.id)
-        return Decision(
+        return _decision(
             done, enrollment=replace(s.enrollment, pending=pending), new_actions=(retry,)
         )
     return _advance(s, done, step.if_false)

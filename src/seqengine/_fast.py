@@ -7,6 +7,13 @@ the right type (callers convert beforehand).
 
 :func:`maker` does the same for building a new instance: the class's ``__init__`` signature,
 without its converters and validators.
+
+How the slots are filled: a frozen class refuses ``obj.field = value``, and going around that
+per field (a slot descriptor's ``__set__``, ``object.__setattr__``) costs a C call with an
+argument tuple each time, over half of a 20-field copy. So the new object is first made as an
+instance of a *builder*: a subclass with the same slots that allows plain assignment, which the
+interpreter then does at full speed. Its class is switched to the frozen class at the end
+(the layout is the same), so what the caller gets is an ordinary frozen instance.
 """
 
 from __future__ import annotations
@@ -23,16 +30,33 @@ T = TypeVar("T")
 _COPIERS: dict[type, Callable[[Any, dict[str, Any]], Any]] = {}
 
 
+_BUILDERS: dict[type, type] = {}
+
+
+def _builder(cls: type) -> type:
+    """A subclass of the slotted ``cls`` that adds no slots and allows plain assignment."""
+    builder = _BUILDERS.get(cls)
+    if builder is None:
+        if "__slots__" not in cls.__dict__:
+            msg = f"{cls.__name__} is not a slotted class"
+            raise TypeError(msg)
+        # Both hooks: the interpreter only treats assignment as plain when neither is custom.
+        namespace = {
+            "__slots__": (),
+            "__setattr__": object.__setattr__,
+            "__delattr__": object.__delattr__,
+        }
+        builder = _BUILDERS[cls] = type(f"_{cls.__name__}Builder", (cls,), namespace)
+    return builder
+
+
 def _copier(cls: type) -> Callable[[Any, dict[str, Any]], Any]:
     names = [f.name for f in attrs.fields(cls)]
-    # Slot descriptors set values without going through the frozen class's __setattr__; their
-    # bound ``__set__`` is looked up here, once, rather than on every copy.
-    env: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
-    lines = ["def copy(inst, c):", "    new = _new(_cls)"]
-    for i, name in enumerate(names):
-        env[f"_set{i}"] = cls.__dict__[name].__set__
-        lines.append(f"    _set{i}(new, c[{name!r}] if {name!r} in c else inst.{name})")
-    lines.append("    return new")
+    env: dict[str, Any] = {"_new": object.__new__, "_builder": _builder(cls), "_cls": cls}
+    lines = ["def copy(inst, c):", "    new = _new(_builder)"]
+    for name in names:
+        lines.append(f"    new.{name} = c[{name!r}] if {name!r} in c else inst.{name}")
+    lines += ["    new.__class__ = _cls", "    return new"]
     exec("\n".join(lines), env)  # generated from attrs field names only
     copy: Callable[[Any, dict[str, Any]], Any] = env["copy"]
     return copy
@@ -58,7 +82,12 @@ def maker(cls: type[T]) -> Callable[..., T]:
     have the type the converters would produce; defaults are converted once, here, and
     ``attrs.Factory`` defaults are made (and converted) on each call, as ``__init__`` does.
     """
-    env: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_MISSING": _MISSING}
+    env: dict[str, Any] = {
+        "_new": object.__new__,
+        "_builder": _builder(cls),
+        "_cls": cls,
+        "_MISSING": _MISSING,
+    }
     params: list[str] = []
     body: list[str] = []
     for i, f in enumerate(attrs.fields(cast("type[attrs.AttrsInstance]", cls))):
@@ -66,7 +95,6 @@ def maker(cls: type[T]) -> Callable[..., T]:
             msg = f"maker: {cls.__name__}.{f.name} is not a plain init argument"
             raise TypeError(msg)
         arg = f.alias
-        env[f"_set{i}"] = cls.__dict__[f.name].__set__
         if isinstance(f.default, attrs.Factory):  # type: ignore[arg-type]
             if f.default.takes_self:
                 msg = f"maker: {cls.__name__}.{f.name} has a default that takes self"
@@ -83,8 +111,14 @@ def maker(cls: type[T]) -> Callable[..., T]:
             params.append(f"{arg}=_default{i}")
         else:
             params.append(arg)
-        body.append(f"    _set{i}(new, {arg})")
-    lines = [f"def make({', '.join(params)}):", "    new = _new(_cls)", *body, "    return new"]
+        body.append(f"    new.{f.name} = {arg}")
+    lines = [
+        f"def make({', '.join(params)}):",
+        "    new = _new(_builder)",
+        *body,
+        "    new.__class__ = _cls",
+        "    return new",
+    ]
     exec("\n".join(lines), env)  # generated from attrs field names only
     make: Callable[..., T] = env["make"]
     return make

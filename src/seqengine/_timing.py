@@ -27,6 +27,7 @@ import attrs
 
 from seqengine import _rand
 from seqengine._exceptions import ConfigError
+from seqengine._fast import maker
 
 __all__ = [
     "HUMAN_DELAY_RANGES",
@@ -419,6 +420,9 @@ class HumanDelay:
     seconds: float
 
 
+_delay = maker(HumanDelay)  # HumanDelay(...) without attrs' __init__: two or three per action
+
+
 def human_delays(action: str, text_length: int, seed: int, key: str) -> tuple[HumanDelay, ...]:
     """Return the human delays to simulate before ``action`` (R-TIME-1).
 
@@ -451,7 +455,7 @@ def human_delays(action: str, text_length: int, seed: int, key: str) -> tuple[Hu
             seconds = text_length / _rand.uniform(seed, lo, hi, key, activity)
         else:
             seconds = _rand.uniform(seed, lo, hi, key, activity)
-        delays.append(HumanDelay(activity, seconds))
+        delays.append(_delay(activity, seconds))
     return tuple(delays)
 
 

@@ -61,3 +61,20 @@ def test_maker_refuses_a_class_it_cannot_build() -> None:
 
     with pytest.raises(TypeError, match=r"KwOnly\.x"):
         maker(KwOnly)
+
+
+def test_copies_and_made_instances_are_ordinary_frozen_instances() -> None:
+    for built in (replace(Action(**ACTION_ARGS), reason="x"), maker(Action)(**ACTION_ARGS)):
+        assert type(built) is Action
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            built.reason = "changed"  # type: ignore[misc]
+        assert built == Action(**{**ACTION_ARGS, "reason": built.reason})
+
+
+def test_only_slotted_classes_have_fast_copies() -> None:
+    @attrs.frozen(slots=False)
+    class Loose:
+        x: int = 0
+
+    with pytest.raises(TypeError, match="not a slotted class"):
+        replace(Loose(), x=1)

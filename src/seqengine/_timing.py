@@ -448,15 +448,28 @@ def human_delays(action: str, text_length: int, seed: int, key: str) -> tuple[Hu
         msg = f"human_delays: text_length must not be negative, got {text_length}"
         raise ValueError(msg)
     delays = []
-    for activity, lo, hi in plan:
+    for activity, lo, width, top in _SPANS[action]:
+        if activity == "type" and text_length == 0:
+            continue
+        # _rand.uniform(seed, lo, hi, key, activity), with its constants worked out once.
+        seconds = lo + width * _rand.unit(seed, key, activity) if width else lo
+        if seconds > top:
+            seconds = top
         if activity == "type":
-            if text_length == 0:
-                continue
-            seconds = text_length / _rand.uniform(seed, lo, hi, key, activity)
-        else:
-            seconds = _rand.uniform(seed, lo, hi, key, activity)
+            seconds = text_length / seconds  # characters / (characters per second)
         delays.append(_delay(activity, seconds))
     return tuple(delays)
+
+
+# Each phase as (activity, low, high - low, the largest float below high): the arithmetic
+# _rand.uniform does on every draw, so the delays are the same to the last bit.
+_SPANS: Final = {
+    action: tuple(
+        (activity, float(lo), hi - lo, math.nextafter(hi, -math.inf) if hi > lo else float(lo))
+        for activity, lo, hi in plan
+    )
+    for action, plan in HUMAN_DELAY_RANGES.items()
+}
 
 
 def total_seconds(delays: Iterable[HumanDelay]) -> float:

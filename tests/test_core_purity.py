@@ -13,7 +13,7 @@ CORE = Path(seqengine.__file__).parent
 #: Modules of the pure core: the package's private top-level modules, minus the CLI shell.
 CORE_MODULES = sorted(p for p in CORE.glob("_*.py") if p.name not in ("_cli.py",))
 # Not listed, on purpose: ``_thread`` (the lock that lets World versions sharing their tables
-# be read from several threads) and ``heapq``/``hashlib``/``zoneinfo`` (pure computation).
+# be read from several threads) and ``heapq``/``hashlib`` (pure computation).
 FORBIDDEN = {
     "asyncio",
     "http",

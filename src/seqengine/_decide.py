@@ -220,12 +220,15 @@ def decide(s: Situation, checks: CheckChain = DEFAULT_CHECKS) -> Decision:
             in_window_local(seq.activity_window, local)
             and checks.surely_passes(s)
             and not s.account_paused
-            and _connection_limit(s) is None
         ):
             # The common case, decided without claiming first: pending → queued → in_progress
-            # in one copy of the action. The checks gave the answer they give for the claimed
-            # action, as a pending action passes the status check just like a queued one.
-            return _start(s, action, local.date())
+            # (or → deferred, over a connection limit) in one copy of the action. The checks
+            # gave the answer they give for the claimed action, as a pending action passes the
+            # status check just like a queued one.
+            over = _connection_limit(s)
+            if over is None:
+                return _start(s, action, local.date())
+            return _defer(s, action, over)
     if status in (ActionStatus.PENDING, ActionStatus.DEFERRED):
         action = _move(action, ActionStatus.QUEUED)
         s = replace(s, action=action)
@@ -253,9 +256,20 @@ def decide(s: Situation, checks: CheckChain = DEFAULT_CHECKS) -> Decision:
         return _back_to_pending(s, action, max(until, now), "account_paused: the account is paused")
     over = _connection_limit(s)
     if over is not None:
-        when = _next_day(seq, now, s.seed, f"{action.id}/defer/{now.isoformat()}")
-        return _decision(_move(action, ActionStatus.DEFERRED, scheduled_at=when, reason=over))
+        return _defer(s, action, over)
     return _start(s, action, local_date(now, zone))
+
+
+def _defer(s: Situation, action: Action, reason: str) -> Decision:
+    """Defer a pending or queued connection request to the next day (R-CONNECT-2)."""
+    now = s.now
+    when = _next_day(s.sequence, now, s.seed, f"{action.id}/defer/{now.isoformat()}")
+    # A pending action is claimed and deferred at once (pending → queued → deferred).
+    if action.status is not ActionStatus.QUEUED:
+        check_transition(action.status, ActionStatus.QUEUED, action_id=action.id)
+    check_transition(ActionStatus.QUEUED, ActionStatus.DEFERRED, action_id=action.id)
+    deferred = replace(action, status=ActionStatus.DEFERRED, scheduled_at=when, reason=reason)
+    return _decision(deferred)
 
 
 def _connection_limit(s: Situation) -> str | None:

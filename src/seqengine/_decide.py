@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
 
@@ -156,8 +156,6 @@ def step_action(
 ) -> Action:
     """A pending action for ``step`` due at ``at`` (moved into the activity window)."""
     aid = action_id_for(seq.id, enrollment.lead_id, step.id, attempt, enrollment.generation)
-    zone = load_zone(seq.timezone)
-    when = place_in_window(seq.activity_window, zone, at, _rand.unit(seed, aid, "place"))
     return _new_action(
         id=aid,
         sequence_id=seq.id,
@@ -166,10 +164,19 @@ def step_action(
         account_id=enrollment.account_id,
         kind=step.action,
         platform=step.platform,
-        scheduled_at=when,
+        scheduled_at=_placed(seq, at, seed, aid),
         attempt=attempt,
         created_at=now,
     )
+
+
+def _placed(seq: Sequence, at: datetime, seed: int, aid: str) -> datetime:
+    """``at`` moved into the sequence's activity window (R-TIME-2), as ``place_in_window``
+    places it; the random draw is made only when ``at`` has to move (it is unused otherwise)."""
+    zone = load_zone(seq.timezone)
+    if in_window(seq.activity_window, zone, at):
+        return at.astimezone(UTC)
+    return place_in_window(seq.activity_window, zone, at, _rand.unit(seed, aid, "place"))
 
 
 def first_action(seq: Sequence, enrollment: Enrollment, now: datetime, seed: int) -> Action:
@@ -611,9 +618,7 @@ def _withdrawal(s: Situation, step: Step, now: datetime) -> Action:
     if enrollment.generation:
         aid += f"~{enrollment.generation}"
     at = now + timedelta(days=step.auto_withdraw_after_days or 0)
-    when = place_in_window(
-        seq.activity_window, load_zone(seq.timezone), at, _rand.unit(s.seed, aid, "place")
-    )
+    when = _placed(seq, at, s.seed, aid)
     return _new_action(
         id=aid,
         sequence_id=seq.id,

@@ -25,6 +25,7 @@ from seqengine import (
     Account,
     ActionKind,
     BudgetExhausted,
+    Check,
     CheckFailure,
     Completed,
     ConfigError,
@@ -229,6 +230,19 @@ def test_a_long_history_is_walked_without_recursion() -> None:
     del first, world  # freeing a 20,000-long chain of versions must not overflow the C stack
 
 
+def _x_world_with_check(name: str, check: Check, *, leads: int) -> World:
+    """The X sequence with a host check added, and ``leads`` leads enrolled at START."""
+    world = new_world(
+        seed=1,
+        sequences=[X],
+        accounts=[Account(id="acc")],
+        checks=DEFAULT_CHECKS.inserted(name, check),
+    )
+    for i in range(leads):
+        world = enroll(world, _lead(i), X.id, "acc", START)
+    return world
+
+
 def test_a_step_that_fails_halfway_leaves_the_world_as_it_was() -> None:
     calls = []
 
@@ -238,14 +252,7 @@ def test_a_step_that_fails_halfway_leaves_the_world_as_it_was() -> None:
             raise RuntimeError("host check failed")
         return None
 
-    world = new_world(
-        seed=1,
-        sequences=[X],
-        accounts=[Account(id="acc")],
-        checks=DEFAULT_CHECKS.inserted("flaky", flaky),
-    )
-    for i in range(3):
-        world = enroll(world, _lead(i), X.id, "acc", START)
+    world = _x_world_with_check("flaky", flaky, leads=3)
     before = snapshot(world)
     now = FixedClock(START + dt.timedelta(hours=2))  # all three due, inside the window
     try:
@@ -283,13 +290,7 @@ def test_a_check_that_reads_the_world_being_stepped_is_told_so() -> None:
         holder[0].leads.get(s.lead.id)
         return None
 
-    world = new_world(
-        seed=1,
-        sequences=[X],
-        accounts=[Account(id="acc")],
-        checks=DEFAULT_CHECKS.inserted("nosy", nosy),
-    )
-    world = enroll(world, _lead(0), X.id, "acc", START)
+    world = _x_world_with_check("nosy", nosy, leads=1)
     holder.append(world)
     before = snapshot(world)
     with pytest.raises(ConfigError, match="read what it needs from the Situation"):

@@ -89,13 +89,12 @@ def build_situation(
         require_aware(now)  # without counters there is no need for the local day
     else:
         day = local_date(now, load_zone(sequence.timezone))  # also rejects a naive ``now``
-    live = paused and (pause_until is None or pause_until > now)
-    if count is not None:
         sequence_today = count(f"sequence:{sequence.id}", day, 1)
         if action.kind is ActionKind.CONNECTION_REQUEST:
             acc_day = local_date(now, load_zone(account.timezone))
             connect_today = count(f"connect:{account.id}", acc_day, 1)
             connect_week = count(f"connect:{account.id}", acc_day, 7)
+    live = paused and (pause_until is None or pause_until > now)
     return _new_situation(
         action,
         lead,

@@ -23,13 +23,13 @@ from seqengine._fast import maker, replace
 from seqengine._flow import END, Sequence, SequenceSettings, Step
 from seqengine._lifecycle import check_transition
 from seqengine._model import (
-    EMPTY_MAPPING,
     Action,
     ActionKind,
     ActionStatus,
     ConditionKind,
     Enrollment,
     EnrollmentStatus,
+    frozen_mapping,
 )
 from seqengine._outcomes import (
     BudgetExhausted,
@@ -126,9 +126,7 @@ def _move(action: Action, status: ActionStatus, **changes: object) -> Action:
     facts = changes.get("facts")
     # An action's own facts are already a read-only copy; anything else is copied once.
     if facts is not None and facts is not action.facts:
-        changes["facts"] = (
-            MappingProxyType(dict(facts)) if facts else EMPTY_MAPPING  # type: ignore[call-overload]
-        )
+        changes["facts"] = frozen_mapping(facts)  # type: ignore[arg-type]
     return replace(action, status=status, **changes)
 
 
@@ -386,7 +384,7 @@ def _execute(s: Situation, action: Action) -> ExecuteAction:
         if kind is ActionKind.CONNECTION_REQUEST
         else None,
         settings=settings,
-        related=str_mapping(dict(s.enrollment.context)) if s.enrollment.context else EMPTY_MAPPING,
+        related=str_mapping(dict(s.enrollment.context)),
     )
 
 

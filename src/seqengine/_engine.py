@@ -18,7 +18,7 @@ from typing import Any, Generic, Protocol, TypeVar, overload
 import attrs
 
 from seqengine._checks import DEFAULT_CHECKS, CheckChain, Situation, build_situation
-from seqengine._decide import Budget, Decision, decide, first_action, resolve, step_action
+from seqengine._decide import Decision, decide, first_action, resolve, step_action
 from seqengine._exceptions import ConfigError
 from seqengine._fast import replace
 from seqengine._flow import Sequence
@@ -523,15 +523,6 @@ def update_lead(world: World, lead: Lead) -> World:
     return world._edit(edit)[0]
 
 
-def situation(world: World, action: Action, now: datetime) -> Situation:
-    """The situation of one action in ``world`` at ``now`` (counters read for ``now``)."""
-
-    def edit(s: _Store, log: list[_Record], created: int) -> tuple[int, Situation]:
-        return created, _situation(s, action, now, world.seed, counted=True)
-
-    return world._edit(edit)[1]
-
-
 def _situation(s: _Store, action: Action, now: datetime, seed: int, *, counted: bool) -> Situation:
     # ``counted=False`` for feed: resolve never reads the counters.
     pause = s.paused.get(action.account_id)
@@ -745,8 +736,3 @@ def resume_account(world: World, account_id: str) -> World:
         return created, None
 
     return world._edit(edit)[0]
-
-
-def budgets_used(world: World, budgets: Iterable[Budget]) -> dict[Budget, int]:
-    """How much of each budget is used (for tests and reports)."""
-    return {b: world.count(b.counter, b.day, b.span_days) for b in budgets}

@@ -123,7 +123,8 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+-]*$")
 EMPTY_MAPPING: Mapping[str, Any] = MappingProxyType({})
 
 
-def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+def frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """A read-only copy of ``value`` (the one shared empty mapping when it is empty)."""
     return MappingProxyType(dict(value)) if value else EMPTY_MAPPING
 
 
@@ -183,7 +184,7 @@ class Lead:
     latest_post: str | None = None
     enrichment: Mapping[str, str] = attrs.field(
         factory=dict,
-        converter=_frozen_mapping,
+        converter=frozen_mapping,
         eq=attrs.cmp_using(eq=lambda a, b: dict(a) == dict(b)),
     )
 
@@ -309,7 +310,7 @@ class Action:
     provider_id: str | None = None
     facts: Mapping[str, str] = attrs.field(
         factory=dict,
-        converter=_frozen_mapping,
+        converter=frozen_mapping,
         eq=attrs.cmp_using(eq=lambda a, b: dict(a) == dict(b)),
     )
     tries: int = 0

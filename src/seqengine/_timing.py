@@ -250,9 +250,7 @@ def local_time(instant: dt.datetime, zone: dt.tzinfo) -> dt.datetime:
 
 def local_date(instant: dt.datetime, zone: dt.tzinfo) -> dt.date:
     """Return the calendar date of ``instant`` in ``zone``."""
-    if type(instant) is not dt.datetime or instant.tzinfo is not UTC:
-        require_aware(instant)
-    return instant.astimezone(zone).date()
+    return local_time(instant, zone).date()
 
 
 def in_window_local(window: ActivityWindow, local: dt.datetime) -> bool:

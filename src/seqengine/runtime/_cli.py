@@ -233,3 +233,4 @@ def add_runtime_commands(sub: Any) -> None:
     u.add_argument("--url", required=True)
     u.add_argument("--schema", default=None, help="PostgreSQL schema (default: seqengine)")
     u.set_defaults(func=cmd_db_upgrade)
+    __import__("seqengine.console._cli", fromlist=["_"]).add_console_command(sub)

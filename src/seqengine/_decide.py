@@ -29,6 +29,7 @@ from seqengine._model import (
     ConditionKind,
     Enrollment,
     EnrollmentStatus,
+    Held,
     frozen_mapping,
 )
 from seqengine._outcomes import (
@@ -65,9 +66,11 @@ __all__ = [
     "action_id_for",
     "decide",
     "first_action",
+    "reopen",
     "resolve",
     "skip_queued",
     "step_action",
+    "withdrawal_at",
 ]
 
 #: Transient failures (RetryLater) tolerated before an action fails for good.
@@ -479,9 +482,14 @@ def resolve(s: Situation, outcome: Outcome) -> Decision:
     resume = held.resume
     if held.status is EnrollmentStatus.PAUSED:
         resume += tuple(
-            (a.step_id, a.attempt)
+            Held(
+                a.step_id,
+                a.attempt,
+                a.scheduled_at,
+                withdrawal=a.kind is ActionKind.WITHDRAW_CONNECTION,
+            )
             for a in later
-            if a.kind is not ActionKind.WITHDRAW_CONNECTION and not a.manual
+            if not a.manual
         )
     enrollment = replace(held, pending=_without(held.pending, action.id), resume=resume)
     return _decision(action, enrollment=enrollment, effects=decision.effects)
@@ -611,23 +619,50 @@ def _completed(s: Situation, outcome: Completed) -> Decision:
 
 def _withdrawal(s: Situation, step: Step, now: datetime) -> Action:
     """R-CONNECT-4: a withdrawal N days after the request (never a builder step)."""
-    seq, enrollment = s.sequence, s.enrollment
-    aid = f"{seq.id}:{enrollment.lead_id}:{step.id}:withdraw"
+    at = now + timedelta(days=step.auto_withdraw_after_days or 0)
+    return withdrawal_at(s.sequence, s.enrollment, step.id, at, now, s.seed)
+
+
+def withdrawal_at(
+    seq: Sequence, enrollment: Enrollment, step_id: str, at: datetime, now: datetime, seed: int
+) -> Action:
+    """The withdrawal of the connection request sent at ``step_id``, due at ``at`` (moved
+    into the activity window); its id carries the enrollment's generation (``~N``)."""
+    step = seq.step(step_id)
+    aid = f"{seq.id}:{enrollment.lead_id}:{step_id}:withdraw"
     if enrollment.generation:
         aid += f"~{enrollment.generation}"
-    at = now + timedelta(days=step.auto_withdraw_after_days or 0)
-    when = _placed(seq, at, s.seed, aid)
     return _new_action(
         id=aid,
         sequence_id=seq.id,
-        step_id=step.id,
+        step_id=step_id,
         lead_id=enrollment.lead_id,
         account_id=enrollment.account_id,
         kind=ActionKind.WITHDRAW_CONNECTION,
         platform=step.platform,
-        scheduled_at=when,
+        scheduled_at=_placed(seq, at, seed, aid),
         created_at=now,
     )
+
+
+def reopen(enrollment: Enrollment, action: Action) -> Enrollment:
+    """The enrollment that ``action``'s unknown outcome stopped, active again, as it was
+    while the action ran (a person resolved the outcome)."""
+    status = enrollment.status
+    if (
+        status is EnrollmentStatus.STOPPED and enrollment.reason == action.reason
+    ) or status is EnrollmentStatus.COMPLETED:
+        status = EnrollmentStatus.ACTIVE
+    pending = (
+        enrollment.pending
+        if action.id in enrollment.pending
+        else (
+            *enrollment.pending,
+            action.id,
+        )
+    )
+    reason = None if status is EnrollmentStatus.ACTIVE else enrollment.reason
+    return replace(enrollment, status=status, pending=pending, reason=reason)
 
 
 def _condition(s: Situation, step: Step, done: Action, met: bool) -> Decision:

@@ -11,28 +11,46 @@ back with :func:`feed`. Same world, clock and seed → same effects.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import date, datetime, timedelta
-from heapq import heappop, heappush
+from datetime import UTC, date, datetime, timedelta
+from heapq import heapify, heappop, heappush
 from typing import Any, Generic, Protocol, TypeVar, overload
 
 import attrs
 
 from seqengine._checks import DEFAULT_CHECKS, CheckChain, Situation, build_situation
-from seqengine._decide import Decision, decide, first_action, resolve, step_action
-from seqengine._exceptions import ConfigError
+from seqengine._decide import decide, resolve
+from seqengine._exceptions import ConfigError, StaleRecord
 from seqengine._fast import replace
 from seqengine._flow import Sequence
 from seqengine._lifecycle import RUNNABLE, check_transition
 from seqengine._model import (
     Account,
     Action,
-    ActionKind,
     ActionStatus,
     Enrollment,
-    EnrollmentStatus,
     Lead,
 )
 from seqengine._outcomes import Effect, Outcome, PauseAccount
+from seqengine._plan import (
+    AddAction,
+    CancelAction,
+    Charge,
+    LiftPause,
+    MarkSequence,
+    Plan,
+    PutAction,
+    PutEnrollment,
+    PutLead,
+    SetPause,
+    decision_plan,
+    enroll_plan,
+    pause_plan,
+    remove_plan,
+    resolve_unknown_plan,
+    resume_account_plan,
+    resume_plan,
+    supersede_plan,
+)
 from seqengine._versions import Store, Version
 
 __all__ = [
@@ -46,6 +64,7 @@ __all__ = [
     "next_due",
     "pause_sequence",
     "remove_lead",
+    "resolve_unknown",
     "resume_account",
     "resume_sequence",
     "step",
@@ -99,6 +118,7 @@ class _Store(Store):
         "paused",
         "removed",
         "sequences",
+        "stopped",
     )
 
     def __init__(self, sequences: dict[str, Sequence], accounts: dict[str, Account]) -> None:
@@ -111,6 +131,7 @@ class _Store(Store):
         self.order: dict[str, int] = {}  # action id -> creation order (the queue's tiebreak)
         self.counters: dict[tuple[str, date], int] = {}
         self.paused: dict[str, PauseAccount] = {}
+        self.stopped: dict[str, bool] = {}  # paused sequences
         # The due queue: a heapq list of (timestamp, creation order, action id), one entry per
         # waiting action, minus the entries counted in ``removed`` (taken out lazily).
         self.due: list[_Entry] = []
@@ -289,12 +310,29 @@ class World(Version):
         accounts: Iterable[Account] = (),
         checks: CheckChain = DEFAULT_CHECKS,
     ) -> None:
-        self._store = _Store({s.id: s for s in sequences}, {a.id: a for a in accounts})
-        self._next = None
-        self._change = None
-        self.seed = seed
-        self.created = 0
-        self.checks = checks
+        init = object.__setattr__
+        init(self, "_store", _Store({s.id: s for s in sequences}, {a.id: a for a in accounts}))
+        init(self, "_next", None)
+        init(self, "_change", None)
+        init(self, "seed", seed)
+        init(self, "created", 0)
+        init(self, "checks", checks)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in _VERSION_SLOTS:  # the rerooting machinery (seqengine._versions)
+            object.__setattr__(self, name, value)
+            return
+        msg = f"World is immutable: cannot set {name!r}; operations return a new world"
+        raise attrs.exceptions.FrozenInstanceError(msg)
+
+    def __delattr__(self, name: str) -> None:
+        msg = f"World is immutable: cannot delete {name!r}"
+        raise attrs.exceptions.FrozenInstanceError(msg)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle (and deep-copy across processes) as this version's data alone."""
+        seed, created, checks, tables, queue = self._state()
+        return (_rebuild, (seed, created, checks, tables, queue))
 
     @property
     def sequences(self) -> Table[str, Sequence]:
@@ -335,6 +373,11 @@ class World(Version):
     def paused(self) -> Table[str, PauseAccount]:
         """Paused accounts by id (their pause effects)."""
         return Table(self, "paused")
+
+    @property
+    def paused_sequences(self) -> frozenset[str]:
+        """The ids of the paused sequences."""
+        return frozenset(Table(self, "stopped"))
 
     def actions_in_order(self) -> Iterator[Action]:
         """Every action, in the order they were created."""
@@ -418,15 +461,37 @@ class World(Version):
             if not log and created == self.created:
                 return self, result
             new: World = object.__new__(World)
-            new._store = store
-            new._next = None
-            new._change = None
-            new.seed = self.seed
-            new.created = created
-            new.checks = self.checks
-            self._next = new
-            self._change = log
+            init = object.__setattr__
+            init(new, "_store", store)
+            init(new, "_next", None)
+            init(new, "_change", None)
+            init(new, "seed", self.seed)
+            init(new, "created", created)
+            init(new, "checks", self.checks)
+            init(self, "_next", new)
+            init(self, "_change", log)
             return new, result
+
+
+_VERSION_SLOTS = frozenset({"_change", "_next"})
+
+
+def _rebuild(
+    seed: int,
+    created: int,
+    checks: CheckChain,
+    tables: tuple[dict[Any, Any], ...],
+    queue: list[_Entry],
+) -> World:
+    """A World holding exactly ``tables`` and ``queue`` (what :meth:`World.__reduce__` saved)."""
+    world = World(seed, (), (), checks)
+    object.__setattr__(world, "created", created)
+    store = world._store
+    for name, table in zip(_TABLES, tables, strict=True):
+        setattr(store, name, dict(table))
+    store.due = list(queue)
+    heapify(store.due)
+    return world
 
 
 _TABLES = (
@@ -438,6 +503,7 @@ _TABLES = (
     "order",
     "counters",
     "paused",
+    "stopped",
 )
 
 
@@ -485,11 +551,95 @@ def _put_actions(
     return created
 
 
-def enroll(world: World, lead: Lead, sequence_id: str, account_id: str, now: datetime) -> World:
-    """Enrol ``lead`` in a sequence, worked by an account; its first action is queued.
+def _apply(
+    s: _Store, log: list[_Record], created: int, plan: Plan, now: datetime, popped: str = ""
+) -> int:
+    """The World's interpreter of write plans (see :mod:`seqengine._plan`).
 
-    Enrolling a lead already in the sequence changes nothing (the lead's data is updated).
+    ``popped``: the id of the decided action whose queue entry the caller already took off.
+    A plan made from an enrollment that is no longer the stored one raises StaleRecord (the
+    caller's edit is then undone whole).
     """
+    for w in plan:
+        kind = type(w)
+        if kind is PutAction:
+            created = _put_actions(s, log, (w.action,), created, popped)  # type: ignore[union-attr]
+        elif kind is AddAction:
+            if w.action.id not in s.actions:  # type: ignore[union-attr]
+                created = _put_actions(s, log, (w.action,), created)  # type: ignore[union-attr]
+        elif kind is CancelAction:
+            _cancelled(s, log, w.action_id, w.reason, now)  # type: ignore[union-attr]
+        elif kind is PutEnrollment:
+            e, expected = w.enrollment, w.expected  # type: ignore[union-attr]
+            if expected is not None:
+                held = s.enrollments.get(e.key)
+                if held is not expected and held != expected:
+                    msg = (
+                        f"enrollment {e.key!r} changed since this write was planned; decide "
+                        "again from the world as it is now"
+                    )
+                    raise StaleRecord(msg)
+            _set(s.enrollments, e.key, e, log)
+        elif kind is Charge:
+            counters = s.counters
+            key = (w.budget.counter, w.budget.day)  # type: ignore[union-attr]
+            old = counters.get(key, _MISSING)
+            log.append((counters, key, old))
+            counters[key] = 1 if old is _MISSING else old + 1
+        elif kind is PutLead:
+            _set(s.leads, w.lead.id, w.lead, log)  # type: ignore[union-attr]
+        elif kind is SetPause:
+            _set(s.paused, w.pause.account_id, w.pause, log)  # type: ignore[union-attr]
+        elif kind is LiftPause:
+            old = s.paused.pop(w.account_id, _MISSING)  # type: ignore[union-attr]
+            if old is not _MISSING:
+                log.append((s.paused, w.account_id, old))  # type: ignore[union-attr]
+        elif kind is MarkSequence:
+            sid = w.sequence_id  # type: ignore[union-attr]
+            if w.paused:  # type: ignore[union-attr]
+                _set(s.stopped, sid, True, log)
+            else:
+                old = s.stopped.pop(sid, _MISSING)
+                if old is not _MISSING:
+                    log.append((s.stopped, sid, old))
+        else:  # pragma: no cover - guarded by the Write type
+            msg = f"not a write: {w!r}"
+            raise TypeError(msg)
+    return created
+
+
+def _cancelled(s: _Store, log: list[_Record], aid: str, reason: str, now: datetime) -> None:
+    action = s.actions.get(aid)
+    if action is None or action.status not in RUNNABLE:
+        return
+    if action.status is ActionStatus.QUEUED:
+        action = replace(action, status=ActionStatus.PENDING)
+    check_transition(action.status, ActionStatus.CANCELLED, action_id=aid)
+    cancelled = replace(action, status=ActionStatus.CANCELLED, reason=reason, finished_at=now)
+    _put_actions(s, log, [cancelled], 0)
+
+
+def _instant(when: Clock | datetime, what: str) -> datetime:
+    """The instant a Clock or a datetime gives; naive datetimes are refused."""
+    at = when if isinstance(when, datetime) else when.now()
+    if at.tzinfo is None or at.utcoffset() is None:
+        msg = (
+            f"{what}: {at!r} has no time zone; pass a timezone-aware datetime (for example "
+            "datetime(..., tzinfo=UTC)) or a Clock that gives one"
+        )
+        raise ConfigError(msg)
+    return at
+
+
+def enroll(
+    world: World, lead: Lead, sequence_id: str, account_id: str, clock: Clock | datetime
+) -> World:
+    """Enrol ``lead`` in a sequence, worked by an account; its first action is queued
+    (held, if the sequence is paused, until it resumes).
+
+    Enrolling a lead already in the sequence changes nothing but the lead's facts.
+    """
+    now = _instant(clock, "enroll")
 
     def edit(s: _Store, log: list[_Record], created: int) -> tuple[int, None]:
         seq = s.sequences.get(sequence_id)
@@ -499,16 +649,10 @@ def enroll(world: World, lead: Lead, sequence_id: str, account_id: str, now: dat
         if account_id not in s.accounts:
             msg = f"no account {account_id!r}; known: {', '.join(sorted(s.accounts))}"
             raise ConfigError(msg)
-        _set(s.leads, lead.id, lead, log)
-        key = (sequence_id, lead.id)
-        if key in s.enrollments:
-            return created, None
-        enrollment = Enrollment(
-            sequence_id=sequence_id, lead_id=lead.id, account_id=account_id, enrolled_at=now
-        )
-        action = first_action(seq, enrollment, now, world.seed)
-        _set(s.enrollments, key, replace(enrollment, pending=(action.id,)), log)
-        return _put_actions(s, log, [action], created), None
+        if (sequence_id, lead.id) in s.enrollments:
+            return _apply(s, log, created, (PutLead(lead),), now), None
+        plan = enroll_plan(seq, lead, account_id, now, world.seed, paused=sequence_id in s.stopped)
+        return _apply(s, log, created, plan, now), None
 
     return world._edit(edit)[0]
 
@@ -517,8 +661,7 @@ def update_lead(world: World, lead: Lead) -> World:
     """Replace a lead's facts; the pre-checks see them from the next step on."""
 
     def edit(s: _Store, log: list[_Record], created: int) -> tuple[int, None]:
-        _set(s.leads, lead.id, lead, log)
-        return created, None
+        return _apply(s, log, created, (PutLead(lead),), _EPOCH), None
 
     return world._edit(edit)[0]
 
@@ -540,54 +683,15 @@ def _situation(s: _Store, action: Action, now: datetime, seed: int, *, counted: 
     )
 
 
-def _apply(
-    s: _Store,
-    log: list[_Record],
-    created: int,
-    decision: Decision,
-    now: datetime,
-    popped: str = "",
-) -> int:
-    # Store one decision; ``popped``: decision.action's queue entry is already taken off.
-    if decision.budgets:
-        counters = s.counters
-        for key in {(b.counter, b.day) for b in decision.budgets}:
-            old = counters.get(key, _MISSING)
-            log.append((counters, key, old))
-            counters[key] = 1 if old is _MISSING else old + 1
-    created = _put_actions(s, log, (decision.action, *decision.new_actions), created, popped)
-    if decision.cancel:
-        _cancelled(s, log, decision.cancel, decision.cancel_reason or "cancelled", now)
-    if decision.enrollment is not None:
-        e = decision.enrollment
-        _set(s.enrollments, e.key, e, log)
-    for effect in decision.effects:
-        if isinstance(effect, PauseAccount):
-            _set(s.paused, effect.account_id, effect, log)
-    return created
-
-
-def _cancelled(
-    s: _Store, log: list[_Record], ids: Iterable[str], reason: str, now: datetime
-) -> None:
-    for aid in ids:
-        action = s.actions.get(aid)
-        if action is None or action.status not in RUNNABLE:
-            continue
-        if action.status is ActionStatus.QUEUED:
-            action = replace(action, status=ActionStatus.PENDING)
-        check_transition(action.status, ActionStatus.CANCELLED, action_id=aid)
-        cancelled = replace(action, status=ActionStatus.CANCELLED, reason=reason, finished_at=now)
-        _put_actions(s, log, [cancelled], 0)
-
-
-def step(world: World, clock: Clock, *, max_actions: int = 1) -> tuple[World, tuple[Effect, ...]]:
+def step(
+    world: World, clock: Clock | datetime, *, max_actions: int = 1
+) -> tuple[World, tuple[Effect, ...]]:
     """Decide up to ``max_actions`` due actions; return the new world and the effects.
 
     Started actions come back as ``ExecuteAction`` effects: run them and call :func:`feed`
     with the outcome. Actions rescheduled, deferred, skipped or cancelled produce no effect.
     """
-    now = clock.now()
+    now = _instant(clock, "step")
     limit = now.timestamp()
     seed, checks = world.seed, world.checks
 
@@ -601,8 +705,10 @@ def step(world: World, clock: Clock, *, max_actions: int = 1) -> tuple[World, tu
             heappop(s.due)
             log.append((_DUE, entry, +1))
             action = s.actions[entry[2]]
-            decision = decide(_situation(s, action, now, seed, counted=True), checks)
-            created = _apply(s, log, created, decision, now, popped=action.id)
+            situation = _situation(s, action, now, seed, counted=True)
+            decision = decide(situation, checks)
+            plan = decision_plan(decision, situation.enrollment)
+            created = _apply(s, log, created, plan, now, popped=action.id)
             effects.extend(decision.effects)
             decided += 1
         return created, tuple(effects)
@@ -611,10 +717,10 @@ def step(world: World, clock: Clock, *, max_actions: int = 1) -> tuple[World, tu
 
 
 def feed(
-    world: World, action_id: str, outcome: Outcome, clock: Clock
+    world: World, action_id: str, outcome: Outcome, clock: Clock | datetime
 ) -> tuple[World, tuple[Effect, ...]]:
     """Hand an executor's outcome for a started action back to the reducer."""
-    now = clock.now()
+    now = _instant(clock, "feed")
 
     def edit(s: _Store, log: list[_Record], created: int) -> tuple[int, tuple[Effect, ...]]:
         action = s.actions.get(action_id)
@@ -628,8 +734,10 @@ def feed(
             else ActionStatus.IN_PROGRESS,
             action_id=action_id,
         )
-        decision = resolve(_situation(s, action, now, world.seed, counted=False), outcome)
-        return _apply(s, log, created, decision, now), decision.effects
+        situation = _situation(s, action, now, world.seed, counted=False)
+        decision = resolve(situation, outcome)
+        plan = decision_plan(decision, situation.enrollment)
+        return _apply(s, log, created, plan, now), decision.effects
 
     return world._edit(edit)
 
@@ -643,96 +751,112 @@ def next_due(world: World) -> datetime | None:
         return None if entry is None else store.actions[entry[2]].scheduled_at
 
 
-def remove_lead(world: World, sequence_id: str, lead_id: str, reason: str, now: datetime) -> World:
-    """Remove a lead from a sequence: its waiting actions are cancelled."""
+def _host(
+    world: World, plan_for: Callable[[_Store, datetime], Plan], clock: Clock | datetime, what: str
+) -> World:
+    """Run a host operation: plan it from this world's tables, then apply the plan."""
+    now = _instant(clock, what)
 
     def edit(s: _Store, log: list[_Record], created: int) -> tuple[int, None]:
+        return _apply(s, log, created, plan_for(s, now), now), None
+
+    return world._edit(edit)[0]
+
+
+def remove_lead(
+    world: World, sequence_id: str, lead_id: str, reason: str, clock: Clock | datetime
+) -> World:
+    """Remove a lead from a sequence: its waiting actions are cancelled
+    (``lead_removed: <reason>``); an action already running finishes and nothing follows."""
+
+    def plan_for(s: _Store, now: datetime) -> Plan:
         e = s.enrollments.get((sequence_id, lead_id))
         if e is None:
-            return created, None
-        _cancelled(s, log, e.pending, f"lead_removed: {reason}", now)
-        e = replace(e, status=EnrollmentStatus.REMOVED, pending=(), reason=reason)
-        _set(s.enrollments, e.key, e, log)
-        return created, None
+            return ()
+        return remove_plan(e, s.actions, reason, now)
 
-    return world._edit(edit)[0]
+    return _host(world, plan_for, clock, "remove_lead")
 
 
-def pause_sequence(world: World, sequence_id: str, now: datetime) -> World:
-    """Pause a sequence: waiting actions are cancelled, remembered for :func:`resume_sequence`."""
+def pause_sequence(world: World, sequence_id: str, clock: Clock | datetime) -> World:
+    """Pause a sequence: waiting actions are cancelled (``sequence_paused``) and remembered,
+    with their due times, for :func:`resume_sequence`; new enrollments wait too."""
 
-    def edit(s: _Store, log: list[_Record], created: int) -> tuple[int, None]:
-        # Sorted: dict order follows the history of changes, which old versions do not share.
-        for key, e in sorted(s.enrollments.items()):
-            if key[0] != sequence_id or e.status is not EnrollmentStatus.ACTIVE:
-                continue
-            resume = tuple(
-                (a.step_id, a.attempt)
-                for a in (s.actions[p] for p in e.pending)
-                if a.status in RUNNABLE
-                and a.kind is not ActionKind.WITHDRAW_CONNECTION
-                and not a.manual
-            )
-            _cancelled(s, log, e.pending, "sequence_paused", now)
-            e = replace(e, status=EnrollmentStatus.PAUSED, pending=(), resume=resume)
-            _set(s.enrollments, key, e, log)
-        return created, None
+    def plan_for(s: _Store, now: datetime) -> Plan:
+        _known_sequence(s, sequence_id)
+        return pause_plan(sequence_id, _enrollments_of(s, sequence_id), s.actions, now)
 
-    return world._edit(edit)[0]
+    return _host(world, plan_for, clock, "pause_sequence")
 
 
-def resume_sequence(world: World, sequence_id: str, now: datetime) -> World:
-    """Resume a paused sequence: each lead continues at the step it was waiting for."""
+def resume_sequence(world: World, sequence_id: str, clock: Clock | datetime) -> World:
+    """Resume a paused sequence: each lead gets back what it was waiting for, due when it
+    was due (or now, if that has passed) — auto-withdrawals and condition retries included."""
 
-    def edit(s: _Store, log: list[_Record], created: int) -> tuple[int, None]:
-        seq = s.sequences[sequence_id]
-        for key, e in sorted(s.enrollments.items()):
-            if key[0] != sequence_id or e.status is not EnrollmentStatus.PAUSED:
-                continue
-            resumed = replace(
-                e, status=EnrollmentStatus.ACTIVE, generation=e.generation + 1, resume=()
-            )
-            new = [
-                step_action(seq, resumed, seq.step(step_id), now, now, world.seed, attempt)
-                for step_id, attempt in e.resume
-            ]
-            _set(s.enrollments, key, replace(resumed, pending=tuple(a.id for a in new)), log)
-            created = _put_actions(s, log, new, created)
-        return created, None
+    def plan_for(s: _Store, now: datetime) -> Plan:
+        seq = _known_sequence(s, sequence_id)
+        return resume_plan(seq, _enrollments_of(s, sequence_id), now, world.seed)
 
-    return world._edit(edit)[0]
+    return _host(world, plan_for, clock, "resume_sequence")
 
 
-def supersede(world: World, action_id: str, manual: Action, now: datetime) -> World:
-    """A manual action replaces a waiting one (which is cancelled); the flow continues after it.
+def supersede(world: World, action_id: str, manual: Action, clock: Clock | datetime) -> World:
+    """A manual action replaces a waiting one (which is cancelled).
 
     The manual action is added as given (``manual=True`` is set); when it finishes the lead
     does not advance — the superseded step's successors are queued by the host if wanted.
     """
 
-    def edit(s: _Store, log: list[_Record], created: int) -> tuple[int, None]:
+    def plan_for(s: _Store, now: datetime) -> Plan:
         old = s.actions.get(action_id)
-        if old is None or old.status not in RUNNABLE:
-            msg = f"action {action_id!r} is not waiting, so nothing can supersede it"
+        if old is None:
+            msg = f"no action {action_id!r} in this world"
             raise ConfigError(msg)
-        _cancelled(s, log, [action_id], f"superseded: by manual action {manual.id}", now)
-        added = replace(manual, manual=True)
-        key = (old.sequence_id, old.lead_id)
-        e = s.enrollments[key]
-        e = replace(e, pending=(*(p for p in e.pending if p != action_id), added.id))
-        _set(s.enrollments, key, e, log)
-        return _put_actions(s, log, [added], created), None
+        return supersede_plan(old, s.enrollments[(old.sequence_id, old.lead_id)], manual, now)
 
-    return world._edit(edit)[0]
+    return _host(world, plan_for, clock, "supersede")
 
 
-def resume_account(world: World, account_id: str) -> World:
+def resume_account(world: World, account_id: str, clock: Clock | datetime | None = None) -> World:
     """Lift an account's pause; its waiting actions run when next due."""
 
-    def edit(s: _Store, log: list[_Record], created: int) -> tuple[int, None]:
-        old = s.paused.pop(account_id, _MISSING)
-        if old is not _MISSING:
-            log.append((s.paused, account_id, old))
-        return created, None
+    def plan_for(s: _Store, now: datetime) -> Plan:
+        return resume_account_plan(account_id)
 
-    return world._edit(edit)[0]
+    return _host(world, plan_for, _EPOCH if clock is None else clock, "resume_account")
+
+
+def resolve_unknown(world: World, action_id: str, *, sent: bool, clock: Clock | datetime) -> World:
+    """A person's verdict on an action whose outcome was unknown after a crash.
+
+    ``sent=True``: it happened — the action is completed and the lead's flow continues.
+    ``sent=False``: a new attempt of the step is queued now.
+    """
+
+    def plan_for(s: _Store, now: datetime) -> Plan:
+        action = s.actions.get(action_id)
+        if action is None:
+            msg = f"no action {action_id!r} in this world"
+            raise ConfigError(msg)
+        return resolve_unknown_plan(
+            _situation(s, action, now, world.seed, counted=False), sent=sent
+        )
+
+    return _host(world, plan_for, clock, "resolve_unknown")
+
+
+def _known_sequence(s: _Store, sequence_id: str) -> Sequence:
+    seq = s.sequences.get(sequence_id)
+    if seq is None:
+        msg = f"no sequence {sequence_id!r}; known: {', '.join(sorted(s.sequences)) or 'none'}"
+        raise ConfigError(msg)
+    return seq
+
+
+def _enrollments_of(s: _Store, sequence_id: str) -> list[Enrollment]:
+    # Sorted by the planners: dict order follows the history of changes, which old versions
+    # do not share.
+    return [e for key, e in s.enrollments.items() if key[0] == sequence_id]
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

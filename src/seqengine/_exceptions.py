@@ -29,6 +29,7 @@ __all__ = [
     "PluginError",
     "SchemaOutdated",
     "SeqEngineError",
+    "StaleRecord",
     "StorageError",
     "TemplateError",
 ]
@@ -76,6 +77,13 @@ class StorageError(SeqEngineError):
 
 class LeaseLost(StorageError):
     """The lease on an action was taken over by another worker; the write changed nothing."""
+
+
+class StaleRecord(StorageError):
+    """A write was planned from a record another writer has changed since; nothing changed.
+
+    A worker decides again from what is stored now (the outcome it holds is not lost).
+    """
 
 
 class SchemaOutdated(StorageError):

@@ -6,6 +6,7 @@ works *on*. Every class is an ``attrs.frozen`` value: change one with ``attrs.ev
 
 from __future__ import annotations
 
+import copyreg
 import enum
 import re
 from collections.abc import Iterable, Mapping
@@ -121,6 +122,15 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+-]*$")
 #: The one empty read-only mapping: most actions and leads carry no facts or enrichment, and
 #: sharing it saves an object per action and per lead (memory and garbage-collector work).
 EMPTY_MAPPING: Mapping[str, Any] = MappingProxyType({})
+
+
+def _pickle_mapping(mapping: MappingProxyType[str, Any]) -> tuple[Any, ...]:
+    return (MappingProxyType, (dict(mapping),))
+
+
+# Read-only mappings (an action's facts, a lead's enrichment) pickle as the dict they wrap, so
+# model values and whole worlds can be pickled and sent to other processes.
+copyreg.pickle(MappingProxyType, _pickle_mapping)
 
 
 def frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -327,6 +337,41 @@ class Action:
 
 
 @attrs.frozen
+class Held:
+    """An action a paused enrollment gets back when its sequence resumes.
+
+    ``due`` is when it was due (None: at once); ``withdrawal`` marks the auto-withdrawal of
+    the connection request sent at step ``step_id`` (R-CONNECT-4), which resumes as one.
+    """
+
+    step_id: str
+    attempt: int = 1
+    due: datetime | None = None
+    withdrawal: bool = False
+
+
+def held_from(value: Any) -> Held:
+    """A :class:`Held` from itself, a mapping of its fields, or a ``(step_id, attempt)`` pair
+    (how enrollments stored by seqengine 0.1 remember what to resume)."""
+    if isinstance(value, Held):
+        return value
+    if isinstance(value, Mapping):
+        due = value.get("due")
+        return Held(
+            str(value["step_id"]),
+            int(value.get("attempt", 1)),
+            datetime.fromisoformat(due) if isinstance(due, str) else due,
+            bool(value.get("withdrawal", False)),
+        )
+    step_id, attempt = value
+    return Held(str(step_id), int(attempt))
+
+
+def _held_tuple(value: Iterable[Any]) -> tuple[Held, ...]:
+    return tuple(held_from(v) for v in value)
+
+
+@attrs.frozen
 class Enrollment:
     """A lead's place in one sequence, worked by one account.
 
@@ -345,7 +390,8 @@ class Enrollment:
     pending: tuple[str, ...] = ()
     generation: int = 0
     reason: str | None = None
-    resume: tuple[tuple[str, int], ...] = ()
+    #: What the lead gets back when its paused sequence resumes (see :class:`Held`).
+    resume: tuple[Held, ...] = attrs.field(default=(), converter=_held_tuple)
     #: Facts carried along the flow for later templates, e.g. ("replied_post", text) after a
     #: Comment step (R-DM-2's ``{{replied_post}}``).
     context: tuple[tuple[str, str], ...] = ()

@@ -58,6 +58,20 @@ def fake() -> Iterator[FakeLinkedIn]:
         yield server
 
 
+#: Where each messaging API sends and reads (the fake serves both, like LinkedIn today).
+SEND_PATH = {"graphql": "?action=createMessage", "legacy": "/messaging/conversations?action=create"}
+READ_PATH = {"graphql": "/voyagerMessagingGraphQL/", "legacy": "/messaging/"}
+
+
+@pytest.fixture(params=["graphql", "legacy"])
+def messaging(request: pytest.FixtureRequest, fake: FakeLinkedIn) -> str:
+    """Run a messaging test against the current (GraphQL) endpoints, then against a LinkedIn
+    where only the legacy ones answer (the gateway falls back)."""
+    if request.param == "legacy":
+        fake.graphql_messaging = False
+    return str(request.param)
+
+
 def executor(fake: FakeLinkedIn, **accounts: Any) -> LinkedInExecutor:
     given = accounts or {
         "acc-1": LinkedInAccount(li_at=LI_AT, jsessionid=JSESSIONID, base_url=fake.voyager_url)
@@ -272,7 +286,11 @@ def test_comment_skips_negative_posts_when_asked(fake: FakeLinkedIn) -> None:
 def test_comments_disabled_moves_to_the_next_candidate(fake: FakeLinkedIn) -> None:
     fake.add_member("bob")
     closed = fake.add_post(
-        "bob", "Comments are off here", NOW - timedelta(hours=1), comments_disabled=True
+        "bob",
+        "Comments are off here",
+        NOW - timedelta(hours=1),
+        comments_disabled=True,
+        feed_stale=True,  # turned off after the feed was read: only the comment call says so
     )
     open_ = fake.add_post("bob", "Comments are welcome here", NOW - timedelta(days=1))
     c, ex = Context(), executor(fake)
@@ -282,6 +300,19 @@ def test_comments_disabled_moves_to_the_next_candidate(fake: FakeLinkedIn) -> No
     assert len(tried) == 2  # the first try hit the disabled post (403), the second landed
     assert [cm["post"] for cm in fake.comments] == [open_]
     assert c.storage.posts_seen(Platform.LINKEDIN, [closed], commented=True) == set()
+
+
+def test_a_post_the_feed_shows_with_comments_off_is_not_tried(fake: FakeLinkedIn) -> None:
+    fake.add_member("bob")
+    fake.add_post("bob", "Comments are off", NOW - timedelta(hours=1), comments_disabled=True)
+    open_ = fake.add_post("bob", "Comments are welcome here", NOW - timedelta(days=1))
+    outcome = run(executor(fake), request("comment", lead()), None, Context())
+    assert isinstance(outcome, Completed) and outcome.facts["post_id"] == open_
+    # The feed's SocialDetail (a *socialDetail reference in the normalized layout) said so.
+    assert [p for m, p in fake.requests if m == "POST" and "NormComments" in p] == [
+        "/voyager/api/voyagerSocialDashNormComments"
+        "?decorationId=com.linkedin.voyager.dash.deco.social.NormComment-43"
+    ]
 
 
 def test_a_comment_whose_answer_is_lost_is_not_posted_twice(fake: FakeLinkedIn) -> None:
@@ -397,7 +428,9 @@ def test_dm_needs_an_accepted_connection(fake: FakeLinkedIn) -> None:
     assert fake.messages == []
 
 
-def test_dm_sends_the_template_and_records_it_in_the_inbox(fake: FakeLinkedIn) -> None:
+def test_dm_sends_the_template_and_records_it_in_the_inbox(
+    fake: FakeLinkedIn, messaging: str
+) -> None:
     fake.add_member("bob")
     fake.connect(LI_AT, "bob")
     c = Context()
@@ -412,7 +445,7 @@ def test_dm_sends_the_template_and_records_it_in_the_inbox(fake: FakeLinkedIn) -
 
 
 def test_an_existing_conversation_gets_an_ai_reply_instead_of_the_template(
-    fake: FakeLinkedIn,
+    fake: FakeLinkedIn, messaging: str
 ) -> None:
     fake.add_member("bob")
     fake.connect(LI_AT, "bob")
@@ -431,27 +464,29 @@ def test_an_existing_conversation_gets_an_ai_reply_instead_of_the_template(
     assert "Thanks for connecting, Bob!" in asked.prompt
 
 
-def test_a_dm_whose_answer_is_lost_is_sent_once(fake: FakeLinkedIn) -> None:
+def test_a_dm_whose_answer_is_lost_is_sent_once(fake: FakeLinkedIn, messaging: str) -> None:
     fake.add_member("bob")
     fake.connect(LI_AT, "bob")
-    fake.fail("drop_after", path="/messaging/conversations?action=create")
+    fake.fail("drop_after", path=SEND_PATH[messaging])
     outcome = run(executor(fake), request("dm", lead()), "Hello Bob", Context())
     assert isinstance(outcome, Completed) and outcome.content == "Hello Bob"
     assert len(fake.messages_to("bob")) == 1
 
 
-def test_a_dm_dropped_before_it_arrived_is_sent_on_the_retry(fake: FakeLinkedIn) -> None:
+def test_a_dm_dropped_before_it_arrived_is_sent_on_the_retry(
+    fake: FakeLinkedIn, messaging: str
+) -> None:
     fake.add_member("bob")
     fake.connect(LI_AT, "bob")
-    fake.fail("drop", path="/messaging/conversations?action=create")
+    fake.fail("drop", path=SEND_PATH[messaging])
     outcome = run(executor(fake), request("dm", lead()), "Hello Bob", Context())
     assert isinstance(outcome, Completed) and outcome.content == "Hello Bob"
     assert len(fake.messages_to("bob")) == 1
-    sends = [p for m, p in fake.requests if m == "POST" and "action=create" in p]
+    sends = [p for m, p in fake.requests if m == "POST" and SEND_PATH[messaging] in p]
     assert len(sends) == 2  # the lost one (checked first: not there) and the real one
 
 
-def test_a_retried_dm_action_does_not_send_again(fake: FakeLinkedIn) -> None:
+def test_a_retried_dm_action_does_not_send_again(fake: FakeLinkedIn, messaging: str) -> None:
     fake.add_member("bob")
     fake.connect(LI_AT, "bob")
     c, ex = Context(), executor(fake)
@@ -462,7 +497,7 @@ def test_a_retried_dm_action_does_not_send_again(fake: FakeLinkedIn) -> None:
     assert len(fake.messages_to("bob")) == 1
 
 
-def test_reconcile_a_dm_sent_absent_and_unknowable(fake: FakeLinkedIn) -> None:
+def test_reconcile_a_dm_sent_absent_and_unknowable(fake: FakeLinkedIn, messaging: str) -> None:
     fake.add_member("bob")
     fake.connect(LI_AT, "bob")
     c, ex = Context(), executor(fake)
@@ -472,7 +507,7 @@ def test_reconcile_a_dm_sent_absent_and_unknowable(fake: FakeLinkedIn) -> None:
     run(ex, req, "Hello Bob", c)
     sent = reconcile(ex, req, "Hello Bob", c)
     assert isinstance(sent, Completed) and sent.content == "Hello Bob"
-    fake.fail("500", times=None, path="/messaging/")
+    fake.fail("500", times=None, path=READ_PATH[messaging])
     assert reconcile(ex, req, "Hello Bob", c) is None
     assert len(fake.messages_to("bob")) == 1
 
@@ -490,7 +525,7 @@ def test_reconcile_a_connection_request(fake: FakeLinkedIn) -> None:
 # -- Conditions (R-COND) -----------------------------------------------------------------------
 
 
-def test_replied_stores_the_reply_and_marks_the_lead(fake: FakeLinkedIn) -> None:
+def test_replied_stores_the_reply_and_marks_the_lead(fake: FakeLinkedIn, messaging: str) -> None:
     fake.add_member("bob", replies=True)
     fake.connect(LI_AT, "bob")
     c, ex = Context(), executor(fake)
@@ -507,7 +542,7 @@ def test_replied_stores_the_reply_and_marks_the_lead(fake: FakeLinkedIn) -> None
     assert stored is not None and stored.status is LeadStatus.REPLIED
 
 
-def test_a_lead_message_before_ours_is_not_a_reply(fake: FakeLinkedIn) -> None:
+def test_a_lead_message_before_ours_is_not_a_reply(fake: FakeLinkedIn, messaging: str) -> None:
     fake.add_member("bob")
     fake.seed_message(LI_AT, "bob", "Hi there", from_lead=True)
     outcome = run(

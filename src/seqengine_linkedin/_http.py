@@ -8,7 +8,7 @@ is a login wall, a security checkpoint or a loop — all of which a person has t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import MappingProxyType
@@ -226,6 +226,8 @@ class Endpoints:
         defaults: the built-in table.
         overrides: entries to replace (LinkedIn moves endpoints; a host fixes one here).
         safe: characters left unescaped when a value is put into a path.
+        strict: operations whose values are escaped completely (GraphQL ``variables=(...)``
+            carry urns as values, with their ``:`` and parentheses escaped).
 
     Raises:
         ConfigError: an override names an unknown operation or is not ``"METHOD /path"``.
@@ -237,6 +239,7 @@ class Endpoints:
         overrides: Mapping[str, str] | None = None,
         *,
         safe: str = ":-_.~",
+        strict: Collection[str] = (),
     ) -> None:
         table = dict(defaults)
         for name, entry in (overrides or {}).items():
@@ -251,9 +254,11 @@ class Endpoints:
             table[name] = f"{method.upper()} {path}"
         self.table: Mapping[str, str] = MappingProxyType(table)
         self.safe = safe
+        self.strict = frozenset(strict)
 
     def __call__(self, name: str, **values: str) -> tuple[str, str]:
         """``(method, path)`` for ``name`` with ``values`` escaped into the placeholders."""
         method, _, path = self.table[name].partition(" ")
-        quoted = {k: quote(v, safe=self.safe) for k, v in values.items()}
+        safe = "" if name in self.strict else self.safe
+        quoted = {k: quote(v, safe=safe) for k, v in values.items()}
         return method, path.format(**quoted)

@@ -410,8 +410,8 @@ ACC2 = '[[accounts]]\nid = "acc-1"\n\n[[accounts]]\nid = "acc-2"\n'
     [
         (
             _minimal('[stoarge]\nurl = "memory://"\n'),
-            "workspace.toml: unknown key 'stoarge'; allowed: accounts, ai, leads, notifications, "
-            "sequences, storage, timezone_default, worker — did you mean 'storage'?",
+            "workspace.toml: unknown key 'stoarge'; allowed: accounts, ai, email, leads, "
+            "notifications, sequences, storage, timezone_default, worker — did you mean 'storage'?",
         ),
         (
             _minimal(accounts=ACC2 + "connection_request_daily_limit = 0\n"),
@@ -586,7 +586,7 @@ CHANNEL_CASES = [
     ),
     (
         "[accounts.email.imap]\nhost = 'h'\n",
-        "accounts[0].email: unknown key 'imap'; allowed: gmail, outlook, primary, smtp",
+        "accounts[0].email: unknown key 'imap'; allowed: gmail, outlook, primary, settings, smtp",
     ),
 ]
 

@@ -1,7 +1,8 @@
 """seqengine_email: the email channel (R-EMAIL) over Gmail, Microsoft Graph and SMTP/IMAP.
 
 ``EmailExecutor`` is registered as the ``email`` executor (entry point
-``seqengine.executors``); ``EmailNotifier`` emails an account's owner when it is paused.
+``seqengine.executors``); ``EmailNotifier`` emails an account's owner when it is paused;
+``asgi_app``/``wsgi_app``/``handle_unsubscribe`` serve RFC 8058 one-click unsubscribe links.
 See ``docs/channels/email.md``.
 """
 
@@ -23,6 +24,15 @@ from seqengine_email._mime import Unsubscribe, build_message, message_id_for
 from seqengine_email._notify import EmailNotifier
 from seqengine_email._poll import ConversationIndex, MailboxPoller, PollResult
 from seqengine_email._smtp import SmtpMailbox
+from seqengine_email._unsubscribe import (
+    UnsubscribeResponse,
+    asgi_app,
+    handle_unsubscribe,
+    make_token,
+    read_token,
+    record_unsubscribe,
+    wsgi_app,
+)
 
 __all__ = [
     "ERROR_RULES",
@@ -47,9 +57,16 @@ __all__ = [
     "SentMessage",
     "SmtpMailbox",
     "Unsubscribe",
+    "UnsubscribeResponse",
+    "asgi_app",
     "build_message",
+    "handle_unsubscribe",
+    "make_token",
     "message_id_for",
     "normalize_address",
     "parse_dsn",
+    "read_token",
+    "record_unsubscribe",
     "route_mailbox",
+    "wsgi_app",
 ]

@@ -11,6 +11,7 @@ anything is sent again; ``reconcile`` does the same after a crash.
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from email.message import EmailMessage
@@ -31,7 +32,7 @@ from seqengine._outcomes import (
     Unknown,
 )
 from seqengine.runtime._clock import SystemClock
-from seqengine.runtime._config import AccountConfig, EmailConfig, Workspace
+from seqengine.runtime._config import AccountConfig, EmailConfig, EmailSettings, Workspace
 from seqengine.runtime._executor import ExecContext
 from seqengine.storage._protocol import Storage
 from seqengine_email._address import normalize_address, route_mailbox
@@ -42,6 +43,7 @@ from seqengine_email._mailbox import Lookup, MailboxClient, SentMessage
 from seqengine_email._mime import Unsubscribe, build_message, message_id_for, split_content
 from seqengine_email._poll import ConversationIndex, MailboxPoller, SentRecord, outbound_message
 from seqengine_email._smtp import SmtpMailbox
+from seqengine_email._unsubscribe import record_unsubscribe
 
 __all__ = ["EmailExecutor"]
 
@@ -78,6 +80,22 @@ def _accounts(
     return out
 
 
+def _unsubscribe(
+    settings: EmailSettings,
+    url: str | None,
+    mailto: bool | str | None,
+    secret: str | None,
+) -> Unsubscribe:
+    """One account's unsubscribe headers: keyword arguments win over its settings."""
+    if secret is None and settings.unsubscribe_secret is not None:
+        secret = settings.unsubscribe_secret.reveal()  # ConfigError names the variable
+    return Unsubscribe(
+        url=url if url is not None else settings.unsubscribe_url,
+        mailto=mailto if mailto is not None else settings.unsubscribe_mailto,
+        secret=secret,
+    )
+
+
 class EmailExecutor:
     """Sends email steps and answers the ``replied`` condition on email (R-EMAIL).
 
@@ -89,19 +107,30 @@ class EmailExecutor:
         mailboxes: your own :class:`MailboxClient` per ``(account id, kind)``; they replace
             the built-in ones (e.g. a different provider behind the same protocol).
         unsubscribe_url: an https URL template for ``List-Unsubscribe`` (RFC 8058 one-click),
-            with ``{lead_id}``, ``{account_id}`` or ``{address}``.
-        unsubscribe_mailto: also offer ``mailto:<mailbox>?subject=unsubscribe``; such mails
-            are picked up by the poller and suppress the sender.
-        suppressed: addresses never to email (added to the suppression list).
-        poll_interval: seconds (of the worker's clock) between two polls of one mailbox.
+            with ``{token}`` (signed with ``unsubscribe_secret``; see
+            :func:`seqengine_email.handle_unsubscribe`), ``{lead_id}``, ``{account_id}`` or
+            ``{address}``. Default: each account's ``unsubscribe_url`` setting.
+        unsubscribe_secret: the key that signs ``{token}`` (default: the settings').
+        unsubscribe_mailto: also offer ``mailto:<mailbox>?subject=unsubscribe`` (``True``),
+            a ``mailto:`` to another address (a string), or none (``False``); mails to one of
+            our mailboxes are picked up by the poller and unsubscribe the sender. Default:
+            the settings' ``unsubscribe_mailto`` (``True``).
+        suppressed: addresses never to email, added to the accounts' ``suppression_file``
+            addresses; all are put on storage's suppression list before the first email.
+        poll_interval: seconds (of the worker's clock) between two polls of one mailbox
+            (default: each account's ``poll_interval_minutes``, 1 minute).
         resync_days: how far back a poll without a cursor (first poll, expired cursor) looks.
         attempts: tries per provider call for transient errors (tenacity, bounded); a send
             is retried only while it certainly has not left.
         backoff: base seconds of the exponential backoff between tries.
         timeout: seconds per provider call.
         error_rules: rules tried before :data:`ERROR_RULES`.
-        gmail_paths: Gmail paths and token URL; graph_paths: Graph paths.
-        smtp_server_saves_sent: SMTP servers file submitted mail in Sent (see SmtpMailbox).
+        gmail_paths: Gmail paths and token URL (an account's ``token_url`` setting wins);
+            graph_paths: Graph paths.
+        smtp_server_saves_sent: SMTP servers file submitted mail in Sent (see SmtpMailbox;
+            default: each SMTP table's ``server_saves_sent``).
+        ssl_context: TLS settings for SMTP and IMAP (e.g. a private CA); default: the
+            system's trusted certificates.
     """
 
     platforms = frozenset({Platform.EMAIL})
@@ -114,9 +143,10 @@ class EmailExecutor:
         transport: httpx.AsyncBaseTransport | None = None,
         mailboxes: Mapping[tuple[str, MailboxKind | str], MailboxClient] | None = None,
         unsubscribe_url: str | None = None,
-        unsubscribe_mailto: bool = True,
+        unsubscribe_mailto: bool | str | None = None,
+        unsubscribe_secret: str | None = None,
         suppressed: Iterable[str] = (),
-        poll_interval: float = 60.0,
+        poll_interval: float | None = None,
         resync_days: int = 30,
         attempts: int = 3,
         backoff: float = 1.0,
@@ -124,18 +154,30 @@ class EmailExecutor:
         error_rules: Iterable[ErrorRule] = (),
         gmail_paths: GmailPaths | None = None,
         graph_paths: GraphPaths | None = None,
-        smtp_server_saves_sent: bool = False,
+        smtp_server_saves_sent: bool | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self.unsubscribe = Unsubscribe(url=unsubscribe_url, mailto=unsubscribe_mailto)
         self.rules = (*error_rules, *ERROR_RULES)
         self.index = ConversationIndex()
+        self._clock: Any = None
+        self.configs = _accounts(workspace, accounts)
+        self.settings: dict[str, EmailSettings] = {
+            account_id: cfg.settings for account_id, cfg in self.configs.items()
+        }
+        defaults = workspace.email if workspace is not None else EmailSettings()
+        self.unsubscribe = _unsubscribe(
+            defaults, unsubscribe_url, unsubscribe_mailto, unsubscribe_secret
+        )
+        self._unsubscribes = {
+            account_id: _unsubscribe(s, unsubscribe_url, unsubscribe_mailto, unsubscribe_secret)
+            for account_id, s in self.settings.items()
+        }
         self._suppressed: set[str] = set()
-        for address in suppressed:
+        for address in (*suppressed, *(a for s in self.settings.values() for a in s.suppressed)):
             norm = normalize_address(address)
             if norm is not None:
                 self._suppressed.add(norm)
-        self._clock: Any = None
-        self.configs = _accounts(workspace, accounts)
+        self._loaded_into: list[Any] = []
         common: dict[str, Any] = {
             "timeout": timeout,
             "attempts": attempts,
@@ -144,17 +186,32 @@ class EmailExecutor:
         }
         clients: dict[tuple[str, MailboxKind], MailboxClient] = {}
         for account_id, cfg in self.configs.items():
+            token_url = (
+                cfg.settings.token_url
+                if "token_url" in cfg.settings.explicit or gmail_paths is None
+                else gmail_paths.token_url
+            )
             if cfg.gmail is not None:
+                paths = attrs.evolve(gmail_paths or GmailPaths(), token_url=token_url)
                 clients[(account_id, MailboxKind.GMAIL)] = GmailMailbox(
-                    cfg.gmail, paths=gmail_paths, transport=transport, **common
+                    cfg.gmail, paths=paths, transport=transport, **common
                 )
             if cfg.outlook is not None:
                 clients[(account_id, MailboxKind.OUTLOOK)] = GraphMailbox(
                     cfg.outlook, paths=graph_paths, transport=transport, **common
                 )
             if cfg.smtp is not None:
+                saves = (
+                    cfg.smtp.server_saves_sent
+                    if smtp_server_saves_sent is None
+                    else smtp_server_saves_sent
+                )
                 clients[(account_id, MailboxKind.SMTP)] = SmtpMailbox(
-                    cfg.smtp, server_saves_sent=smtp_server_saves_sent, **common
+                    cfg.smtp,
+                    server_saves_sent=saves,
+                    token_url=token_url,
+                    ssl_context=ssl_context,
+                    **common,
                 )
         for (account_id, kind), client in (mailboxes or {}).items():
             clients[(account_id, MailboxKind(kind))] = client
@@ -165,7 +222,9 @@ class EmailExecutor:
                 self.index,
                 clock=self._now,
                 suppress=self._suppress_from_poll,
-                interval=poll_interval,
+                interval=poll_interval
+                if poll_interval is not None
+                else self.settings.get(key[0], EmailSettings()).poll_interval,
                 resync_days=resync_days,
                 virtual=self._virtual,
             )
@@ -207,9 +266,33 @@ class EmailExecutor:
         check = getattr(storage, "is_suppressed", None)
         return bool(check(norm)) if callable(check) else False
 
+    def load_suppressions(self, storage: Storage) -> int:
+        """Put the configured suppression list (``suppressed`` and the accounts'
+        ``suppression_file``) on ``storage``'s suppression list; done once per storage before
+        its first email action. Returns how many addresses were written."""
+        if any(s is storage for s in self._loaded_into):
+            return 0
+        self._loaded_into.append(storage)
+        store = getattr(storage, "suppress", None)
+        if not callable(store):
+            return 0
+        for address in sorted(self._suppressed):
+            store(address, "suppression_file")
+        if self._suppressed:
+            log.info("%d addresses on the suppression list", len(self._suppressed))
+        return len(self._suppressed)
+
     def _suppress_from_poll(self, storage: Storage, address: str, reason: str) -> None:
         log.info("suppressing an address after an unsubscribe request (%s)", reason)
-        self.suppress(address, reason, storage)
+        norm = normalize_address(address)
+        if norm is None:
+            return
+        self._suppressed.add(norm)
+        leads = self.index.leads_for(norm)
+        if not leads:
+            record_unsubscribe(storage, norm, None, reason)
+        for lead_id in sorted(leads):
+            record_unsubscribe(storage, norm, lead_id, reason)
 
     # -- routing ---------------------------------------------------------------------------
     def _route(self, lead: Lead, account_id: str, storage: Storage) -> _Route | Skipped:
@@ -264,6 +347,7 @@ class EmailExecutor:
     ) -> Outcome:
         """Send the email, or evaluate the ``replied`` condition."""
         self._clock = ctx.clock
+        self.load_suppressions(ctx.storage)
         kind = request.action.kind
         if kind is ActionKind.CONDITION:
             return await self._condition(request, ctx)
@@ -277,6 +361,7 @@ class EmailExecutor:
         """After a crash: is our Message-ID in the Sent folder? Found → Completed; confirmed
         absent → RetryLater (the send never happened); cannot tell → None."""
         self._clock = ctx.clock
+        self.load_suppressions(ctx.storage)
         action = request.action
         if action.kind is ActionKind.CONDITION:
             return await self._condition(request, ctx)  # a read: doing it again is safe
@@ -387,7 +472,8 @@ class EmailExecutor:
     ) -> EmailMessage:
         previous = self.index.last(route.account_id, lead.id, route.kind)
         refs = (previous.message_id,) if previous is not None else ()
-        headers = self.unsubscribe.headers(
+        unsubscribe = self._unsubscribes.get(route.account_id, self.unsubscribe)
+        headers = unsubscribe.headers(
             lead_id=lead.id,
             account_id=route.account_id,
             address=route.address,

@@ -12,6 +12,7 @@ import email.policy
 import hashlib
 import re
 from datetime import datetime
+from email import headerregistry
 from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from email.utils import format_datetime, getaddresses, parsedate_to_datetime
@@ -21,6 +22,7 @@ import attrs
 
 from seqengine._exceptions import ConfigError
 from seqengine_email._address import normalize_address
+from seqengine_email._unsubscribe import make_token
 
 __all__ = [
     "Unsubscribe",
@@ -34,8 +36,26 @@ __all__ = [
     "split_content",
 ]
 
+
+class _UriListHeader(headerregistry.UnstructuredHeader, headerregistry.BaseHeader):
+    """``List-Unsubscribe``: a list of ``<URI>``s, folded only between them (RFC 2369).
+
+    The default folding would turn a long URL into RFC 2047 encoded words, which no mail
+    client decodes in this header: the one-click link would be lost.
+    """
+
+    def fold(self, *, policy: email.policy.Policy) -> str:
+        uris = _URI.findall(str(self)) or [str(self)]
+        sep = "," + (policy.linesep or "\r\n") + " "
+        return f"{self.name}: {sep.join(uris)}{policy.linesep}"
+
+
+_URI = re.compile(r"<[^<>]*>")
+_HEADERS = headerregistry.HeaderRegistry()
+_HEADERS.map_to_type("list-unsubscribe", _UriListHeader)
+
 #: Wire format: CRLF line ends, folded headers; a message is built once and sent as bytes.
-POLICY = email.policy.SMTP
+POLICY = email.policy.SMTP.clone(header_factory=_HEADERS)
 _MSGID = re.compile(r"<[^<>\s]+@[^<>\s]+>")
 _QUOTE_HEAD = re.compile(r"^\s*(on .{3,200} wrote:|-+\s*original message\s*-+)\s*$", re.I)
 
@@ -62,12 +82,16 @@ def split_content(content: str) -> tuple[str, str]:
 class Unsubscribe:
     """How a lead unsubscribes: an HTTPS URL template and/or a mailto address (RFC 8058).
 
-    ``url`` may use ``{lead_id}``, ``{account_id}`` and ``{address}`` (URL-quoted). Only an
-    HTTPS URL gets ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``, as RFC 8058 asks.
+    ``url`` may use ``{token}`` (a token naming the lead and address, signed with
+    ``secret``: see :func:`seqengine_email.handle_unsubscribe`), ``{lead_id}``,
+    ``{account_id}`` and ``{address}`` (URL-quoted). Only an HTTPS URL gets
+    ``List-Unsubscribe-Post: List-Unsubscribe=One-Click``, as RFC 8058 asks. ``mailto`` is
+    an address, ``True`` (the sending mailbox) or ``False`` (no mailto).
     """
 
     url: str | None = None
-    mailto: bool = True
+    mailto: bool | str = True
+    secret: str | None = attrs.field(default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if self.url is None:
@@ -75,17 +99,28 @@ class Unsubscribe:
         if not self.url.startswith(("https://", "http://")):
             msg = (
                 f"unsubscribe_url must be an http(s) URL such as "
-                f"'https://example.com/u/{{lead_id}}', got {self.url!r}"
+                f"'https://example.com/u/{{token}}', got {self.url!r}"
             )
             raise ConfigError(msg)
         try:
-            self.url.format(lead_id="x", account_id="x", address="x")
+            self.url.format(token="x", lead_id="x", account_id="x", address="x")
         except (KeyError, IndexError, ValueError) as exc:
             msg = (
                 f"unsubscribe_url {self.url!r} uses an unknown placeholder ({exc}); "
-                "use {lead_id}, {account_id} or {address}"
+                "use {token}, {lead_id}, {account_id} or {address}"
             )
             raise ConfigError(msg) from None
+        if "{token}" in self.url and not self.secret:
+            msg = (
+                "unsubscribe_url uses {token}: give unsubscribe_secret, the key that signs "
+                "the tokens (the unsubscribe endpoint checks them with the same key)"
+            )
+            raise ConfigError(msg)
+        if self.secret is not None:
+            make_token(self.secret, "x", "x@example.com")  # rejects a short key now
+        if isinstance(self.mailto, str) and normalize_address(self.mailto) is None:
+            msg = f"unsubscribe_mailto {self.mailto!r} is not an email address"
+            raise ConfigError(msg)
 
     def headers(
         self, *, lead_id: str, account_id: str, address: str, mailbox: str
@@ -94,7 +129,11 @@ class Unsubscribe:
         targets: list[str] = []
         one_click = False
         if self.url is not None:
+            token = ""
+            if self.secret is not None and "{token}" in self.url:
+                token = make_token(self.secret, lead_id, address)
             url = self.url.format(
+                token=token,
                 lead_id=quote(lead_id, safe=""),
                 account_id=quote(account_id, safe=""),
                 address=quote(address, safe=""),
@@ -102,7 +141,8 @@ class Unsubscribe:
             targets.append(f"<{url}>")
             one_click = url.startswith("https://")
         if self.mailto:
-            targets.append(f"<mailto:{mailbox}?subject=unsubscribe>")
+            to = self.mailto if isinstance(self.mailto, str) else mailbox
+            targets.append(f"<mailto:{to}?subject=unsubscribe>")
         if not targets:
             return {}
         out = {"List-Unsubscribe": ", ".join(targets)}

@@ -11,7 +11,7 @@ from seqengine._exceptions import ConfigError, ExecutorError
 from seqengine.runtime._config import SmtpConfig
 from seqengine_email._address import normalize_address
 from seqengine_email._errors import MailboxError
-from seqengine_email._gmail import GmailMailbox
+from seqengine_email._gmail import GmailMailbox, GmailPaths
 from seqengine_email._graph import GraphMailbox
 from seqengine_email._mailbox import MailboxClient
 from seqengine_email._mime import build_message, message_id_for
@@ -81,10 +81,13 @@ class EmailNotifier:
             mail = acc.email
             if mail is None:
                 continue
+            token_url = mail.settings.token_url
             if mail.smtp is not None:
-                return cls(to, smtp=mail.smtp, **kwargs)
+                box = SmtpMailbox(mail.smtp, token_url=token_url)
+                return cls(to, mailbox=box, **kwargs)
             if mail.gmail is not None:
-                return cls(to, mailbox=GmailMailbox(mail.gmail), **kwargs)
+                paths = GmailPaths(token_url=token_url)
+                return cls(to, mailbox=GmailMailbox(mail.gmail, paths=paths), **kwargs)
             if mail.outlook is not None:
                 return cls(to, mailbox=GraphMailbox(mail.outlook), **kwargs)
         msg = (

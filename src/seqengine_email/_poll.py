@@ -107,6 +107,10 @@ class ConversationIndex:
             self._by_addr[(rec.account_id, rec.address)] = rec
         self._last[(rec.account_id, rec.lead_id, rec.kind)] = rec
 
+    def leads_for(self, address: str) -> set[str]:
+        """The leads we sent to at ``address`` (normalised), from any account."""
+        return {rec.lead_id for (_acc, addr), rec in self._by_addr.items() if addr == address}
+
     def last(self, account_id: str, lead_id: str, kind: MailboxKind) -> SentRecord | None:
         """The latest message we sent this lead from this account's ``kind`` mailbox."""
         return self._last.get((account_id, lead_id, kind))

@@ -1,8 +1,12 @@
 """Any mailbox over SMTP submission (sending) and IMAP (Sent search, replies, bounces).
 
 The standard library does the protocol work (``smtplib``, ``imaplib``) in a worker thread.
-Port 465 means SMTP over TLS and port 993 IMAP over TLS; on other ports ``starttls = true``
-upgrades the connection before any password is sent. The SMTP dialogue is driven step by step
+``smtp_tls`` and ``imap_tls`` choose TLS from the first byte ("tls"; the default on ports 465
+and 993), an upgrade before any password is sent ("starttls"), or none (a loopback server
+only). IMAP logs in with the password, or with ``imap_auth = "xoauth2"`` with the mailbox's
+OAuth 2 token (the SASL XOAUTH2 mechanism Gmail and Outlook use); a token the server refuses is
+refreshed once at ``token_url`` and tried again. Without a password, SMTP uses XOAUTH2 too.
+The SMTP dialogue is driven step by step
 (MAIL, RCPT, DATA) so a failure is known to be before the message left — safe to retry — or
 during DATA, when only the Sent folder can tell.
 """
@@ -10,6 +14,7 @@ during DATA, when only the Sent folder can tell.
 from __future__ import annotations
 
 import asyncio
+import base64
 import imaplib
 import re
 import smtplib
@@ -19,12 +24,15 @@ from datetime import datetime
 from email.message import EmailMessage
 from typing import TypeVar
 
+import httpx
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from seqengine._exceptions import ConfigError
 from seqengine._model import MailboxKind
-from seqengine.runtime._config import SmtpConfig
+from seqengine.runtime._config import DEFAULT_TOKEN_URL, SmtpConfig
+from seqengine.runtime._executor import is_loopback
 from seqengine_email._errors import ERROR_RULES, ErrorRule, MailboxError, Reaction, classify
+from seqengine_email._http import OAuthRefresh, SecretToken, TokenSource
 from seqengine_email._mailbox import FetchResult, Inbound, Lookup, SentLookup, SentMessage
 from seqengine_email._mime import as_bytes
 
@@ -47,6 +55,20 @@ def _quote(name: str) -> str:
 
 def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def xoauth2(user: str, token: str) -> bytes:
+    """The SASL XOAUTH2 initial client response (before base64), as Google and Microsoft
+    document it: ``user=<user>^Aauth=Bearer <token>^A^A``."""
+    return f"user={user}\x01auth=Bearer {token}\x01\x01".encode()
+
+
+class _TokenRejected(Exception):
+    """The server refused the OAuth token (refresh once, then it is an auth failure)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
 
 
 class SmtpMailbox:
@@ -73,6 +95,7 @@ class SmtpMailbox:
         server_saves_sent: bool = False,
         sent_folder: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        token_url: str = DEFAULT_TOKEN_URL,
     ) -> None:
         self.config = config
         self.address = config.address
@@ -85,6 +108,20 @@ class SmtpMailbox:
         self.ssl_context = ssl_context
         self.uid_validity: int | None = None
         self.last_uid = 0
+        self.token_url = token_url
+        self.token: TokenSource | None = None
+        if config.access_token is not None:
+            if config.refresh_token is not None and config.client_id is not None:
+                self.token = OAuthRefresh(
+                    config.access_token,
+                    refresh_token=config.refresh_token,
+                    client_id=config.client_id,
+                    client_secret=config.client_secret,
+                    token_url=token_url,
+                    what=f"mailbox {config.address}",
+                )
+            else:
+                self.token = SecretToken(config.access_token)
 
     def __repr__(self) -> str:
         return f"SmtpMailbox({self.address!r}, host={self.config.host!r})"
@@ -92,7 +129,11 @@ class SmtpMailbox:
     @property
     def has_imap(self) -> bool:
         """Whether replies, bounces and the Sent folder can be read."""
-        return bool(self.config.imap_host) and self.config.password is not None
+        if not self.config.imap_host:
+            return False
+        if self.config.imap_auth == "xoauth2":
+            return self.token is not None
+        return self.config.password is not None
 
     @property
     def absence_is_conclusive(self) -> bool:
@@ -111,6 +152,41 @@ class SmtpMailbox:
             return self.config.password.reveal()
         except ConfigError as exc:
             raise MailboxError(Reaction.AUTH, str(exc)) from None
+
+    async def _bearer(self) -> str | None:
+        """The OAuth token for XOAUTH2, or None when this mailbox logs in with a password."""
+        return await self.token.get() if self.token is not None else None
+
+    async def _refresh(self) -> bool:
+        """Get a new OAuth token once (True if the next login may succeed)."""
+        if self.token is None:
+            return False
+        url = getattr(self.token, "token_url", self.token_url)
+        async with httpx.AsyncClient(timeout=self.timeout, trust_env=not is_loopback(url)) as c:
+            return await self.token.refresh(c)
+
+    async def _with_token(
+        self, fn: Callable[[str | None], _T], *, send: bool = False, what: str
+    ) -> _T:
+        """Run ``fn(token)`` with retries; a refused OAuth token is refreshed once."""
+        token = await self._bearer()
+        try:
+            return await self._retrying(lambda: fn(token), send=send)
+        except _TokenRejected as first:
+            if not await self._refresh():
+                raise self._token_error(what, first.detail) from None
+        token = await self._bearer()
+        try:
+            return await self._retrying(lambda: fn(token), send=send)
+        except _TokenRejected as again:
+            raise self._token_error(what, again.detail) from None
+
+    def _token_error(self, what: str, detail: str) -> MailboxError:
+        msg = (
+            f"{what}: the OAuth token of {self.address} was refused (XOAUTH2: {detail}); "
+            "reconnect the mailbox and update its access_token/refresh_token"
+        )
+        return MailboxError(Reaction.AUTH, msg)
 
     async def _retrying(self, fn: Callable[[], _T], *, send: bool = False) -> _T:
         def retryable(exc: BaseException) -> bool:
@@ -139,13 +215,14 @@ class SmtpMailbox:
         reason = f"smtp {self.config.host}: {what} refused: {code} {' '.join(text.split())[:300]}"
         return MailboxError(reaction, reason, sent_unknown=sent_unknown)
 
-    def _send_sync(self, message: EmailMessage) -> SentMessage:
+    def _send_sync(self, message: EmailMessage, token: str | None) -> SentMessage:
         cfg = self.config
         recipient = str(message["To"].addresses[0].addr_spec)
         phase = "connect"
+        mode = cfg.smtp_security
         try:
             smtp: smtplib.SMTP
-            if cfg.port == 465:
+            if mode == "tls":
                 smtp = smtplib.SMTP_SSL(
                     cfg.host, cfg.port, timeout=self.timeout, context=self._context()
                 )
@@ -153,12 +230,22 @@ class SmtpMailbox:
                 smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=self.timeout)
             with smtp:
                 smtp.ehlo()
-                if cfg.starttls and cfg.port != 465:
+                if mode == "starttls":
                     smtp.starttls(context=self._context())
                     smtp.ehlo()
                 password = self._password()
+                user = cfg.username or cfg.address
                 if password is not None:
-                    smtp.login(cfg.username or cfg.address, password)
+                    smtp.login(user, password)
+                elif token is not None:
+                    phase = "xoauth2"
+                    code, resp = smtp.docmd(
+                        "AUTH", "XOAUTH2 " + base64.b64encode(xoauth2(user, token)).decode()
+                    )
+                    if code == 334:  # an error challenge: answer empty, read the final reply
+                        code, resp = smtp.docmd("")
+                    if code != 235:
+                        raise _TokenRejected(f"{code} {' '.join(_text(resp).split())[:200]}")
                 phase = "envelope"
                 code, resp = smtp.mail(cfg.address)
                 if code != 250:
@@ -179,8 +266,8 @@ class SmtpMailbox:
             raise MailboxError(Reaction.AUTH, msg) from None
         except smtplib.SMTPNotSupportedError as exc:
             msg = (
-                f"smtp {cfg.host}:{cfg.port} does not support {exc}; use port 465 (TLS) or "
-                "set starttls = false only for a trusted local relay"
+                f'smtp {cfg.host}:{cfg.port} does not support {exc}; set smtp_tls = "tls" '
+                "(port 465) or use a server that offers STARTTLS"
             )
             raise MailboxError(Reaction.AUTH, msg) from None
         except smtplib.SMTPDataError as exc:
@@ -188,6 +275,12 @@ class SmtpMailbox:
             raise self._failure(exc.smtp_code, _text(exc.smtp_error), what="message") from None
         except smtplib.SMTPResponseException as exc:
             raise self._failure(exc.smtp_code, _text(exc.smtp_error), what=phase) from None
+        except ssl.SSLError as exc:
+            msg = (
+                f"smtp {cfg.host}:{cfg.port}: TLS ({mode}) failed: {exc.reason or exc}; check "
+                'smtp_tls ("tls" for port 465, "starttls" for 587) and the certificate'
+            )
+            raise MailboxError(Reaction.AUTH, msg) from None
         except (smtplib.SMTPException, OSError) as exc:
             unsure = phase == "data"
             what = "while sending the message" if unsure else f"before sending ({phase})"
@@ -197,47 +290,62 @@ class SmtpMailbox:
 
     async def send(self, message: EmailMessage, *, thread_id: str | None) -> SentMessage:
         """Submit ``message`` over SMTP (retried only while it certainly has not left)."""
-        return await self._retrying(lambda: self._send_sync(message), send=True)
+        return await self._with_token(
+            lambda token: self._send_sync(message, token),
+            send=True,
+            what=f"smtp {self.config.host}",
+        )
 
     # -- IMAP ------------------------------------------------------------------------------
-    def _imap(self) -> imaplib.IMAP4:
+    def _imap(self, token: str | None) -> imaplib.IMAP4:
         cfg = self.config
         host = cfg.imap_host or ""
-        password = self._password() or ""
+        mode = cfg.imap_security
         try:
             conn: imaplib.IMAP4
-            if cfg.imap_port == 993:
+            if mode == "tls":
                 conn = imaplib.IMAP4_SSL(
                     host, cfg.imap_port, ssl_context=self._context(), timeout=self.timeout
                 )
             else:
                 conn = imaplib.IMAP4(host, cfg.imap_port, timeout=self.timeout)
-                if cfg.starttls:
+                if mode == "starttls":
                     conn.starttls(ssl_context=self._context())
         except imaplib.IMAP4.abort as exc:
             msg = f"imap {host}:{cfg.imap_port} dropped the connection ({exc})"
             raise MailboxError(Reaction.TRANSIENT, msg) from None
+        except ssl.SSLError as exc:
+            msg = (
+                f"imap {host}:{cfg.imap_port}: TLS ({mode}) failed: {exc.reason or exc}; check "
+                'imap_tls ("tls" for port 993, "starttls" for 143) and the certificate'
+            )
+            raise MailboxError(Reaction.AUTH, msg) from None
         except imaplib.IMAP4.error as exc:  # no STARTTLS on offer
             msg = (
-                f"imap {host}:{cfg.imap_port}: {exc}; use port 993 (TLS) or set "
-                "starttls = false only for a trusted local server"
+                f'imap {host}:{cfg.imap_port}: {exc}; set imap_tls = "tls" (port 993) or '
+                "use a server that offers STARTTLS"
             )
             raise MailboxError(Reaction.AUTH, msg) from None
         except OSError as exc:
             msg = f"cannot reach imap {host}:{cfg.imap_port} ({type(exc).__name__})"
             raise MailboxError(Reaction.TRANSIENT, msg) from None
+        user = cfg.username or cfg.address
         try:
-            conn.login(cfg.username or cfg.address, password)
+            if cfg.imap_auth == "xoauth2":
+                answers = iter((xoauth2(user, token or ""), b""))
+                # A refused token gets a challenge carrying the error; the answer is empty.
+                conn.authenticate("XOAUTH2", lambda _challenge: next(answers, None))
+            else:
+                conn.login(user, self._password() or "")
         except imaplib.IMAP4.abort as exc:
             conn.shutdown()
             msg = f"imap {host}:{cfg.imap_port} dropped the connection during login ({exc})"
             raise MailboxError(Reaction.TRANSIENT, msg) from None
-        except imaplib.IMAP4.error:
+        except imaplib.IMAP4.error as exc:
             conn.shutdown()
-            msg = (
-                f"imap {host}: login as {cfg.username or cfg.address} was refused; "
-                "check the password"
-            )
+            if cfg.imap_auth == "xoauth2":
+                raise _TokenRejected(" ".join(str(exc).split())[:200]) from None
+            msg = f"imap {host}: login as {user} was refused; check the password"
             raise MailboxError(Reaction.AUTH, msg) from None
         return conn
 
@@ -269,8 +377,8 @@ class SmtpMailbox:
                 return candidate
         return "Sent"
 
-    def _find_sync(self, message_id: str) -> SentLookup:
-        conn = self._imap()
+    def _find_sync(self, message_id: str, token: str | None) -> SentLookup:
+        conn = self._imap(token)
         try:
             folder = self._find_sent_folder(conn)
             typ, _ = conn.select(_quote(folder), readonly=True)
@@ -293,10 +401,14 @@ class SmtpMailbox:
         if not self.has_imap:
             return SentLookup(
                 Lookup.UNKNOWN,
-                reason=f"{self.address} has no IMAP access (imap_host and password) to search",
+                reason=f"{self.address} has no IMAP access (imap_host and a password or "
+                "an OAuth token) to search",
             )
         try:
-            return await self._retrying(lambda: self._find_sync(message_id))
+            return await self._with_token(
+                lambda token: self._find_sync(message_id, token),
+                what=f"imap {self.config.imap_host}",
+            )
         except MailboxError as exc:
             return SentLookup(Lookup.UNKNOWN, reason=exc.reason)
 
@@ -304,8 +416,8 @@ class SmtpMailbox:
         words = _text(data[0] or b"").split() if data else []
         return sorted(int(w) for w in words if w.isdigit())
 
-    def _fetch_sync(self, since: datetime) -> FetchResult:
-        conn = self._imap()
+    def _fetch_sync(self, since: datetime, token: str | None) -> FetchResult:
+        conn = self._imap(token)
         try:
             typ, _ = conn.select("INBOX", readonly=True)
             if typ != "OK":
@@ -351,7 +463,9 @@ class SmtpMailbox:
         after ``UIDVALIDITY`` changed)."""
         if not self.has_imap:
             return FetchResult()
-        return await self._retrying(lambda: self._fetch_sync(since))
+        return await self._with_token(
+            lambda token: self._fetch_sync(since, token), what=f"imap {self.config.imap_host}"
+        )
 
     async def aclose(self) -> None:
         """Nothing is kept open between calls."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import difflib
 import io
+import ipaddress
 import json
 import os
 import re
@@ -44,6 +45,7 @@ __all__ = [
     "AIConfig",
     "AccountConfig",
     "EmailConfig",
+    "EmailSettings",
     "GmailConfig",
     "LeadRow",
     "LeadsFile",
@@ -69,6 +71,7 @@ DEFAULT_LINKEDIN_URL: Final = "https://www.linkedin.com/voyager/api"
 DEFAULT_GMAIL_URL: Final = "https://gmail.googleapis.com"
 DEFAULT_OUTLOOK_URL: Final = "https://graph.microsoft.com/v1.0"
 DEFAULT_AI_URL: Final = "https://api.openai.com/v1"
+DEFAULT_TOKEN_URL: Final = "https://oauth2.googleapis.com/token"
 
 
 # --------------------------------------------------------------------------------------------
@@ -208,9 +211,21 @@ class OutlookConfig:
     base_url: str = DEFAULT_OUTLOOK_URL
 
 
+#: TLS modes of ``smtp_tls`` and ``imap_tls``: "tls" (TLS from the first byte, ports 465 and
+#: 993), "starttls" (upgrade a plain connection before logging in), "none" (loopback only).
+TLS_MODES: Final = ("starttls", "tls", "none")
+
+
 @attrs.frozen
 class SmtpConfig:
-    """Any mailbox over SMTP submission (sending) and IMAP (replies and bounces)."""
+    """Any mailbox over SMTP submission (sending) and IMAP (replies and bounces).
+
+    ``smtp_tls``/``imap_tls`` are "tls", "starttls" or "none"; left ``None`` they follow the
+    port (465/993: "tls") and the older single ``starttls`` switch. ``imap_auth = "xoauth2"``
+    logs in to IMAP (and SMTP, when there is no password) with the mailbox's OAuth 2 token
+    (``access_token``, refreshed at the email settings' ``token_url`` when ``refresh_token``
+    and ``client_id`` are set). ``server_saves_sent``: the server files submitted mail in Sent.
+    """
 
     address: str
     host: str
@@ -220,16 +235,87 @@ class SmtpConfig:
     password: Secret | None = None
     imap_host: str | None = None
     imap_port: int = 993
+    smtp_tls: str | None = None
+    imap_tls: str | None = None
+    imap_auth: str = "password"
+    access_token: Secret | None = None
+    refresh_token: Secret | None = None
+    client_id: Secret | None = None
+    client_secret: Secret | None = None
+    server_saves_sent: bool = False
+
+    @property
+    def smtp_security(self) -> str:
+        """The SMTP TLS mode in effect: "tls", "starttls" or "none"."""
+        if self.smtp_tls is not None:
+            return self.smtp_tls
+        if self.port == 465:
+            return "tls"
+        return "starttls" if self.starttls else "none"
+
+    @property
+    def imap_security(self) -> str:
+        """The IMAP TLS mode in effect: "tls", "starttls" or "none"."""
+        if self.imap_tls is not None:
+            return self.imap_tls
+        if self.imap_port == 993:
+            return "tls"
+        return "starttls" if self.starttls else "none"
+
+
+@attrs.frozen
+class EmailSettings:
+    """Email settings: the workspace's ``[email]`` table, overridden key by key by an
+    account's ``[accounts.email.settings]``.
+
+    Attributes:
+        unsubscribe_url: an https URL template for RFC 8058 one-click unsubscribe; ``{token}``
+            is a signed token naming the lead and address (needs ``unsubscribe_secret``);
+            ``{lead_id}``, ``{account_id}`` and ``{address}`` are also filled in.
+        unsubscribe_mailto: the ``mailto:`` address offered in ``List-Unsubscribe``: an
+            address, ``True`` (the sending mailbox) or ``False`` (none).
+        unsubscribe_secret: the key that signs (and later checks) ``{token}``.
+        suppression_file: the file the ``suppressed`` addresses came from.
+        suppressed: addresses never to email (put on storage's suppression list at start).
+        poll_interval_minutes: minutes between two polls of one mailbox.
+        token_url: where OAuth 2 refresh tokens are exchanged (Gmail, IMAP XOAUTH2).
+        explicit: the keys the table set (the rest are defaults or inherited).
+    """
+
+    unsubscribe_url: str | None = None
+    unsubscribe_mailto: str | bool = True
+    unsubscribe_secret: Secret | None = None
+    suppression_file: str | None = None
+    suppressed: tuple[str, ...] = ()
+    poll_interval_minutes: float = 1.0
+    token_url: str = DEFAULT_TOKEN_URL
+    explicit: frozenset[str] = attrs.field(default=frozenset(), eq=False, repr=False)
+
+    @property
+    def poll_interval(self) -> float:
+        """Seconds between two polls of one mailbox."""
+        return self.poll_interval_minutes * 60.0
+
+    def over(self, base: EmailSettings) -> EmailSettings:
+        """These settings on top of ``base``: keys set here win; suppression lists add up."""
+        values: dict[str, Any] = {k: getattr(self, k) for k in self.explicit}
+        values["suppressed"] = tuple(dict.fromkeys((*base.suppressed, *self.suppressed)))
+        return attrs.evolve(base, **values, explicit=base.explicit | self.explicit)
 
 
 @attrs.frozen
 class EmailConfig:
-    """An account's mailboxes; ``primary`` receives mail not routed to Gmail/Outlook."""
+    """An account's mailboxes; ``primary`` receives mail not routed to Gmail/Outlook.
+
+    ``settings`` are the account's email settings (already merged over the workspace's
+    ``[email]`` table when loaded from a workspace).
+    """
 
     primary: MailboxKind | None = None
     gmail: GmailConfig | None = None
     outlook: OutlookConfig | None = None
     smtp: SmtpConfig | None = None
+    settings: EmailSettings = attrs.field(factory=EmailSettings)
 
     @property
     def mailboxes(self) -> tuple[Mailbox, ...]:
@@ -320,6 +406,8 @@ class Workspace:
     ai: AIConfig = attrs.field(factory=AIConfig)
     notifications_email_to: str | None = None
     accounts: tuple[AccountConfig, ...] = ()
+    #: The ``[email]`` table: email settings every account starts from.
+    email: EmailSettings = attrs.field(factory=EmailSettings)
     #: ``[worker] concurrency``: how many actions one worker runs at the same time.
     worker_concurrency: int = 64
 
@@ -490,6 +578,7 @@ class _Table:
 _TOP_KEYS: Final = (
     "accounts",
     "ai",
+    "email",
     "leads",
     "notifications",
     "sequences",
@@ -584,6 +673,7 @@ def _workspace(top: _Table, abspath: str, folder: str) -> Workspace:
         concurrency = worker.integer("concurrency", 1, 1024, 64)
 
     accounts = _accounts(top, timezone_default)
+    email_settings, accounts = _email_workspace(top, folder, accounts)
     return Workspace(
         path=abspath,
         sequences=sequences,
@@ -595,6 +685,7 @@ def _workspace(top: _Table, abspath: str, folder: str) -> Workspace:
         notifications_email_to=email_to,
         accounts=accounts,
         worker_concurrency=concurrency,
+        email=email_settings,
     )
 
 
@@ -807,13 +898,16 @@ def _linkedin(table: _Table) -> LinkedInConfig:
 
 
 def _email(table: _Table) -> EmailConfig:
-    table.only(("gmail", "outlook", "primary", "smtp"))
+    table.only(("gmail", "outlook", "primary", "settings", "smtp"))
     gmail_t = table.table("gmail", '[accounts.email.gmail] address = "me@gmail.com"')
     outlook_t = table.table("outlook", '[accounts.email.outlook] address = "me@outlook.com"')
     smtp_t = table.table("smtp", '[accounts.email.smtp] address = "me@company.com"')
+    settings_t = table.table(
+        "settings", '[accounts.email.settings] unsubscribe_url = "https://…/u/{token}"'
+    )
     gmail = _gmail(gmail_t) if gmail_t is not None else None
     outlook = _outlook(outlook_t) if outlook_t is not None else None
-    smtp = _smtp(smtp_t) if smtp_t is not None else None
+    smtp = _smtp(smtp_t, gmail, outlook) if smtp_t is not None else None
     configured = [
         kind
         for kind, box in (
@@ -832,7 +926,8 @@ def _email(table: _Table) -> EmailConfig:
                 f"= {primary.value!r} but there is no [{table.path}.{primary.value}] table; "
                 "configure that mailbox or choose another",
             )
-    return EmailConfig(primary=primary, gmail=gmail, outlook=outlook, smtp=smtp)
+    settings = _email_settings(settings_t) if settings_t is not None else EmailSettings()
+    return EmailConfig(primary=primary, gmail=gmail, outlook=outlook, smtp=smtp, settings=settings)
 
 
 def _gmail(table: _Table) -> GmailConfig:
@@ -863,21 +958,42 @@ def _outlook(table: _Table) -> OutlookConfig:
     )
 
 
-def _smtp(table: _Table) -> SmtpConfig:
-    table.only(
-        (
-            "address",
-            "host",
-            "imap_host",
-            "imap_port",
-            "password",
-            "port",
-            "starttls",
-            "username",
-        )
-    )
+def _loopback_host(host: str) -> bool:
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+_SMTP_KEYS: Final = (
+    "access_token",
+    "address",
+    "client_id",
+    "client_secret",
+    "host",
+    "imap_auth",
+    "imap_host",
+    "imap_port",
+    "imap_tls",
+    "password",
+    "port",
+    "refresh_token",
+    "server_saves_sent",
+    "smtp_tls",
+    "starttls",
+    "username",
+)
+
+
+def _smtp(
+    table: _Table, gmail: GmailConfig | None = None, outlook: OutlookConfig | None = None
+) -> SmtpConfig:
+    table.only(_SMTP_KEYS)
     address = table.email("address")
-    return SmtpConfig(
+    config = SmtpConfig(
         address=address,
         host=table.string("host", example='"smtp.company.com"'),
         port=table.integer("port", 1, 65535, 587),
@@ -886,7 +1002,191 @@ def _smtp(table: _Table) -> SmtpConfig:
         password=table.optional_secret("password"),
         imap_host=table.optional("imap_host", None),
         imap_port=table.integer("imap_port", 1, 65535, 993),
+        smtp_tls=table.choice("smtp_tls", TLS_MODES) if "smtp_tls" in table.data else None,
+        imap_tls=table.choice("imap_tls", ("tls", "starttls", "none"))
+        if "imap_tls" in table.data
+        else None,
+        imap_auth=table.choice("imap_auth", ("password", "xoauth2"), "password"),
+        access_token=table.optional_secret("access_token"),
+        refresh_token=table.optional_secret("refresh_token"),
+        client_id=table.optional_secret("client_id"),
+        client_secret=table.optional_secret("client_secret"),
+        server_saves_sent=table.boolean("server_saves_sent", False),
     )
+    for what, mode, host, key in (
+        ("SMTP", config.smtp_security, config.host, "smtp_tls"),
+        ("IMAP", config.imap_security, config.imap_host, "imap_tls"),
+    ):
+        if host is None or mode != "none" or _loopback_host(host):
+            continue
+        how = f'{key} = "none"' if key in table.data else "starttls = false"
+        raise table.fail(
+            key if key in table.data else "starttls",
+            f"({how}) would send the {what} login to {host!r} unencrypted; that is allowed "
+            f'only for a loopback host (127.0.0.1, localhost): set {key} = "tls" or '
+            f'"starttls"',
+        )
+    if config.refresh_token is not None and config.client_id is None:
+        raise table.fail(
+            "client_id",
+            'is required with refresh_token (OAuth 2 refresh), e.g. "env:SMTP_CLIENT_ID"',
+        )
+    if config.imap_auth != "xoauth2":
+        if config.access_token is not None:
+            raise table.fail(
+                "access_token",
+                'is used only with imap_auth = "xoauth2"; add that or remove access_token',
+            )
+        return config
+    if config.access_token is not None:
+        return config
+    # The OAuth token of the account's Gmail or Outlook mailbox with the same address.
+    same = address.lower()
+    if gmail is not None and gmail.address.lower() == same:
+        return attrs.evolve(
+            config,
+            access_token=gmail.access_token,
+            refresh_token=gmail.refresh_token,
+            client_id=gmail.client_id,
+            client_secret=gmail.client_secret,
+        )
+    if outlook is not None and outlook.address.lower() == same:
+        return attrs.evolve(config, access_token=outlook.access_token)
+    raise table.fail(
+        "imap_auth",
+        '= "xoauth2" needs the mailbox\'s OAuth 2 token: add access_token = "env:…" (and '
+        "refresh_token, client_id, client_secret to refresh it) to this table, or configure "
+        f"[{table.path.rpartition('.')[0]}.gmail] or .outlook with address = {address!r}",
+    )
+
+
+_SETTINGS_KEYS: Final = (
+    "poll_interval_minutes",
+    "suppression_file",
+    "token_url",
+    "unsubscribe_mailto",
+    "unsubscribe_secret",
+    "unsubscribe_url",
+)
+_URL_FIELDS: Final = ("token", "lead_id", "account_id", "address")
+
+
+def _email_settings(table: _Table) -> EmailSettings:
+    """One settings table on its own (cross-key checks come after merging)."""
+    table.only(_SETTINGS_KEYS)
+    values: dict[str, Any] = {}
+    if "unsubscribe_url" in table.data:
+        url = table.string("unsubscribe_url", example='"https://app.example.com/u/{token}"')
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.netloc:
+            raise table.fail(
+                "unsubscribe_url",
+                f"must be an https URL (RFC 8058 one-click needs https), e.g. "
+                f"'https://app.example.com/u/{{token}}', got {url!r}",
+            )
+        try:
+            url.format(**{name: "x" for name in _URL_FIELDS})
+        except (KeyError, IndexError, ValueError) as exc:
+            raise table.fail(
+                "unsubscribe_url",
+                f"uses an unknown placeholder ({exc}); use {{token}} (or {{lead_id}}, "
+                "{account_id}, {address})",
+            ) from None
+        if not any("{" + name + "}" in url for name in ("token", "lead_id", "address")):
+            raise table.fail(
+                "unsubscribe_url",
+                "must identify the recipient: put {token} in it, e.g. "
+                "'https://app.example.com/u/{token}'",
+            )
+        values["unsubscribe_url"] = url
+    if "unsubscribe_mailto" in table.data:
+        raw = table.data["unsubscribe_mailto"]
+        if isinstance(raw, bool):
+            values["unsubscribe_mailto"] = raw
+        else:
+            values["unsubscribe_mailto"] = table.email("unsubscribe_mailto")
+    if "unsubscribe_secret" in table.data:
+        values["unsubscribe_secret"] = table.secret("unsubscribe_secret")
+    if "suppression_file" in table.data:
+        values["suppression_file"] = table.string("suppression_file", example='"suppressed.txt"')
+    if "poll_interval_minutes" in table.data:
+        minutes = table.number("poll_interval_minutes", 0.0, 1440.0)
+        assert minutes is not None
+        values["poll_interval_minutes"] = minutes
+    if "token_url" in table.data:
+        values["token_url"] = table.url("token_url", DEFAULT_TOKEN_URL)
+    return EmailSettings(**values, explicit=frozenset(values))
+
+
+def _suppression_list(table: _Table, path: str) -> tuple[str, ...]:
+    """The addresses of a suppression file: one a line; blank lines and ``#`` comments skipped."""
+    try:
+        with open(path, encoding="utf-8-sig") as fh:
+            lines = fh.read().splitlines()
+    except OSError as exc:
+        raise table.fail(
+            "suppression_file",
+            f"cannot be read: {path} ({exc.strerror or exc}); create it (one address a line) "
+            "or remove the key",
+        ) from None
+    except UnicodeDecodeError:
+        raise table.fail("suppression_file", f"{path} is not UTF-8 text") from None
+    out: list[str] = []
+    for number, line in enumerate(lines, start=1):
+        text = line.partition("#")[0].strip()
+        if not text:
+            continue
+        if not _EMAIL.match(text):
+            raise table.fail(
+                "suppression_file",
+                f"{path}:{number}: {text!r} is not an email address; put one address on each "
+                "line (# starts a comment)",
+            )
+        out.append(text.lower())
+    return tuple(dict.fromkeys(out))
+
+
+def _resolved_settings(table: _Table | None, settings: EmailSettings, folder: str) -> EmailSettings:
+    if table is None or settings.suppression_file is None:
+        return settings
+    path = _resolve(folder, settings.suppression_file)
+    return attrs.evolve(settings, suppression_file=path, suppressed=_suppression_list(table, path))
+
+
+def _check_settings(table: _Table, settings: EmailSettings) -> None:
+    """Checks across keys, on the merged settings of one account."""
+    url = settings.unsubscribe_url
+    if url is not None and "{token}" in url and settings.unsubscribe_secret is None:
+        raise table.fail(
+            "unsubscribe_secret",
+            "is required: unsubscribe_url uses {token}, a token signed with this key; add "
+            'unsubscribe_secret = "env:SEQENGINE_UNSUBSCRIBE_SECRET" (a long random string) '
+            "to [email] or this table",
+        )
+
+
+def _email_workspace(
+    top: _Table, folder: str, accounts: tuple[AccountConfig, ...]
+) -> tuple[EmailSettings, tuple[AccountConfig, ...]]:
+    """The ``[email]`` table, and each account's email settings merged over it."""
+    example = '[email] unsubscribe_url = "https://app.example.com/u/{token}"'
+    table = top.table("email", example)
+    base = EmailSettings()
+    if table is not None:
+        base = _resolved_settings(table, _email_settings(table), folder)
+        _check_settings(table, base)
+    out: list[AccountConfig] = []
+    for i, acc in enumerate(accounts):
+        if acc.email is None:
+            out.append(acc)
+            continue
+        settings_data = top.data["accounts"][i].get("email", {}).get("settings", {})
+        own_t = _Table(top.source, f"accounts[{i}].email.settings", settings_data)
+        own = _resolved_settings(own_t, acc.email.settings, folder)
+        merged = own.over(base)
+        _check_settings(own_t, merged)
+        out.append(attrs.evolve(acc, email=attrs.evolve(acc.email, settings=merged)))
+    return base, tuple(out)
 
 
 # --------------------------------------------------------------------------------------------

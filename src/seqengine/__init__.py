@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from seqengine._checks import DEFAULT_CHECKS, Check, CheckChain, CheckFailure, Situation, Verdict
 from seqengine._decide import Budget, Decision, action_id_for, decide, first_action, resolve
+from seqengine._drive import Driven, Executed, ManualClock, drive
 from seqengine._engine import (
     Clock,
     FixedClock,
@@ -83,6 +84,7 @@ from seqengine._outcomes import (
     Skipped,
     Unknown,
 )
+from seqengine._render import ActionContent, content_limit, content_values, render_action
 from seqengine._template import MissingPolicy, Rendered, Template, render, with_booking_url
 from seqengine._timing import ActivityWindow, HumanDelay
 
@@ -97,6 +99,7 @@ __all__ = [
     "TRANSITIONS",
     "Account",
     "Action",
+    "ActionContent",
     "ActionKind",
     "ActionStatus",
     "ActivityWindow",
@@ -112,10 +115,12 @@ __all__ = [
     "CriticalError",
     "CriticalKind",
     "Decision",
+    "Driven",
     "Effect",
     "Enrollment",
     "EnrollmentStatus",
     "ExecuteAction",
+    "Executed",
     "ExecutorError",
     "FixedClock",
     "FlowError",
@@ -129,6 +134,7 @@ __all__ = [
     "LinkedInProfile",
     "Mailbox",
     "MailboxKind",
+    "ManualClock",
     "MinorError",
     "MissingPolicy",
     "Notify",
@@ -154,7 +160,10 @@ __all__ = [
     "XProfile",
     "__version__",
     "action_id_for",
+    "content_limit",
+    "content_values",
     "decide",
+    "drive",
     "dump_sequence_json",
     "dump_sequence_toml",
     "enroll",
@@ -167,6 +176,7 @@ __all__ = [
     "pause_sequence",
     "remove_lead",
     "render",
+    "render_action",
     "resolve",
     "resume_account",
     "resume_sequence",

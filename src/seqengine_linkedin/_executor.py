@@ -48,6 +48,7 @@ from seqengine import (
     RetryLater,
     Skipped,
     TemplateError,
+    content_limit,
 )
 from seqengine._template import text_length
 from seqengine.ai import ConversationMessage, NegativityRequest, OfflineWriter
@@ -556,7 +557,10 @@ class LinkedInExecutor:
 
     # -- Connection request and withdrawal -----------------------------------------------
     def _note_limit(self, job: _Job) -> int:
-        limit = job.request.note_limit or 300
+        # The core's rule for this request (300, or 200 on a free account), tightened when the
+        # account's tier changed since the action was decided.
+        rule = content_limit(job.request)
+        limit = rule.max_chars if rule is not None else 300
         account = job.ctx.storage.get_account(job.request.action.account_id)
         if account is not None:
             limit = min(limit, account.connection_note_limit)

@@ -37,7 +37,13 @@ from seqengine.ai._protocol import (
     output_problem,
 )
 
-__all__ = ["generate_comment", "generate_reply", "personalize", "writer_from_config"]
+__all__ = [
+    "fill_smart",
+    "generate_comment",
+    "generate_reply",
+    "personalize",
+    "writer_from_config",
+]
 
 
 def _lead_text(values: Mapping[str, Value]) -> dict[str, str]:
@@ -108,6 +114,36 @@ async def personalize(
         TemplateError: the message is the reason to skip the action.
     """
     parsed = template if isinstance(template, Template) else Template.parse(template)
+    generated = await fill_smart(
+        parsed,
+        values,
+        generator,
+        language=language,
+        context=context,
+        on_missing=on_missing,
+        max_placeholder_chars=max_placeholder_chars,
+    )
+    rendered = parsed.render({**values, **generated}, on_missing=on_missing).text
+    if limit is not None:
+        check_length(rendered, limit)
+    return rendered
+
+
+async def fill_smart(
+    parsed: Template,
+    values: Mapping[str, Value],
+    generator: TextGenerator | None = None,
+    *,
+    language: str,
+    context: AIContext | None = None,
+    on_missing: MissingPolicy | Literal["skip", "empty"] = MissingPolicy.SKIP,
+    max_placeholder_chars: int = 200,
+) -> dict[str, str]:
+    """The generator's values for ``template``'s smart placeholders (see :func:`personalize`).
+
+    Raises:
+        TemplateError: a placeholder stayed unusable after one retry and has no fallback.
+    """
     split = split_known(parsed.variables, values)
     generated: dict[str, str] = {}
     if split.smart:
@@ -140,10 +176,7 @@ async def personalize(
             if parsed.fallback_for(name) is None and policy is MissingPolicy.SKIP:
                 msg = f"AI could not fill {{{{{name}}}}} after one retry: {problem}"
                 raise TemplateError(msg)
-    rendered = parsed.render({**values, **generated}, on_missing=on_missing).text
-    if limit is not None:
-        check_length(rendered, limit)
-    return rendered
+    return generated
 
 
 _R = TypeVar("_R", CommentRequest, ReplyRequest)

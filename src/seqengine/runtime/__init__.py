@@ -19,6 +19,7 @@ from seqengine.runtime._config import (
     load_workspace,
     parse_leads,
 )
+from seqengine.runtime._drive import drive_executors, executor_callable
 from seqengine.runtime._executor import (
     ExecContext,
     Executor,
@@ -52,6 +53,8 @@ __all__ = [
     "XConfig",
     "assign",
     "available_executors",
+    "drive_executors",
+    "executor_callable",
     "load_executor",
     "load_leads",
     "load_workspace",

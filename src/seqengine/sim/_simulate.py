@@ -12,18 +12,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from seqengine._decide import first_action
+from seqengine._drive import ManualClock
+from seqengine._drive import drive as drive_world
+from seqengine._engine import World, enroll, new_world, update_lead
 from seqengine._exceptions import ConfigError
 from seqengine._files import load_sequence
 from seqengine._flow import Sequence
 from seqengine._model import Account, Enrollment, Lead, LeadStatus, Mailbox, MailboxKind
 from seqengine.runtime._clock import VirtualClock
-from seqengine.runtime._executor import Executor, route
+from seqengine.runtime._drive import content_renderer, executor_callable
+from seqengine.runtime._executor import ExecContext, Executor, route
 from seqengine.runtime._worker import Worker
 from seqengine.sim._leads import synthetic_leads
 from seqengine.sim._platforms import PlatformBehaviour, SimulatedExecutor
 from seqengine.sim._report import Report, build_report
 from seqengine.storage._open import open_storage
 from seqengine.storage._protocol import Storage
+from seqengine.storage.memory import MemoryStorage
 
 __all__ = ["DEFAULT_START", "drive", "enroll_all", "simulate", "simulated_accounts"]
 
@@ -138,6 +143,89 @@ def _loaded_data_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
+class _Records(MemoryStorage):
+    """What the simulated platforms record beside the world (inbox, posts seen, bounces).
+
+    Leads the platforms change (a reply, a bounce) are noted, and handed to the world after
+    each action (``update_lead``), so the next decision sees them as it would in storage.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("simulation")
+        self.changed: dict[str, None] = {}
+
+    def put_lead(self, lead: Lead) -> None:
+        super().put_lead(lead)
+        self.changed[lead.id] = None
+
+    def record_bounce(self, lead_id: str, detail: str) -> None:
+        super().record_bounce(lead_id, detail)
+        self.changed[lead_id] = None
+
+    def hand_over(self, world: World) -> World:
+        """``world`` with the leads changed since the last call."""
+        if self.changed:
+            for lead_id in self.changed:
+                lead = self.get_lead(lead_id)
+                if lead is not None:
+                    world = update_lead(world, lead)
+            self.changed.clear()
+        return world
+
+
+def _simulate_world(
+    seqs: list[Sequence],
+    accs: list[Account],
+    lead_list: list[Lead],
+    begin: datetime,
+    end: datetime,
+    seed: int,
+    executor: Executor,
+    writer: Any,
+    progress: Progress | None,
+) -> Report:
+    """Run the simulation on the pure core: ``World`` driven by :func:`seqengine.drive`
+    with the simulated platforms — synchronous, no leases, no event loop."""
+    records = _Records()
+    world = new_world(seed=seed, sequences=seqs, accounts=accs)
+    for seq in seqs:
+        records.put_sequence(seq)
+    for acc in accs:
+        records.put_account(acc)
+    for i, lead in enumerate(lead_list):
+        records.put_lead(lead)
+        account_id = accs[i % len(accs)].id
+        for seq in seqs:
+            world = enroll(world, lead, seq.id, account_id, begin)
+    records.changed.clear()
+    clock = ManualClock(begin)
+    execute = executor_callable([executor], ExecContext(records, clock, writer))
+    render = content_renderer(writer)
+    total = (end - begin).total_seconds() or 1.0
+    # One drive per virtual day, for progress; the clock carries over, so it is one run.
+    stop = begin
+    with _loaded_data_frozen():
+        while stop < end:
+            stop = min(stop + timedelta(days=1), end)
+            world = drive_world(
+                world,
+                execute,
+                until=stop,
+                clock=clock,
+                render=render,
+                after_each=records.hand_over,
+                keep_records=False,
+            ).world
+            if progress is not None:
+                progress(min(1.0, (stop - begin).total_seconds() / total), stop.date().isoformat())
+    replied = [
+        lead.id
+        for lead in lead_list
+        if (cur := world.leads.get(lead.id)) is not None and cur.status is LeadStatus.REPLIED
+    ]
+    return build_report(seqs, world.actions_in_order(), world.enrollments.values(), replied)
+
+
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` to completion, also from inside a running event loop (Jupyter)."""
     try:
@@ -206,6 +294,18 @@ def simulate(
     else:
         lead_list = list(leads)
     begin = start or DEFAULT_START
+    if storage == "memory://" and not executors:
+        return _simulate_world(
+            seqs,
+            accs,
+            lead_list,
+            begin,
+            begin + timedelta(days=days),
+            seed,
+            SimulatedExecutor(behaviour, seed),
+            writer,
+            progress,
+        )
     store = open_storage(storage, workspace="simulation") if isinstance(storage, str) else storage
     try:
         for seq in seqs:

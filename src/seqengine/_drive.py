@@ -1,0 +1,216 @@
+"""Driving a :class:`~seqengine.World` on virtual time: the ``step`` → run → ``feed`` loop.
+
+Every embedder of the pure core needs the same loop: take what is due, render what an action
+sends, hand it to the platform, feed the outcome back, move time to the next due action.
+:func:`drive` is that loop, once, for a plain callable ``ExecuteAction -> Outcome``;
+``seqengine.runtime.executor_callable`` adapts the runtime's (async) channel executors, and
+``seqengine.simulate`` uses it with the simulated platforms.
+
+Time is virtual and only moves forward: to each due action in turn. Human delays are not
+waited for; an outcome is recorded as of the action's start plus its delays (as the runtime
+worker records it on a virtual clock). Pure: no I/O, no waiting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+import attrs
+
+from seqengine._engine import FixedClock, World, feed, next_due, step
+from seqengine._exceptions import ConfigError, TemplateError
+from seqengine._fast import replace
+from seqengine._outcomes import ExecuteAction, Notify, Outcome, PauseAccount, Skipped
+from seqengine._render import render_action
+from seqengine._timing import total_seconds
+
+__all__ = ["AdvancingClock", "Driven", "Executed", "ManualClock", "drive", "render_text"]
+
+
+class AdvancingClock(Protocol):
+    """A clock the driver moves: ``now()`` and ``advance_to()`` (never backwards)."""
+
+    def now(self) -> datetime:
+        """The current instant, timezone-aware."""
+        ...
+
+    def advance_to(self, instant: datetime) -> None:
+        """Move time forward to ``instant`` (an earlier instant leaves it where it is)."""
+        ...
+
+
+class ManualClock:
+    """Virtual time that moves only through :meth:`advance_to` (what :func:`drive` uses when
+    it is given no clock)."""
+
+    __slots__ = ("_now",)
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            msg = (
+                f"ManualClock needs a timezone-aware start time, got {start!r} — "
+                "write it like datetime(2026, 1, 5, tzinfo=UTC)"
+            )
+            raise ConfigError(msg)
+        self._now = start.astimezone(UTC)
+
+    def now(self) -> datetime:
+        """The virtual instant."""
+        return self._now
+
+    def advance_to(self, instant: datetime) -> None:
+        """Move time forward to ``instant`` (never backwards)."""
+        if instant > self._now:
+            self._now = instant.astimezone(UTC)
+
+    def __repr__(self) -> str:
+        return f"ManualClock({self._now.isoformat()})"
+
+
+@attrs.frozen
+class Executed:
+    """One action the driver ran.
+
+    Attributes:
+        effect: the ``ExecuteAction`` as handed to the executor; its ``action.content`` is the
+            rendered text (None for actions that send no template text).
+        outcome: what the executor reported (or ``Skipped("template: …")`` when the text could
+            not be written for this lead; the executor was then not called).
+        finished_at: the instant the outcome was fed back (start plus human delays).
+    """
+
+    effect: ExecuteAction
+    outcome: Outcome
+    finished_at: datetime
+
+
+@attrs.frozen
+class Driven:
+    """What :func:`drive` did.
+
+    Attributes:
+        world: the world after the run.
+        executed: every action run, in order (empty when ``keep_records=False``).
+        effects: the other effects, in order: account pauses and notifications for a person.
+        count: how many actions were run.
+    """
+
+    world: World
+    executed: tuple[Executed, ...]
+    effects: tuple[PauseAccount | Notify, ...]
+    count: int
+
+
+def render_text(effect: ExecuteAction) -> str | None:
+    """The text ``effect`` sends (``render_action(effect).text``), or None.
+
+    Raises:
+        TemplateError: the action cannot be written for this lead.
+    """
+    content = render_action(effect)
+    return None if content is None else content.text
+
+
+def drive(
+    world: World,
+    execute: Callable[[ExecuteAction], Outcome],
+    *,
+    until: datetime,
+    clock: AdvancingClock | None = None,
+    render: Callable[[ExecuteAction], str | None] = render_text,
+    after_each: Callable[[World], World] | None = None,
+    keep_records: bool = True,
+) -> Driven:
+    """Run ``world`` until ``until``: every action due before it, in due order.
+
+    For each due action :func:`~seqengine.step` decides; a started action is rendered
+    (``render``), handed to ``execute`` with its ``action.content`` set to the text, and its
+    outcome is handed back with :func:`~seqengine.feed`. Then time moves to the next due action.
+
+    Args:
+        world: the world to run (left as it is: worlds are values).
+        execute: runs one action on its platform and reports the outcome; it reads the text
+            to send from ``effect.action.content``.
+        until: run what is due before this instant (timezone-aware).
+        clock: the virtual clock to move (``execute`` may read it); default: a
+            :class:`ManualClock` starting at the first due action.
+        render: turns an effect into the text it sends (default :func:`render_text`); a
+            ``TemplateError`` skips the action with the reason ``template: …``.
+        after_each: called after each action with the world; returns it with the host's
+            changes (e.g. ``update_lead`` for what a platform reported about the lead).
+        keep_records: keep every :class:`Executed` (off for long simulations).
+
+    Returns:
+        The new world, the actions run with their outcomes, and the other effects.
+
+    Raises:
+        ConfigError: ``until`` (or the clock's time) is not timezone-aware.
+    """
+    if until.tzinfo is None:
+        msg = (
+            f"drive needs a timezone-aware 'until', got {until!r} — "
+            "write it like datetime(2026, 2, 1, tzinfo=UTC)"
+        )
+        raise ConfigError(msg)
+    if clock is None:
+        first = next_due(world)
+        clock = ManualClock(first if first is not None and first < until else until)
+    executed: list[Executed] = []
+    others: list[PauseAccount | Notify] = []
+    count = 0
+    while clock.now() < until:
+        new, effects = step(world, clock)
+        if new is world:  # nothing due now: move to the next due action
+            due = next_due(world)
+            if due is None or due >= until:
+                break
+            clock.advance_to(due)
+            if clock.now() < due:
+                msg = f"the clock {clock!r} did not move forward to {due.isoformat()}"
+                raise ConfigError(msg)
+            continue
+        world = new
+        for effect in effects:
+            if not isinstance(effect, ExecuteAction):
+                others.append(effect)
+                continue
+            world, done = _run(world, effect, execute, render, clock, others)
+            count += 1
+            if keep_records:
+                executed.append(done)
+        if after_each is not None:
+            world = after_each(world)
+    return Driven(world, tuple(executed), tuple(others), count)
+
+
+def _run(
+    world: World,
+    effect: ExecuteAction,
+    execute: Callable[[ExecuteAction], Outcome],
+    render: Callable[[ExecuteAction], str | None],
+    clock: AdvancingClock,
+    others: list[PauseAccount | Notify],
+) -> tuple[World, Executed]:
+    """Render, execute and feed one started action."""
+    action = effect.action
+    outcome: Outcome
+    try:
+        text = render(effect)
+    except TemplateError as exc:
+        outcome = Skipped(f"template: {exc}")
+    else:
+        if text is not None:
+            # replace(): the copies only swap in the rendered text, nothing to validate.
+            effect = replace(effect, action=replace(action, content=text))
+        outcome = execute(effect)
+    started = action.started_at or clock.now()
+    delays = effect.delays
+    done = started + timedelta(seconds=total_seconds(delays)) if delays else started
+    done = max(done, clock.now())
+    world, effects = feed(world, action.id, outcome, FixedClock(done))
+    for more in effects:
+        if isinstance(more, PauseAccount | Notify):
+            others.append(more)
+    return world, Executed(effect, outcome, done)

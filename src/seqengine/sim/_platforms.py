@@ -2,18 +2,23 @@
 
 Leads accept, reply, follow back, close their DMs, post negative things, disable comments and
 bounce at configurable rates, each decided by a stable hash of (seed, lead, what) so the same
-seed always gives the same run. The executor keeps what a real platform would remember (who
-we connected with and when, which idempotency keys it has seen), so ``reconcile`` works.
+seed always gives the same run. What a real platform would remember (who we connected with
+and when, which replies are on their way) follows from the seed and the actions stored in the
+run's storage, so a new process resuming a rehearsal sees the same platform, and
+``reconcile`` answers for an attempt a crash cut off.
 """
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from types import MappingProxyType
 
 import attrs
 
 from seqengine import _rand
-from seqengine._model import ActionKind, Lead, LeadStatus, MailboxKind, Platform
+from seqengine._model import ActionKind, ActionStatus, Lead, LeadStatus, MailboxKind, Platform
 from seqengine._outcomes import (
     Completed,
     CriticalError,
@@ -26,9 +31,9 @@ from seqengine._outcomes import (
 from seqengine.ai._offline import OfflineWriter
 from seqengine.ai._protocol import CommentRequest, NegativityRequest
 from seqengine.runtime._executor import ExecContext
-from seqengine.storage._protocol import InboxMessage
+from seqengine.storage._protocol import InboxMessage, Storage
 
-__all__ = ["PlatformBehaviour", "SimulatedExecutor", "route_mailbox"]
+__all__ = ["PlatformBehaviour", "SimulatedExecutor", "deliver_replies", "route_mailbox"]
 
 
 @attrs.frozen
@@ -90,7 +95,20 @@ def route_mailbox(email: str, primary: MailboxKind | None) -> MailboxKind | None
 
 
 class SimulatedExecutor:
-    """An executor for every platform, backed by seeded simulated behaviour."""
+    """An executor for every platform, backed by seeded simulated behaviour.
+
+    Its platform state (who we invited, followed and messaged, and when; which replies are
+    still on their way) is worked out from the run's storage the first time it meets that
+    storage — from the seed and the actions already stored there — and kept up to date as it
+    executes. So a rehearsal resumed after a crash, by a new process with a new executor,
+    sees the same platform as the run that died, and goes on exactly as it would have.
+
+    Replies are platform events: a lead who answers a DM or an email answers some hours
+    after the first message from that account, on that message's channel, whether or not
+    the flow checks for replies. Each reply is delivered when the run reaches its time: it
+    goes to the unified inbox (``sender="lead"``) and marks the lead Replied (pre-check 2
+    then stops the lead's other actions), as the email channel's mailbox poll does.
+    """
 
     platforms = frozenset({Platform.X, Platform.LINKEDIN, Platform.EMAIL})
 
@@ -100,6 +118,15 @@ class SimulatedExecutor:
         self.sent: dict[str, Outcome] = {}  # idempotency key → what the platform did
         self.events: dict[tuple[str, str, str], datetime] = {}  # (account, lead, what) → when
         self.writer = OfflineWriter()
+        # The storage the state above was read from (None: not read yet).
+        self._storage: Storage | None = None
+        # Replies on their way: (when, account, lead, platform), earliest first.
+        self._pending: list[tuple[datetime, str, str, str]] = []
+        # Leads whose reply was delivered, and when (the earliest).
+        self._replied: dict[str, datetime] = {}
+        # Posts that finished likes and comments used (to tell them from one an action that
+        # was cut off by a crash recorded before its outcome was stored).
+        self._used_posts: set[str] = set()
 
     # -- behaviour ------------------------------------------------------------------------
     def _chance(self, p: float, *key: str) -> bool:
@@ -129,8 +156,170 @@ class SimulatedExecutor:
             )
         return sorted(posts, key=lambda p: (p.age_days, p.id))
 
+    def reply_time(self, account_id: str, lead_id: str) -> datetime | None:
+        """When the lead answers this account's first message (None: no message yet, or the
+        lead never answers)."""
+        first = self.events.get((account_id, lead_id, "message"))
+        if first is None or not self._chance(self.behaviour.reply_rate, lead_id, "message", "yes"):
+            return None
+        return first + self._delay(self.behaviour.reply_delay_hours, lead_id, "message", "delay")
+
+    # -- state kept in the run's storage ----------------------------------------------------
+    def _sync(self, storage: Storage) -> None:
+        """Work the platform state out from ``storage`` the first time this executor meets it.
+
+        Everything follows from the finished actions already stored (in the order they
+        started) and the seed; delivered replies are the inbox's lead messages.
+        """
+        if self._storage is storage:
+            return
+        self._storage = storage
+        self.sent.clear()
+        self.events.clear()
+        self._pending.clear()
+        self._replied.clear()
+        self._used_posts.clear()
+        done = [
+            a
+            for a in storage.actions()
+            if a.status is ActionStatus.COMPLETED
+            and a.started_at is not None
+            and a.kind is not ActionKind.CONDITION
+        ]
+        done.sort(key=lambda a: a.started_at or datetime.min)  # stable: creation order in ties
+        for a in done:
+            assert a.started_at is not None
+            self._note(a.kind, a.account_id, a.lead_id, a.platform, a.facts, a.started_at)
+        delivered = {m.id for m in storage.inbox() if m.sender == "lead"}
+        kept = []
+        for at, acc, lead_id, platform in self._pending:
+            if _reply_id(platform, acc, lead_id) in delivered:
+                self._replied[lead_id] = min(at, self._replied.get(lead_id, at))
+            else:
+                kept.append((at, acc, lead_id, platform))
+        heapq.heapify(kept)
+        self._pending = kept
+
+    def _note(
+        self,
+        kind: ActionKind,
+        account_id: str,
+        lead_id: str,
+        platform: Platform,
+        facts: Mapping[str, str],
+        at: datetime,
+    ) -> None:
+        """Remember what a completed action did on the platform (mirrors ``_execute``)."""
+        if kind is ActionKind.FOLLOW:
+            self.events.setdefault((account_id, lead_id, "follow"), at)
+        elif kind is ActionKind.CONNECTION_REQUEST:
+            self.events.setdefault((account_id, lead_id, "connect"), at)
+        elif kind is ActionKind.WITHDRAW_CONNECTION:
+            self.events.pop((account_id, lead_id, "connect"), None)
+        elif kind is ActionKind.DM or (kind is ActionKind.EMAIL and facts.get("bounced") != "true"):
+            self._message(account_id, lead_id, platform, at)
+        elif kind in (ActionKind.LIKE, ActionKind.COMMENT) and facts.get("post_id"):
+            self._used_posts.add(facts["post_id"])
+
+    def _message(self, account_id: str, lead_id: str, platform: Platform, at: datetime) -> None:
+        """A message reached the lead: the first one from an account may get a reply."""
+        if (account_id, lead_id, "message") in self.events:
+            return
+        self.events[(account_id, lead_id, "message")] = at
+        when = self.reply_time(account_id, lead_id)
+        if when is not None:
+            heapq.heappush(self._pending, (when, account_id, lead_id, platform.value))
+
+    def deliver(self, storage: Storage, until: datetime) -> int:
+        """Deliver the replies due by ``until``; returns how many.
+
+        Each goes to the unified inbox (received at its own time) and marks its lead Replied.
+        A run calls this at its end, so replies that come after the last action still count.
+        """
+        self._sync(storage)
+        count = 0
+        while self._pending and self._pending[0][0] <= until:
+            at, acc, lead_id, platform = heapq.heappop(self._pending)
+            lead = storage.get_lead(lead_id)
+            name = (lead.first_name or lead.name) if lead is not None else lead_id
+            storage.add_inbox_message(
+                InboxMessage(
+                    id=_reply_id(platform, acc, lead_id),
+                    platform=Platform(platform),
+                    account_id=acc,
+                    lead_id=lead_id,
+                    sender="lead",
+                    text=f"Thanks for reaching out — happy to talk. ({name})",
+                    received_at=at,
+                )
+            )
+            if lead is not None and not lead.is_terminal:
+                storage.put_lead(attrs.evolve(lead, status=LeadStatus.REPLIED))
+            self._replied[lead_id] = min(at, self._replied.get(lead_id, at))
+            count += 1
+        return count
+
+    # -- the executor protocol ------------------------------------------------------------
+    async def execute(
+        self, request: ExecuteAction, content: str | None, ctx: ExecContext
+    ) -> Outcome:
+        """Carry out ``request`` against the simulated platform."""
+        self._sync(ctx.storage)
+        outcome = await self._attempt(request, content, ctx, replay=False)
+        self.sent[request.idempotency_key] = outcome
+        return outcome
+
+    async def reconcile(
+        self, request: ExecuteAction, content: str | None, ctx: ExecContext
+    ) -> Outcome | None:
+        """What the platform did with an attempt that a crash cut off.
+
+        The simulated platform is part of the run: an attempt that was started reached it,
+        and what it did follows from the seed and the state before the attempt. So the
+        answer is the outcome the uninterrupted run got, worked out again.
+        """
+        self._sync(ctx.storage)
+        known = self.sent.get(request.idempotency_key)
+        if known is not None:
+            return known
+        request = _completed_request(request, ctx.storage)
+        outcome = await self._attempt(request, content, ctx, replay=True)
+        self.sent[request.idempotency_key] = outcome
+        return outcome
+
+    async def _attempt(
+        self, request: ExecuteAction, content: str | None, ctx: ExecContext, *, replay: bool
+    ) -> Outcome:
+        b, a = self.behaviour, request.action
+        # The platform's time for this attempt: when it started (the clock may have moved on
+        # since, e.g. when a resumed run reconciles it).
+        at = a.started_at or ctx.clock.now()
+        self.deliver(ctx.storage, at)
+        if a.kind is not ActionKind.CONDITION:
+            if self._chance(b.bot_detection_rate, a.id, "bot"):
+                return CriticalError(
+                    CriticalKind.BOT_DETECTION, f"{a.platform.value} showed a security challenge"
+                )
+            if self._chance(b.rate_limit_rate, a.id, "429", str(a.tries)):
+                return CriticalError(
+                    CriticalKind.RATE_LIMIT,
+                    "HTTP 429 Too Many Requests",
+                    until=at + timedelta(minutes=15),
+                )
+            replied = self._replied.get(a.lead_id)
+            if (
+                a.kind is not ActionKind.WITHDRAW_CONNECTION
+                and replied is not None
+                and replied <= at
+            ):
+                return Skipped(f"replied: lead {a.lead_id} replied before this went out")
+        outcome = await self._execute(request, content, ctx, at, replay)
+        if isinstance(outcome, Completed) and a.kind is not ActionKind.CONDITION:
+            self._note(a.kind, a.account_id, a.lead_id, a.platform, outcome.facts, at)
+        return outcome
+
     def _candidates(
-        self, request: ExecuteAction, ctx: ExecContext, commented: bool
+        self, request: ExecuteAction, ctx: ExecContext, commented: bool, replay: bool
     ) -> list[SimPost]:
         settings = request.settings
         posts = self.posts(request.lead)
@@ -142,10 +331,14 @@ class SimulatedExecutor:
             posts = [p for p in posts if p.age_days <= int(max_age)]
         platform = request.action.platform
         seen = ctx.storage.posts_seen(platform, [p.id for p in posts], commented=commented)
-        if not commented:
-            return [p for p in posts if p.id not in seen]
-        liked = ctx.storage.posts_seen(platform, [p.id for p in posts])
+        liked = ctx.storage.posts_seen(platform, [p.id for p in posts]) if commented else seen
+        if replay:
+            # A post that no finished action used was recorded by the attempt being replayed.
+            seen &= self._used_posts
+            liked &= self._used_posts
         fresh = [p for p in posts if p.id not in seen]
+        if not commented:
+            return fresh
         # R-COMMENT-3: prefer the post a prior Like step liked.
         return sorted(fresh, key=lambda p: (p.id not in liked, p.age_days, p.id))
 
@@ -163,35 +356,18 @@ class SimulatedExecutor:
             return False
         return now >= since + self._delay(span, lead, what, "delay")
 
-    # -- the executor protocol ------------------------------------------------------------
-    async def execute(
-        self, request: ExecuteAction, content: str | None, ctx: ExecContext
-    ) -> Outcome:
-        """Carry out ``request`` against the simulated platform."""
-        b, a = self.behaviour, request.action
-        now = ctx.clock.now()
-        if a.kind is not ActionKind.CONDITION:
-            if self._chance(b.bot_detection_rate, a.id, "bot"):
-                return CriticalError(
-                    CriticalKind.BOT_DETECTION, f"{a.platform.value} showed a security challenge"
-                )
-            if self._chance(b.rate_limit_rate, a.id, "429", str(a.tries)):
-                return CriticalError(
-                    CriticalKind.RATE_LIMIT,
-                    "HTTP 429 Too Many Requests",
-                    until=now + timedelta(minutes=15),
-                )
-        outcome = await self._execute(request, content, ctx, now)
-        self.sent[request.idempotency_key] = outcome
-        return outcome
-
     async def _execute(
-        self, request: ExecuteAction, content: str | None, ctx: ExecContext, now: datetime
+        self,
+        request: ExecuteAction,
+        content: str | None,
+        ctx: ExecContext,
+        now: datetime,
+        replay: bool,
     ) -> Outcome:
         b, a, lead = self.behaviour, request.action, request.lead
         kind, acc = a.kind, a.account_id
         if kind is ActionKind.LIKE:
-            posts = self._candidates(request, ctx, commented=False)
+            posts = self._candidates(request, ctx, commented=False, replay=replay)
             if not posts:
                 return Skipped(
                     "no_qualifying_post: every recent post was already used or filtered out"
@@ -199,23 +375,20 @@ class SimulatedExecutor:
             ctx.storage.record_post(a.platform, posts[0].id)
             return Completed(provider_id=posts[0].id, facts={"post_id": posts[0].id})
         if kind is ActionKind.COMMENT:
-            return await self._comment(request, ctx)
+            return await self._comment(request, ctx, replay)
         if kind is ActionKind.FOLLOW:
             if (acc, lead.id, "follow") in self.events:
                 return Skipped("already_following")
-            self.events[(acc, lead.id, "follow")] = now
             return Completed(provider_id=f"follow-{lead.id}")
         if kind is ActionKind.CONNECTION_REQUEST:
             if (acc, lead.id, "connect") in self.events:
                 return Skipped("already_pending: CANT_RESEND_YET")
-            self.events[(acc, lead.id, "connect")] = now
             return Completed(provider_id=f"invite-{lead.id}", content=content)
         if kind is ActionKind.WITHDRAW_CONNECTION:
             if self._after(
                 acc, lead.id, "connect", now, b.acceptance_rate, b.acceptance_delay_hours
             ):
                 return Skipped("already_accepted: nothing to withdraw")
-            self.events.pop((acc, lead.id, "connect"), None)
             return Completed(provider_id=f"withdrawn-{lead.id}")
         if kind is ActionKind.DM:
             if a.platform is Platform.X and self._chance(b.dm_closed_rate, lead.id, "dm-closed"):
@@ -224,16 +397,15 @@ class SimulatedExecutor:
                 acc, lead.id, "connect", now, b.acceptance_rate, b.acceptance_delay_hours
             ):
                 return Skipped("not_connected: a LinkedIn DM needs an accepted connection")
-            self.events.setdefault((acc, lead.id, "message"), now)
             return Completed(provider_id=f"dm-{a.id}", content=content)
         if kind is ActionKind.EMAIL:
-            return self._email(request, content, ctx, now)
-        return self._condition(request, ctx, now)
+            return self._email(request, content, ctx)
+        return self._condition(request, now)
 
-    async def _comment(self, request: ExecuteAction, ctx: ExecContext) -> Outcome:
+    async def _comment(self, request: ExecuteAction, ctx: ExecContext, replay: bool) -> Outcome:
         a = request.action
         language = str(request.settings.get("language") or "en")
-        for post in self._candidates(request, ctx, commented=True):
+        for post in self._candidates(request, ctx, commented=True, replay=replay):
             if request.settings.get("skip_negative_content"):
                 verdict = await self.writer.judge_negativity(
                     NegativityRequest(text=post.text, language=language)
@@ -259,9 +431,7 @@ class SimulatedExecutor:
             )
         return Skipped("no_qualifying_post: no recent post could take a comment")
 
-    def _email(
-        self, request: ExecuteAction, content: str | None, ctx: ExecContext, now: datetime
-    ) -> Outcome:
+    def _email(self, request: ExecuteAction, content: str | None, ctx: ExecContext) -> Outcome:
         lead, a = request.lead, request.action
         if lead.bounced:
             return Skipped("bounced: the lead's address bounced before")
@@ -285,12 +455,11 @@ class SimulatedExecutor:
                 content=content,
                 facts={"mailbox": box.address, "bounced": "true"},
             )
-        self.events.setdefault((a.account_id, lead.id, "message"), now)
         return Completed(
             provider_id=f"mail-{a.id}", content=content, facts={"mailbox": box.address}
         )
 
-    def _condition(self, request: ExecuteAction, ctx: ExecContext, now: datetime) -> Outcome:
+    def _condition(self, request: ExecuteAction, now: datetime) -> Outcome:
         b, a, lead = self.behaviour, request.action, request.lead
         acc, cond = a.account_id, request.condition
         if cond == "connection_accepted":
@@ -304,30 +473,36 @@ class SimulatedExecutor:
         elif cond == "has_profile":
             met = self._chance(b.has_profile_rate, lead.id, a.platform.value, "profile")
         else:
-            met = self._after(acc, lead.id, "message", now, b.reply_rate, b.reply_delay_hours)
-            if met:
-                self._store_reply(request, ctx, now)
+            # Replies due by now were delivered (to the inbox, marking the lead) just before.
+            when = self.reply_time(acc, lead.id)
+            met = when is not None and when <= now
         return Completed(result=met)
 
-    def _store_reply(self, request: ExecuteAction, ctx: ExecContext, now: datetime) -> None:
-        lead, a = request.lead, request.action
-        ctx.storage.add_inbox_message(
-            InboxMessage(
-                id=f"reply-{a.platform.value}-{a.account_id}-{lead.id}",
-                platform=a.platform,
-                account_id=a.account_id,
-                lead_id=lead.id,
-                sender="lead",
-                text=f"Thanks for reaching out — happy to talk. ({lead.first_name or lead.name})",
-                received_at=now,
-            )
-        )
-        current = ctx.storage.get_lead(lead.id) or lead
-        if not current.is_terminal:
-            ctx.storage.put_lead(attrs.evolve(current, status=LeadStatus.REPLIED))
 
-    async def reconcile(
-        self, request: ExecuteAction, content: str | None, ctx: ExecContext
-    ) -> Outcome | None:
-        """The simulated platform remembers every idempotency key it saw."""
-        return self.sent.get(request.idempotency_key)
+def _reply_id(platform: str, account_id: str, lead_id: str) -> str:
+    """The inbox id of a simulated reply (one per channel, account and lead)."""
+    return f"reply-{platform}-{account_id}-{lead_id}"
+
+
+def _completed_request(request: ExecuteAction, storage: Storage) -> ExecuteAction:
+    """A reconcile request with what the flow adds (condition, settings, prompt) filled in.
+
+    A worker reconciling after a crash hands over only the action and the lead.
+    """
+    a = request.action
+    seq = storage.get_sequence(a.sequence_id)
+    if seq is None or not seq.has_step(a.step_id):
+        return request
+    step = seq.step(a.step_id)
+    return attrs.evolve(
+        request,
+        condition=request.condition or (step.condition.value if step.condition else None),
+        prompt=request.prompt or step.prompt or seq.settings.comment_prompt,
+        settings=request.settings or MappingProxyType(attrs.asdict(seq.settings)),
+    )
+
+
+def deliver_replies(executors: Iterable[object], storage: Storage, until: datetime) -> int:
+    """Deliver, on every :class:`SimulatedExecutor` among ``executors``, the replies due by
+    ``until`` (the end of a run); returns how many. Other executors are left alone."""
+    return sum(e.deliver(storage, until) for e in executors if isinstance(e, SimulatedExecutor))

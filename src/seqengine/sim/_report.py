@@ -7,15 +7,19 @@ import os
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from seqengine._flow import Sequence
-from seqengine._model import Action, ActionKind, Enrollment, EnrollmentStatus
+from seqengine._model import Action, ActionKind, ActionStatus, Enrollment, EnrollmentStatus
 from seqengine._timing import load_zone, local_date
+from seqengine.storage._protocol import InboxMessage, Storage
 
-__all__ = ["Report", "action_record", "build_report"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["Report", "action_record", "attribute_replies", "build_report", "storage_report"]
 
 _FIELDS = (
     "action_id",
@@ -66,11 +70,14 @@ class Report:
     """What a simulation or rehearsal did.
 
     ``records`` are the ``actions.jsonl`` rows (dicts, in creation order): hand them to
-    ``pandas.DataFrame(report.to_records())``. ``summary`` is ``summary.json``.
+    ``pandas.DataFrame(report.to_records())``. ``summary`` is ``summary.json``. ``replies``
+    has one row per enrollment that got a reply: ``sequence_id``, ``lead_id``,
+    ``account_id``, ``platform`` and ``replied_at`` (ISO 8601) of its first reply.
     """
 
     records: tuple[dict[str, Any], ...]
     summary: dict[str, Any]
+    replies: tuple[dict[str, Any], ...] = ()
 
     def to_records(self) -> list[dict[str, Any]]:
         """The per-action records as a list of dicts (one per action)."""
@@ -86,6 +93,26 @@ class Report:
         """Per-sequence, per-local-day counts of started actions that count toward limits."""
         return {k: dict(v) for k, v in self.summary["per_day"].items()}
 
+    def plot_funnel(self, sequence_id: str | None = None) -> Figure:
+        """The funnel as a bar chart (a matplotlib ``Figure``; needs ``seqengine[plot]``).
+
+        One bar per stage, in flow order: leads enrolled, completed actions of each step,
+        leads who replied. ``sequence_id`` limits it to one sequence. In a notebook the
+        figure shows inline as the cell's result; elsewhere use ``fig.savefig(path)``.
+        """
+        from seqengine.sim._charts import funnel_figure
+
+        return funnel_figure(self.summary, sequence_id)
+
+    def plot_daily_volume(self, sequence_id: str | None = None) -> Figure:
+        """Actions started per local day against the daily limit (a matplotlib ``Figure``).
+
+        One line per sequence (or only ``sequence_id``'s), its daily action limit dashed.
+        """
+        from seqengine.sim._charts import daily_volume_figure
+
+        return daily_volume_figure(self.summary, sequence_id)
+
     def write(self, out_dir: str, *, charts: bool = True) -> list[str]:
         """Write ``actions.jsonl`` and ``summary.json`` (and PNG charts if matplotlib is
         installed and ``charts``); returns the paths written. Same report → same bytes."""
@@ -100,16 +127,24 @@ class Report:
         if charts:
             from seqengine.sim._charts import write_charts
 
-            paths += write_charts(self, out_dir)
+            paths += write_charts(self.summary, out_dir)
         return paths
 
     def text(self) -> str:
         """A readable summary for terminals."""
         lines = []
         for sid, f in sorted(self.summary["sequences"].items()):
+            by_platform = f.get("replied_by_platform") or {}
+            via = (
+                " (" + ", ".join(f"{n} on {p}" for p, n in sorted(by_platform.items())) + ")"
+                if len(by_platform) > 1
+                else f" on {next(iter(by_platform))}"
+                if by_platform
+                else ""
+            )
             lines.append(
                 f"sequence {sid}: {f['enrolled']} leads enrolled, "
-                f"{f['completed']} finished the flow, {f['replied']} replied"
+                f"{f['completed']} finished the flow, {f['replied']} replied{via}"
             )
             for step_id, counts in f["steps"].items():
                 parts = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
@@ -126,19 +161,97 @@ class Report:
         return "\n".join(lines)
 
 
+#: Actions that put words in front of a lead, which a reply answers.
+_MESSAGES = frozenset({ActionKind.DM, ActionKind.EMAIL, ActionKind.CONNECTION_REQUEST})
+#: Actions that never reach a lead: a reply is never theirs.
+_SILENT = frozenset({ActionKind.CONDITION, ActionKind.WITHDRAW_CONNECTION})
+
+# (lead, account) -> platform -> [(started_at, is a message, sequence id)] of completed actions.
+_Touches = dict[tuple[str, str], dict[str, list[tuple[datetime, bool, str]]]]
+
+
+def _touches(actions: Iterable[Action]) -> _Touches:
+    touches: _Touches = defaultdict(lambda: defaultdict(list))
+    for a in actions:
+        if a.status is ActionStatus.COMPLETED and a.started_at and a.kind not in _SILENT:
+            by_platform = touches[(a.lead_id, a.account_id)]
+            by_platform[a.platform.value].append((a.started_at, a.kind in _MESSAGES, a.sequence_id))
+    return touches
+
+
+def _attribute(touches: _Touches, reply: InboxMessage) -> str | None:
+    """The sequence a reply answers, or None (see :func:`attribute_replies`)."""
+    if reply.sender != "lead" or reply.lead_id is None:
+        return None
+    by_platform = touches.get((reply.lead_id, reply.account_id), {})
+    same = by_platform.get(reply.platform.value, [])
+    other = [t for p, ts in by_platform.items() if p != reply.platform.value for t in ts]
+    for pool, messages_only in ((same, True), (same, False), (other, True)):
+        before = [t for t in pool if t[0] <= reply.received_at and (t[1] or not messages_only)]
+        if before:
+            return max(before, key=lambda t: (t[0], t[2]))[2]
+    return None
+
+
+def _first_replies(
+    touches: _Touches, inbox: Iterable[InboxMessage]
+) -> tuple[dict[tuple[str, str], InboxMessage], int, int]:
+    """(first reply per enrollment, lead messages seen, lead messages that answered nothing)."""
+    first: dict[tuple[str, str], InboxMessage] = {}
+    seen = unattributed = 0
+    for reply in inbox:
+        if reply.sender != "lead" or reply.lead_id is None:
+            continue
+        seen += 1
+        sequence_id = _attribute(touches, reply)
+        if sequence_id is None:
+            unattributed += 1
+            continue
+        key = (sequence_id, reply.lead_id)
+        known = first.get(key)
+        if known is None or (reply.received_at, reply.id) < (known.received_at, known.id):
+            first[key] = reply
+    return first, seen, unattributed
+
+
+def attribute_replies(
+    actions: Iterable[Action], inbox: Iterable[InboxMessage]
+) -> dict[tuple[str, str], InboxMessage]:
+    """Each enrollment's first reply: (sequence id, lead id) → the lead's message.
+
+    A reply (an inbox message with ``sender="lead"``, on any channel) answers the latest
+    message (DM, email, connection note) that the same account sent the lead on that channel
+    before the reply came; failing that, the latest other completed action there (a like, a
+    comment, a follow); failing that, the account's latest message to the lead on another
+    channel. Its sequence is the one the reply counts for. A reply that answers nothing
+    (the lead wrote first) counts for no sequence.
+    """
+    return _first_replies(_touches(actions), inbox)[0]
+
+
 def build_report(
     sequences: Iterable[Sequence],
     actions: Iterable[Action],
     enrollments: Iterable[Enrollment],
     replied: Iterable[str] = (),
+    *,
+    inbox: Iterable[InboxMessage] | None = None,
 ) -> Report:
-    """Assemble records and the summary from final actions and enrollments."""
+    """Assemble records and the summary from final actions and enrollments.
+
+    With ``inbox`` (the run's unified inbox), replies are counted per enrollment from the
+    leads' messages on every channel (see :func:`attribute_replies`). Without it, a sequence
+    counts its enrolled leads whose ids are in ``replied`` (lead-level, the older way).
+    """
     seqs = {s.id: s for s in sequences}
     records = []
     steps: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
     per_day: dict[str, Counter[str]] = defaultdict(Counter)
+    kept: list[Action] = []
     for action in actions:
         records.append(action_record(action))
+        if inbox is not None and action.status is ActionStatus.COMPLETED:
+            kept.append(action)  # only these can be answered
         step_key = (
             action.step_id
             if action.kind is not ActionKind.WITHDRAW_CONNECTION
@@ -153,15 +266,35 @@ def build_report(
         ):
             day = local_date(action.started_at, load_zone(seq.timezone)).isoformat()
             per_day[action.sequence_id][day] += 1
+    first, received, unattributed = (
+        _first_replies(_touches(kept), inbox) if inbox is not None else ({}, 0, 0)
+    )
     replied_set = set(replied)
     funnel: dict[str, Any] = {}
     enrolled: Counter[str] = Counter()
     done: Counter[str] = Counter()
     replies: Counter[str] = Counter()
+    channels: dict[str, Counter[str]] = defaultdict(Counter)
+    rows: list[dict[str, Any]] = []
     for e in enrollments:
         enrolled[e.sequence_id] += 1
         done[e.sequence_id] += e.status is EnrollmentStatus.COMPLETED
-        replies[e.sequence_id] += e.lead_id in replied_set
+        if inbox is None:
+            replies[e.sequence_id] += e.lead_id in replied_set
+            continue
+        reply = first.get(e.key)
+        if reply is not None:
+            replies[e.sequence_id] += 1
+            channels[e.sequence_id][reply.platform.value] += 1
+            rows.append(
+                {
+                    "sequence_id": e.sequence_id,
+                    "lead_id": e.lead_id,
+                    "account_id": reply.account_id,
+                    "platform": reply.platform.value,
+                    "replied_at": reply.received_at.isoformat(),
+                }
+            )
     for sid, seq in sorted(seqs.items()):
         funnel[sid] = {
             "enrolled": enrolled[sid],
@@ -175,9 +308,27 @@ def build_report(
                 if steps[sid].get(key)
             },
         }
-    summary = {
+        if inbox is not None:
+            funnel[sid]["replied_by_platform"] = dict(sorted(channels[sid].items()))
+    summary: dict[str, Any] = {
         "sequences": funnel,
         "per_day": {sid: dict(sorted(days.items())) for sid, days in sorted(per_day.items())},
         "actions": len(records),
     }
-    return Report(records=tuple(records), summary=summary)
+    if inbox is not None:
+        summary["replies"] = {"received": received, "unattributed": unattributed}
+    rows.sort(key=lambda r: (r["sequence_id"], r["lead_id"]))
+    return Report(records=tuple(records), summary=summary, replies=tuple(rows))
+
+
+def storage_report(storage: Storage, sequences: Iterable[Sequence] | None = None) -> Report:
+    """The report of the run kept in ``storage``: its actions, enrollments and inbox.
+
+    ``sequences`` default to every sequence the run's actions and enrollments name.
+    """
+    enrollments = list(storage.enrollments())
+    if sequences is None:
+        ids = sorted({e.sequence_id for e in enrollments})
+        found = [storage.get_sequence(sid) for sid in ids]
+        sequences = [s for s in found if s is not None]
+    return build_report(sequences, storage.actions(), enrollments, inbox=storage.inbox())

@@ -3,12 +3,14 @@
 ``[accounts.linkedin]`` in a workspace gives the session cookies and ``api = "voyager"``
 (default) or ``"official"``. The official API additionally needs an OAuth 2 access token and
 the member's ``urn:li:person:…``; a host passes those as :class:`LinkedInAccount` values
-through ``LinkedInExecutor(accounts={...})``.
+through ``LinkedInExecutor(accounts={...})``. ``[accounts.linkedin.endpoints]`` (and
+``official_endpoints``) replace entries of the endpoint tables for the account.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, Final
 
 import attrs
@@ -17,8 +19,14 @@ import httpx
 from seqengine import ConfigError
 from seqengine.runtime import Secret
 from seqengine_linkedin._gateway import LinkedInGateway
-from seqengine_linkedin._official import DEFAULT_REST_URL, DEFAULT_VERSION, OfficialGateway
-from seqengine_linkedin._voyager import DEFAULT_VOYAGER_URL, VoyagerGateway
+from seqengine_linkedin._http import Endpoints
+from seqengine_linkedin._official import (
+    DEFAULT_REST_URL,
+    DEFAULT_VERSION,
+    OFFICIAL_ENDPOINTS,
+    OfficialGateway,
+)
+from seqengine_linkedin._voyager import DEFAULT_VOYAGER_URL, VOYAGER_ENDPOINTS, VoyagerGateway
 
 __all__ = ["APIS", "LinkedInAccount", "build_gateway", "reveal"]
 
@@ -46,6 +54,10 @@ def _optional_secret(value: Any) -> Secret | str | None:
     return None if value is None else _secret_or_str(value)
 
 
+def _table(value: Mapping[str, str] | None) -> Mapping[str, str]:
+    return MappingProxyType({str(k): str(v) for k, v in (value or {}).items()})
+
+
 @attrs.frozen
 class LinkedInAccount:
     """One account's LinkedIn credentials and transport choice.
@@ -59,9 +71,13 @@ class LinkedInAccount:
         actor_urn: ``urn:li:person:…`` that reacts and comments through the official API.
         rest_base_url: the official REST base URL.
         linkedin_version: the ``LinkedIn-Version`` header, ``YYYYMM``.
+        endpoints: replacements for :data:`~seqengine_linkedin.VOYAGER_ENDPOINTS` entries.
+        official_endpoints: replacements for
+            :data:`~seqengine_linkedin.OFFICIAL_ENDPOINTS` entries.
 
     Raises:
-        ConfigError: ``api`` is unknown, or ``"official"`` without a token and actor urn.
+        ConfigError: ``api`` is unknown, or ``"official"`` without a token and actor urn, or
+            an endpoint replacement names an unknown operation or is malformed.
     """
 
     li_at: Secret | str = attrs.field(repr=False, converter=_secret_or_str)
@@ -74,8 +90,12 @@ class LinkedInAccount:
     actor_urn: str | None = None
     rest_base_url: str = DEFAULT_REST_URL
     linkedin_version: str = DEFAULT_VERSION
+    endpoints: Mapping[str, str] = attrs.field(factory=dict, converter=_table)
+    official_endpoints: Mapping[str, str] = attrs.field(factory=dict, converter=_table)
 
     def __attrs_post_init__(self) -> None:
+        Endpoints(VOYAGER_ENDPOINTS, self.endpoints)  # raises ConfigError naming the entry
+        Endpoints(OFFICIAL_ENDPOINTS, self.official_endpoints)
         if self.api not in APIS:
             msg = f'LinkedIn api must be "voyager" or "official", got {self.api!r}'
             raise ConfigError(msg)
@@ -100,7 +120,14 @@ class LinkedInAccount:
             "api": getattr(config, "api", "voyager"),
         }
         # Optional fields a newer LinkedInConfig may carry for the official API.
-        for name in ("access_token", "actor_urn", "rest_base_url", "linkedin_version"):
+        for name in (
+            "access_token",
+            "actor_urn",
+            "rest_base_url",
+            "linkedin_version",
+            "endpoints",
+            "official_endpoints",
+        ):
             value = getattr(config, name, None)
             if value is not None:
                 fields[name] = value
@@ -121,6 +148,9 @@ def build_gateway(
 ) -> LinkedInGateway:
     """The gateway ``account`` asks for, with its credentials revealed now.
 
+    ``endpoints``/``official_endpoints`` (the host's) apply first; the account's own
+    replacements (from its workspace table) win over them.
+
     Raises:
         ConfigError: a credential's environment variable is not set.
     """
@@ -128,7 +158,7 @@ def build_gateway(
         reveal(account.li_at),
         reveal(account.jsessionid),
         base_url=account.base_url,
-        endpoints=endpoints,
+        endpoints={**(endpoints or {}), **account.endpoints},
         transport=transport,
         timeout=timeout,
     )
@@ -141,7 +171,7 @@ def build_gateway(
         voyager,
         base_url=account.rest_base_url,
         version=account.linkedin_version,
-        endpoints=official_endpoints,
+        endpoints={**(official_endpoints or {}), **account.official_endpoints},
         transport=transport,
         timeout=timeout,
     )

@@ -225,17 +225,19 @@ def _messaging_member_id(ref: Any) -> str | None:
 
 
 def _event_message(event: Mapping[str, Any]) -> Message | None:
-    """A legacy ``/messaging/conversations/{id}/events`` element."""
+    """A legacy ``/messaging/conversations/{id}/events`` element. Its id is the backend urn
+    (``urn:li:messagingMessage:…``) when LinkedIn gives one: the GraphQL ``Message`` carries
+    the same, so a message keeps its id whichever API read it."""
     body = union_member(event.get("eventContent"), _MESSAGE_EVENT)
     if body is None:
         return None
     member = union_member(event.get("from"), _MESSAGING_MEMBER)
     sender = _urn(dig(member, "miniProfile"), ref=dig(member, "*miniProfile"))
     sender_id = member_id_of(sender) if sender else _messaging_member_id(event.get("*from"))
-    event_urn = event.get("entityUrn") or event.get("dashEntityUrn") or ""
+    event_urn = event.get("backendUrn") or event.get("entityUrn") or event.get("dashEntityUrn")
     token = event.get("originToken")
     return Message(
-        id=str(event_urn),
+        id=str(event_urn or ""),
         sender_id=sender_id,
         text=_text(body.get("attributedBody")) or _text(body.get("body")),
         sent_at=_ms(event.get("createdAt")),
@@ -253,7 +255,7 @@ def _participant_urn(participant: Any, *, ref: Any = None) -> str | None:
 
 def _messenger_message(element: Mapping[str, Any]) -> Message | None:
     """A GraphQL ``messengerMessages`` element."""
-    urn = element.get("entityUrn")
+    urn = element.get("backendUrn") or element.get("entityUrn")
     if not isinstance(urn, str):
         return None
     sender = _participant_urn(element.get("sender"), ref=element.get("*sender"))

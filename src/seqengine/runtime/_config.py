@@ -188,6 +188,11 @@ class LinkedInConfig:
     actor_urn: str | None = None
     rest_base_url: str | None = None
     linkedin_version: str | None = None
+    #: ``[accounts.linkedin.endpoints]``: Voyager endpoint table entries to replace
+    #: (operation → ``"METHOD /path?query"``; names checked by ``seqengine_linkedin``).
+    endpoints: Mapping[str, str] = attrs.field(factory=dict)
+    #: ``[accounts.linkedin.official_endpoints]``: the same for the official REST table.
+    official_endpoints: Mapping[str, str] = attrs.field(factory=dict)
 
 
 @attrs.frozen
@@ -868,9 +873,11 @@ def _linkedin(table: _Table) -> LinkedInConfig:
             "actor_urn",
             "api",
             "base_url",
+            "endpoints",
             "jsessionid",
             "li_at",
             "linkedin_version",
+            "official_endpoints",
             "rest_base_url",
         )
     )
@@ -886,6 +893,8 @@ def _linkedin(table: _Table) -> LinkedInConfig:
         if "rest_base_url" in table.data
         else None,
         linkedin_version=table.optional("linkedin_version", None),
+        endpoints=_endpoint_table(table, "endpoints"),
+        official_endpoints=_endpoint_table(table, "official_endpoints"),
     )
     if api == "official" and (config.access_token is None or not config.actor_urn):
         raise table.fail(
@@ -895,6 +904,21 @@ def _linkedin(table: _Table) -> LinkedInConfig:
             "invitations and messages",
         )
     return config
+
+
+def _endpoint_table(table: _Table, key: str) -> dict[str, str]:
+    """``[accounts.linkedin.<key>]``: operation name → ``"METHOD /path?query"``."""
+    sub = table.table(key, f'[accounts.linkedin.{key}] me = "GET /me"')
+    if sub is None:
+        return {}
+    out: dict[str, str] = {}
+    for name in sub.data:
+        entry = sub.string(name, example='"GET /path?query"')
+        method, _, path = entry.partition(" ")
+        if method.upper() not in ("GET", "POST", "PUT", "DELETE") or not path.startswith("/"):
+            raise sub.fail(name, f'must look like "POST /path?query", got {entry!r}')
+        out[str(name)] = f"{method.upper()} {path.strip()}"
+    return out
 
 
 def _email(table: _Table) -> EmailConfig:

@@ -501,16 +501,16 @@ class VoyagerGateway:
         """The 1:1 conversation with the member and its messages, oldest first."""
         member = member_id_of(member_id)
         if self.graphql_messaging:
+            mailbox = await self._mailbox_urn()  # its own failures are not about messaging
             try:
-                return await self._messenger_conversation(member)
+                return await self._messenger_conversation(member, mailbox)
             except (LinkedInError, _EndpointGoneError) as exc:
                 if isinstance(exc, LinkedInError) and not _gone(exc):
                     raise
                 self.graphql_messaging = False
         return await self._legacy_conversation(member)
 
-    async def _messenger_conversation(self, member: str) -> Conversation | None:
-        mailbox = await self._mailbox_urn()
+    async def _messenger_conversation(self, member: str, mailbox: str) -> Conversation | None:
         profile_urn = f"urn:li:fsd_profile:{member}"
         elements = await self._graphql(
             "messenger_conversations",
@@ -587,8 +587,11 @@ class VoyagerGateway:
         """
         member = member_id_of(member_id)
         if self.graphql_messaging:
+            mailbox = await self._mailbox_urn()
             try:
-                return await self._create_message(member, text, conversation_id, origin_token)
+                return await self._create_message(
+                    member, text, conversation_id, origin_token, mailbox
+                )
             except LinkedInError as exc:
                 if not _gone(exc):
                     raise
@@ -596,11 +599,15 @@ class VoyagerGateway:
         return await self._legacy_send(member, text, conversation_id, origin_token)
 
     async def _create_message(
-        self, member: str, text: str, conversation_id: str | None, origin_token: str
+        self,
+        member: str,
+        text: str,
+        conversation_id: str | None,
+        origin_token: str,
+        mailbox: str,
     ) -> str:
         """``voyagerMessagingDashMessengerMessages?action=createMessage``, the body as
         eracle/OpenOutreach sends it (``hostRecipientUrns`` for a new conversation)."""
-        mailbox = await self._mailbox_urn()
         message: dict[str, Any] = {
             "body": {"attributes": [], "text": text},
             "renderContentUnions": [],

@@ -4,7 +4,10 @@ the harness the Gmail, Graph and SMTP/IMAP mailbox tests share."""
 from __future__ import annotations
 
 import asyncio
+import ssl
+import subprocess
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, ClassVar
 
 import attrs
@@ -68,3 +71,30 @@ class MailWorld:
     def reconcile(self, lead: Lead, key: str, content: str | None = None) -> Any:
         text = self.reconcile_content if content is None else content
         return asyncio.run(self.executor.reconcile(self.request(lead, key), text, self.ctx))
+
+
+@attrs.frozen
+class TlsPair:
+    """A self-signed certificate for 127.0.0.1: the servers' and the clients' SSL contexts."""
+
+    server: ssl.SSLContext
+    client: ssl.SSLContext
+
+
+def self_signed(folder: Path) -> TlsPair:
+    """Make a certificate for 127.0.0.1 with the ``openssl`` command (a real key and cert)."""
+    key, cert = folder / "key.pem", folder / "cert.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert, key)
+    client = ssl.create_default_context(cafile=str(cert))
+    return TlsPair(server, client)

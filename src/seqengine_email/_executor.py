@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 import httpx
 
+from seqengine._exceptions import ConfigError
 from seqengine._model import ActionKind, Lead, LeadStatus, MailboxKind, Platform
 from seqengine._outcomes import (
     Completed,
@@ -88,7 +89,14 @@ def _unsubscribe(
 ) -> Unsubscribe:
     """One account's unsubscribe headers: keyword arguments win over its settings."""
     if secret is None and settings.unsubscribe_secret is not None:
-        secret = settings.unsubscribe_secret.reveal()  # ConfigError names the variable
+        try:
+            secret = settings.unsubscribe_secret.reveal()
+        except ConfigError as exc:
+            msg = (
+                f"{exc}: unsubscribe_url uses {{token}}, signed with this key; set it to a "
+                "long random string (the unsubscribe endpoint checks links with the same key)"
+            )
+            raise ConfigError(msg) from None
     return Unsubscribe(
         url=url if url is not None else settings.unsubscribe_url,
         mailto=mailto if mailto is not None else settings.unsubscribe_mailto,

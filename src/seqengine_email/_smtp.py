@@ -310,7 +310,15 @@ class SmtpMailbox:
             else:
                 conn = imaplib.IMAP4(host, cfg.imap_port, timeout=self.timeout)
                 if mode == "starttls":
-                    conn.starttls(ssl_context=self._context())
+                    try:
+                        conn.starttls(ssl_context=self._context())
+                    except imaplib.IMAP4.error as exc:  # abort too: "TLS not supported"
+                        conn.shutdown()
+                        msg = (
+                            f"imap {host}:{cfg.imap_port}: STARTTLS failed ({exc}); set "
+                            'imap_tls = "tls" (port 993) or use a server that offers STARTTLS'
+                        )
+                        raise MailboxError(Reaction.AUTH, msg) from None
         except imaplib.IMAP4.abort as exc:
             msg = f"imap {host}:{cfg.imap_port} dropped the connection ({exc})"
             raise MailboxError(Reaction.TRANSIENT, msg) from None

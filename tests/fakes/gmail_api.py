@@ -344,3 +344,39 @@ class FakeGmail(FakeHttp):
         if offset + size < len(records):
             out["nextPageToken"] = str(offset + size)
         return 200, out, {}
+
+
+class FakeTokenServer(FakeHttp):
+    """An OAuth 2 token endpoint alone (``POST /oauth2/token``), as Google's and Microsoft's
+    answer a refresh: ``grant_type=refresh_token`` with a known ``refresh_token`` and
+    ``client_id`` gets ``{"access_token", "expires_in", "token_type"}``; anything else is
+    400 ``invalid_grant``. ``on_refresh`` is called with each new access token (so a test
+    can make the mail server accept it)."""
+
+    PATH = "/oauth2/token"
+
+    def __init__(self, client_id: str = "client-id") -> None:
+        super().__init__()
+        self.client_id = client_id
+        self.refresh_tokens: dict[str, str] = {}  # refresh token → next access token
+        self.on_refresh: list[Any] = []
+
+    @property
+    def url(self) -> str:
+        return self.base_url + self.PATH
+
+    def route(
+        self, method: str, path: str, query: dict[str, list[str]], body: Any, headers: Any
+    ) -> Reply:
+        if method != "POST" or path != self.PATH or not isinstance(body, dict):
+            return 404, {"error": "not_found"}, {}
+        token = self.refresh_tokens.get(body.get("refresh_token", ""))
+        if (
+            body.get("grant_type") != "refresh_token"
+            or body.get("client_id") != self.client_id
+            or token is None
+        ):
+            return 400, {"error": "invalid_grant", "error_description": "Bad Request"}, {}
+        for hook in self.on_refresh:
+            hook(token)
+        return 200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"}, {}

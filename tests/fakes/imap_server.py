@@ -3,7 +3,14 @@
 ``ImapServer(store, user, password)`` serves a :class:`MailStore` on 127.0.0.1 (a free port)
 from a thread: enough of RFC 3501 for ``imaplib`` — CAPABILITY, LOGIN, LIST, SELECT/EXAMINE
 (with UIDVALIDITY and UIDNEXT), UID SEARCH (ALL, UID set, SINCE, HEADER), UID FETCH
-(BODY.PEEK[] / RFC822 as a literal), NOOP, LOGOUT. No TLS: tests use ``starttls = false``.
+(BODY.PEEK[] / RFC822 as a literal), NOOP, LOGOUT. Plain TCP by default; ``tls=`` (an SSL
+context) serves TLS from the first byte (port 993 style), ``starttls=`` offers STARTTLS.
+
+``AUTHENTICATE XOAUTH2`` (SASL, with or without an initial response) accepts ``user`` with
+any token in ``tokens``, answering a bad one as the real services do: ``style="gmail"`` sends
+a ``+`` challenge carrying the base64 JSON error, waits for the client's empty answer, then
+``NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)``; ``style="outlook"`` answers
+``NO AUTHENTICATE failed.`` at once.
 
 :class:`SubmissionHandler` is an ``aiosmtpd`` handler that files submitted mail into the same
 store (a copy in Sent, as Gmail and Exchange do, unless ``saves_sent`` is off) and lets the
@@ -16,11 +23,14 @@ recipient sends back, decided by the recipient's local part — ``reply…`` ans
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import email
 import email.policy
 import re
 import socket
 import socketserver
+import ssl
 import threading
 import uuid
 from collections.abc import Iterable
@@ -201,20 +211,65 @@ def _in_set(value: int, spec: str, top: int) -> bool:
     return False
 
 
+_GMAIL_XOAUTH2_ERROR = base64.b64encode(
+    b'{"status":"400","schemes":"Bearer","scope":"https://mail.google.com/"}'
+).decode()
+
+
+def parse_xoauth2(blob: bytes) -> tuple[str, str] | None:
+    """(user, token) from a decoded XOAUTH2 client response, or None when malformed."""
+    try:
+        text = blob.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not text.endswith("\x01\x01"):
+        return None
+    fields = dict(part.split("=", 1) for part in text[:-2].split("\x01") if "=" in part)
+    auth = fields.get("auth", "")
+    if "user" not in fields or not auth.startswith("Bearer "):
+        return None
+    return fields["user"], auth[len("Bearer ") :]
+
+
 class ImapServer:
     """Serves ``store`` over IMAP on 127.0.0.1; ``commands`` logs what clients sent."""
 
-    def __init__(self, store: MailStore, user: str, password: str) -> None:
+    def __init__(
+        self,
+        store: MailStore,
+        user: str,
+        password: str | None = None,
+        *,
+        tokens: Iterable[str] = (),
+        style: str = "gmail",
+        tls: ssl.SSLContext | None = None,
+        starttls: ssl.SSLContext | None = None,
+    ) -> None:
         self.store = store
         self.user = user
         self.password = password
+        self.tokens = set(tokens)
+        self.style = style
+        self.tls = tls
+        self.starttls = starttls
         self.commands: list[str] = []
         self.logins = 0
+        self.oauth_logins: list[tuple[str, bool]] = []  # (token, accepted)
+        self.tls_sessions = 0
         server = self
 
         class Handler(socketserver.StreamRequestHandler):
+            def setup(self) -> None:
+                if server.tls is not None:
+                    self.request = server.tls.wrap_socket(self.request, server_side=True)
+                    server.tls_sessions += 1
+                super().setup()
+
             def handle(self) -> None:
-                server._session(self)
+                try:
+                    server._session(self)
+                except (ssl.SSLError, ConnectionError):
+                    return  # a client that gave up on our certificate
 
         self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
@@ -231,15 +286,49 @@ class ImapServer:
         self._server.shutdown()
         self._server.server_close()
 
-    def _session(self, h: socketserver.StreamRequestHandler) -> None:
-        def send(line: str) -> None:
-            h.wfile.write(line.encode() + b"\r\n")
+    def _capabilities(self, secure: bool) -> str:
+        caps = ["IMAP4rev1", "SASL-IR", "AUTH=XOAUTH2"]
+        if self.starttls is not None and not secure:
+            caps.append("STARTTLS")
+        return " ".join(caps)
 
-        send("* OK [CAPABILITY IMAP4rev1] fake IMAP ready")
+    def _xoauth2(self, initial: str, read: Any, send: Any, tag: str) -> bool:
+        """One AUTHENTICATE XOAUTH2 exchange; True when the token was accepted."""
+        if not initial:
+            send("+ ")
+            initial = read().decode("ascii", "replace").strip()
+        try:
+            found = parse_xoauth2(base64.b64decode(initial, validate=True))
+        except (binascii.Error, ValueError):
+            found = None
+        ok = found is not None and found[0] == self.user and found[1] in self.tokens
+        self.oauth_logins.append((found[1] if found else "", ok))
+        if ok:
+            send(f"{tag} OK AUTHENTICATE completed")
+            return True
+        if self.style == "gmail":
+            send(f"+ {_GMAIL_XOAUTH2_ERROR}")
+            read()  # the client's empty answer
+            send(f"{tag} NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)")
+        else:
+            send(f"{tag} NO AUTHENTICATE failed.")
+        return False
+
+    def _session(self, h: socketserver.StreamRequestHandler) -> None:
+        rfile, wfile = h.rfile, h.wfile
+        secure = self.tls is not None
+
+        def send(line: str) -> None:
+            wfile.write(line.encode() + b"\r\n")
+
+        def read() -> bytes:
+            return bytes(rfile.readline())
+
+        send(f"* OK [CAPABILITY {self._capabilities(secure)}] fake IMAP ready")
         authed = False
         selected: str | None = None
         while True:
-            raw = h.rfile.readline()
+            raw = rfile.readline()
             if not raw:
                 return
             line = raw.decode("utf-8", "replace").rstrip("\r\n")
@@ -249,10 +338,27 @@ class ImapServer:
             if cmd == "UID":
                 sub, _, args = args.partition(" ")
                 cmd = f"UID {sub.upper()}"
-            self.commands.append(cmd if cmd != "LOGIN" else "LOGIN ***")
+            self.commands.append(cmd if cmd not in ("LOGIN", "AUTHENTICATE") else f"{cmd} ***")
             if cmd == "CAPABILITY":
-                send("* CAPABILITY IMAP4rev1")
+                send(f"* CAPABILITY {self._capabilities(secure)}")
                 send(f"{tag} OK CAPABILITY completed")
+            elif cmd == "STARTTLS":
+                if self.starttls is None or secure:
+                    send(f"{tag} BAD STARTTLS not available")
+                    continue
+                send(f"{tag} OK Begin TLS negotiation now")
+                wfile.flush()
+                conn = self.starttls.wrap_socket(h.connection, server_side=True)
+                rfile, wfile = conn.makefile("rb"), conn.makefile("wb", buffering=0)
+                secure = True
+                self.tls_sessions += 1
+            elif cmd == "AUTHENTICATE":
+                mech, _, initial = args.partition(" ")
+                if mech.upper() != "XOAUTH2":
+                    send(f"{tag} NO [CANNOT] unsupported mechanism")
+                elif self._xoauth2(initial.strip(), read, send, tag):
+                    authed = True
+                    self.logins += 1
             elif cmd == "NOOP":
                 send(f"{tag} OK NOOP completed")
             elif cmd == "LOGOUT":
@@ -261,7 +367,7 @@ class ImapServer:
                 return
             elif cmd == "LOGIN":
                 user, password = [*_tokens(args), "", ""][:2]
-                if user == self.user and password == self.password:
+                if self.password is not None and (user, password) == (self.user, self.password):
                     authed = True
                     self.logins += 1
                     send(f"{tag} OK LOGIN completed")
@@ -302,7 +408,7 @@ class ImapServer:
                 for seq, msg in enumerate(messages, start=1):
                     if top and _in_set(msg.uid, spec, top):
                         head = f"* {seq} FETCH (UID {msg.uid} BODY[] {{{len(msg.raw)}}}\r\n"
-                        h.wfile.write(head.encode() + msg.raw + b")\r\n")
+                        wfile.write(head.encode() + msg.raw + b")\r\n")
                 send(f"{tag} OK FETCH completed")
             else:
                 send(f"{tag} BAD unknown command {cmd}")
@@ -351,15 +457,40 @@ class SubmissionHandler:
     ``data_delay`` waits after accepting a message (so the client times out not knowing).
     """
 
-    def __init__(self, store: MailStore, *, saves_sent: bool = True) -> None:
+    def __init__(
+        self, store: MailStore, *, saves_sent: bool = True, tokens: Iterable[str] = ()
+    ) -> None:
         self.store = store
         self.saves_sent = saves_sent
+        #: OAuth tokens AUTH XOAUTH2 accepts (Gmail's answers: 334 error challenge, then 535).
+        self.tokens = set(tokens)
+        self.oauth_logins: list[tuple[str, bool]] = []
         self.received: list[bytes] = []
         self.attempts = 0
         self.mail_reply: str | None = None
         self.rcpt_reply: str | None = None
         self.data_reply: str | None = None
         self.data_delay = 0.0
+
+    async def auth_XOAUTH2(self, server: Any, args: list[str]) -> Any:
+        from aiosmtpd.smtp import AuthResult
+
+        blob: Any = args[1] if len(args) > 1 else None
+        if blob is None:
+            blob = await server.challenge_auth("", encode_to_b64=False)
+            decoded = blob if isinstance(blob, bytes) else b""
+        else:
+            try:
+                decoded = base64.b64decode(blob, validate=True)
+            except (binascii.Error, ValueError):
+                decoded = b""
+        found = parse_xoauth2(decoded)
+        ok = found is not None and found[1] in self.tokens
+        self.oauth_logins.append((found[1] if found else "", ok))
+        if ok:
+            return AuthResult(success=True, auth_data=found)
+        await server.challenge_auth(_GMAIL_XOAUTH2_ERROR, encode_to_b64=False)
+        return AuthResult(success=False, message="535-5.7.8 Username and Password not accepted")
 
     async def handle_MAIL(
         self, server: Any, session: Any, envelope: Any, address: str, options: list[str]

@@ -72,6 +72,8 @@ DEFAULT_GMAIL_URL: Final = "https://gmail.googleapis.com"
 DEFAULT_OUTLOOK_URL: Final = "https://graph.microsoft.com/v1.0"
 DEFAULT_AI_URL: Final = "https://api.openai.com/v1"
 DEFAULT_TOKEN_URL: Final = "https://oauth2.googleapis.com/token"
+#: Where the key that signs unsubscribe tokens comes from when ``unsubscribe_secret`` is unset.
+UNSUBSCRIBE_SECRET_ENV: Final = "SEQENGINE_UNSUBSCRIBE_SECRET"
 
 
 # --------------------------------------------------------------------------------------------
@@ -279,7 +281,9 @@ class EmailSettings:
             ``{lead_id}``, ``{account_id}`` and ``{address}`` are also filled in.
         unsubscribe_mailto: the ``mailto:`` address offered in ``List-Unsubscribe``: an
             address, ``True`` (the sending mailbox) or ``False`` (none).
-        unsubscribe_secret: the key that signs (and later checks) ``{token}``.
+        unsubscribe_secret: the key that signs (and later checks) ``{token}``; with
+            ``{token}`` and no key set, the environment variable
+            ``SEQENGINE_UNSUBSCRIBE_SECRET`` (read when the executor starts).
         suppression_file: the file the ``suppressed`` addresses came from.
         suppressed: addresses never to email (put on storage's suppression list at start).
         poll_interval_minutes: minutes between two polls of one mailbox.
@@ -1177,16 +1181,14 @@ def _resolved_settings(table: _Table | None, settings: EmailSettings, folder: st
     return attrs.evolve(settings, suppression_file=path, suppressed=_suppression_list(table, path))
 
 
-def _check_settings(table: _Table, settings: EmailSettings) -> None:
-    """Checks across keys, on the merged settings of one account."""
+def _check_settings(table: _Table, settings: EmailSettings) -> EmailSettings:
+    """Defaults across keys, on the merged settings of one account: ``{token}`` without
+    ``unsubscribe_secret`` signs with ``env:SEQENGINE_UNSUBSCRIBE_SECRET``."""
     url = settings.unsubscribe_url
     if url is not None and "{token}" in url and settings.unsubscribe_secret is None:
-        raise table.fail(
-            "unsubscribe_secret",
-            "is required: unsubscribe_url uses {token}, a token signed with this key; add "
-            'unsubscribe_secret = "env:SEQENGINE_UNSUBSCRIBE_SECRET" (a long random string) '
-            "to [email] or this table",
-        )
+        key = Secret(env=UNSUBSCRIBE_SECRET_ENV, field=table.key("unsubscribe_secret"))
+        return attrs.evolve(settings, unsubscribe_secret=key)
+    return settings
 
 
 def _email_workspace(
@@ -1197,8 +1199,7 @@ def _email_workspace(
     table = top.table("email", example)
     base = EmailSettings()
     if table is not None:
-        base = _resolved_settings(table, _email_settings(table), folder)
-        _check_settings(table, base)
+        base = _check_settings(table, _resolved_settings(table, _email_settings(table), folder))
     out: list[AccountConfig] = []
     for i, acc in enumerate(accounts):
         if acc.email is None:
@@ -1207,8 +1208,7 @@ def _email_workspace(
         settings_data = top.data["accounts"][i].get("email", {}).get("settings", {})
         own_t = _Table(top.source, f"accounts[{i}].email.settings", settings_data)
         own = _resolved_settings(own_t, acc.email.settings, folder)
-        merged = own.over(base)
-        _check_settings(own_t, merged)
+        merged = _check_settings(own_t, own.over(base))
         out.append(attrs.evolve(acc, email=attrs.evolve(acc.email, settings=merged)))
     return base, tuple(out)
 

@@ -14,8 +14,10 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
-from seqengine import Completed, Platform
+from seqengine import Completed, Enrollment, Platform
+from seqengine._decide import first_action
 from seqengine._exceptions import ConfigError, PluginError, SchemaOutdated, StorageError
+from seqengine._plan import enrollment_plan
 from seqengine.runtime import VirtualClock, Worker, route
 from seqengine.storage import ENTRY_POINT_GROUP, _open, open_storage
 from seqengine.storage.memory import MemoryStorage, MemoryStore
@@ -138,11 +140,18 @@ def test_postgres_schema_version_1_upgrades_to_the_suppression_list():
             postgres.PostgresStorage(dsn, "team-a", schema=schema)
         old = postgres.PostgresStorage(dsn, "team-a", schema=schema, check_schema=False)
         populate(old)
-        first = enroll_lead(old, x_sequence(), "lead-1", at=T0)
+        # What seqengine 0.1 wrote at enrolment: the enrollment row and its first action
+        # (through the backend's plan writer: the old schema has no paused_sequences table).
+        seq = x_sequence()
+        enrollment = Enrollment(seq.id, "lead-1", "acc-1", enrolled_at=T0)
+        first = attrs.evolve(first_action(seq, enrollment, T0, seed=0), scheduled_at=T0)
+        with old._tx("enroll") as conn:
+            plan = enrollment_plan(enrollment, first, paused=False)
+            old._write_plans(conn, [(None, plan)], T0)
         old.close()
 
-        assert postgres.upgrade(dsn, schema) == postgres.SCHEMA_VERSION == 2
-        assert postgres.schema_version(dsn, schema) == 2
+        assert postgres.upgrade(dsn, schema) == postgres.SCHEMA_VERSION == 3
+        assert postgres.schema_version(dsn, schema) == 3
         storage = postgres.PostgresStorage(dsn, "team-a", schema=schema, pool_size=1)
         other = postgres.PostgresStorage(dsn, "team-b", schema=schema, pool_size=1)
         try:

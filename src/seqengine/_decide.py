@@ -116,6 +116,9 @@ class Decision:
     cancel_reason: str | None = None
     budgets: tuple[Budget, ...] = ()
     effects: tuple[Effect, ...] = ()
+    #: The enrollment the decision was made from, when it changes the enrollment: a holder
+    #: writes the new one only while the stored one is still this (else StaleRecord).
+    basis: Enrollment | None = None
 
 
 # Decision(...) and Budget(...) without attrs' __init__ (neither has converters or validators):
@@ -212,6 +215,14 @@ def _back_to_pending(
 
 
 def decide(s: Situation, checks: CheckChain = DEFAULT_CHECKS) -> Decision:
+    """Decide what happens to a due action (see :func:`_decide`)."""
+    decision = _decide(s, checks)
+    if decision.enrollment is not None:
+        return replace(decision, basis=s.enrollment)
+    return decision
+
+
+def _decide(s: Situation, checks: CheckChain) -> Decision:
     """Decide what happens to a due action.
 
     Order: claim (``queued``); outside the activity window → back to pending at the next
@@ -462,7 +473,14 @@ _HALTED = frozenset({EnrollmentStatus.REMOVED, EnrollmentStatus.STOPPED, Enrollm
 
 def resolve(s: Situation, outcome: Outcome) -> Decision:
     """Finish a started action with the executor's ``outcome`` and queue what follows."""
-    decision = _resolve(s, outcome)
+    decision = _halted(s, _resolve(s, outcome))
+    if decision.enrollment is not None:
+        return replace(decision, basis=s.enrollment)
+    return decision
+
+
+def _halted(s: Situation, decision: Decision) -> Decision:
+    """``decision`` for a lead whose enrollment is halted (removed, stopped, paused)."""
     held = s.enrollment
     if held.status not in _HALTED:
         return decision

@@ -707,7 +707,7 @@ def step(
             action = s.actions[entry[2]]
             situation = _situation(s, action, now, seed, counted=True)
             decision = decide(situation, checks)
-            plan = decision_plan(decision, situation.enrollment)
+            plan = decision_plan(decision)
             created = _apply(s, log, created, plan, now, popped=action.id)
             effects.extend(decision.effects)
             decided += 1
@@ -736,7 +736,7 @@ def feed(
         )
         situation = _situation(s, action, now, world.seed, counted=False)
         decision = resolve(situation, outcome)
-        plan = decision_plan(decision, situation.enrollment)
+        plan = decision_plan(decision)
         return _apply(s, log, created, plan, now), decision.effects
 
     return world._edit(edit)

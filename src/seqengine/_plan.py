@@ -74,6 +74,7 @@ __all__ = [
     "awaits_person",
     "decision_plan",
     "enroll_plan",
+    "enrollment_plan",
     "pause_plan",
     "remove_plan",
     "resolve_unknown_plan",
@@ -178,11 +179,11 @@ _cancel = maker(CancelAction)
 _put_enrollment = maker(PutEnrollment)
 
 
-def decision_plan(decision: Decision, expected: Enrollment | None = None) -> Plan:
+def decision_plan(decision: Decision) -> Plan:
     """The writes of a decision, in the order they apply.
 
-    ``expected`` is the enrollment the decision was made from (the situation's); a holder
-    refuses the plan when the stored enrollment is no longer that one.
+    The enrollment is written only while the stored one is still ``decision.basis``, the one
+    the decision was made from; otherwise a holder refuses the whole plan.
     """
     writes: list[Write] = []
     if decision.budgets:
@@ -200,7 +201,7 @@ def decision_plan(decision: Decision, expected: Enrollment | None = None) -> Pla
         for aid in decision.cancel:
             writes.append(_cancel(aid, reason))
     if decision.enrollment is not None:
-        writes.append(_put_enrollment(decision.enrollment, expected))
+        writes.append(_put_enrollment(decision.enrollment, decision.basis))
     for effect in decision.effects:
         if isinstance(effect, PauseAccount):
             writes.append(SetPause(effect))
@@ -233,12 +234,17 @@ def enroll_plan(
         sequence_id=sequence.id, lead_id=lead.id, account_id=account_id, enrolled_at=now
     )
     first = first_action(sequence, enrollment, now, seed)
+    return (PutLead(lead), *enrollment_plan(enrollment, first, paused=paused))
+
+
+def enrollment_plan(enrollment: Enrollment, first: Action, *, paused: bool) -> Plan:
+    """Store a new enrollment with its first action — held until its sequence resumes when
+    the sequence is paused. The holder applies it only if the lead is not enrolled yet."""
     if paused:
         held = Held(first.step_id, first.attempt, first.scheduled_at)
-        enrollment = replace(enrollment, status=EnrollmentStatus.PAUSED, resume=(held,))
-        return (PutLead(lead), PutEnrollment(enrollment))
-    enrollment = replace(enrollment, pending=(first.id,))
-    return (PutLead(lead), PutEnrollment(enrollment), AddAction(first))
+        waiting = replace(enrollment, status=EnrollmentStatus.PAUSED, pending=(), resume=(held,))
+        return (PutEnrollment(waiting),)
+    return (PutEnrollment(replace(enrollment, pending=(first.id,))), AddAction(first))
 
 
 def _held_of(action: Action) -> Held:
@@ -418,7 +424,7 @@ def resolve_unknown_plan(s: Situation, *, sent: bool) -> Plan:
             reason=f"resolved_by_person: sent ({action.reason})",
             facts=frozen_mapping({**action.facts, "resolved_by_person": "sent"}),
         )
-        return decision_plan(replace(decision, action=verdict), expected=held)
+        return decision_plan(replace(decision, action=verdict, basis=held))
     retry = replace(
         action,
         id=f"{action.id}~r{action.tries + 1}",

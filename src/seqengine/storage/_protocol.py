@@ -53,12 +53,15 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
+from seqengine._checks import Situation, build_situation
 from seqengine._decide import Budget, Decision
-from seqengine._exceptions import StorageError
+from seqengine._exceptions import ConfigError, StaleRecord, StorageError
+from seqengine._fast import replace
 from seqengine._flow import Sequence
 from seqengine._lifecycle import RUNNABLE
 from seqengine._model import Account, Action, Enrollment, Lead, Platform
 from seqengine._outcomes import PauseAccount
+from seqengine._plan import Plan, PutEnrollment
 
 __all__ = [
     "BatchStorage",
@@ -68,8 +71,14 @@ __all__ = [
     "Storage",
     "address_to_suppress",
     "consumed_keys",
+    "count_enrollments",
+    "replace_budgets",
     "rescheduled_in_place",
+    "situation_for",
+    "stale_enrollment",
     "suppression_key",
+    "unknown_action",
+    "unknown_sequence",
 ]
 
 
@@ -255,6 +264,37 @@ class Storage(Protocol):
         """Whether ``address`` (compared after ``strip().lower()``) is suppressed."""
         ...
 
+    # -- host operations (each one transaction; fenced against running workers) -----------
+    def pause_sequence(self, sequence_id: str, now: datetime) -> int:
+        """Pause a sequence: waiting actions are cancelled (``sequence_paused``) and
+        remembered with their due times; new enrollments wait. Returns enrollments paused."""
+        ...
+
+    def resume_sequence(self, sequence_id: str, now: datetime, *, seed: int = 0) -> int:
+        """Resume a paused sequence: each lead gets back what it waited for (auto-withdrawals
+        and condition retries included), due when it was due or now. Returns how many."""
+        ...
+
+    def paused_sequences(self) -> frozenset[str]:
+        """The ids of the paused sequences."""
+        ...
+
+    def remove_lead(self, sequence_id: str, lead_id: str, reason: str, now: datetime) -> bool:
+        """Remove a lead from a sequence: waiting actions cancelled (``lead_removed: ...``);
+        one already running finishes and nothing follows. False if there was nothing to do."""
+        ...
+
+    def supersede(self, action_id: str, manual: Action, now: datetime) -> None:
+        """A manual action replaces a waiting one, which is cancelled (``superseded: ...``)."""
+        ...
+
+    def resolve_unknown(
+        self, action_id: str, *, sent: bool, now: datetime, seed: int = 0
+    ) -> Action:
+        """A person's verdict on an action whose outcome was unknown: sent (the flow goes on)
+        or not sent (the step is tried again now). Returns the action as now stored."""
+        ...
+
     def close(self) -> None:
         """Release connections and files."""
         ...
@@ -327,3 +367,54 @@ def rescheduled_in_place(old: Action, new: Action) -> Action:
         msg = f"action {new.id!r} scheduled_at {at!r} has no time zone; pass aware datetimes"
         raise StorageError(msg)
     return new
+
+
+def replace_budgets(decision: Decision) -> Decision:
+    """``decision`` without budgets: what a commit (or a start retried under its lease)
+    writes, since only a first start consumes budgets."""
+    return replace(decision, budgets=()) if decision.budgets else decision
+
+
+def count_enrollments(plan: Plan) -> int:
+    """How many enrollments a pause or resume plan changes (what the operation returns)."""
+    return sum(1 for w in plan if isinstance(w, PutEnrollment))
+
+
+def stale_enrollment(enrollment: Enrollment) -> StaleRecord:
+    """The error for a plan made from an enrollment that has changed since."""
+    msg = (
+        f"enrollment ({enrollment.sequence_id!r}, {enrollment.lead_id!r}) changed since this "
+        "write was planned (another worker or a host operation wrote it); nothing was "
+        "written — decide again from what is stored now"
+    )
+    return StaleRecord(msg)
+
+
+def unknown_action(workspace: str, action_id: str) -> ConfigError:
+    """The error for a host operation naming an action the workspace does not have."""
+    msg = f"workspace {workspace!r} has no action {action_id!r}; check the id (seqengine status)"
+    return ConfigError(msg)
+
+
+def unknown_sequence(workspace: str, sequence_id: str, known: Iterable[str]) -> ConfigError:
+    """The error for a host operation naming a sequence the workspace does not have."""
+    names = ", ".join(sorted(known)) or "none"
+    msg = f"workspace {workspace!r} has no sequence {sequence_id!r}; known: {names}"
+    return ConfigError(msg)
+
+
+def situation_for(action: Action, context: Context, now: datetime, seed: int) -> Situation:
+    """The situation of ``action`` for a host operation (no counters are read)."""
+    pause = context.pause
+    return build_situation(
+        action,
+        context.lead,
+        context.enrollment,
+        context.sequence,
+        context.account,
+        pause.until if pause is not None else None,
+        pause is not None,
+        now,
+        seed,
+        None,
+    )

@@ -21,7 +21,7 @@ import heapq
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from collections.abc import Sequence as Seq
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import NamedTuple
 
 import attrs
@@ -32,20 +32,46 @@ from seqengine._flow import Sequence
 from seqengine._lifecycle import RUNNABLE
 from seqengine._model import Account, Action, ActionStatus, Enrollment, Lead, Platform
 from seqengine._outcomes import PauseAccount
+from seqengine._plan import (
+    AddAction,
+    CancelAction,
+    Charge,
+    LiftPause,
+    MarkSequence,
+    Plan,
+    PutAction,
+    PutEnrollment,
+    PutLead,
+    SetPause,
+    decision_plan,
+    enrollment_plan,
+    pause_plan,
+    remove_plan,
+    resolve_unknown_plan,
+    resume_account_plan,
+    resume_plan,
+    supersede_plan,
+)
 from seqengine.storage._open import check_workspace
 from seqengine.storage._protocol import (
     Claim,
     Context,
     InboxMessage,
     address_to_suppress,
-    consumed_keys,
+    count_enrollments,
+    replace_budgets,
     rescheduled_in_place,
+    situation_for,
+    stale_enrollment,
     suppression_key,
+    unknown_action,
+    unknown_sequence,
 )
 
 __all__ = ["MemoryStorage", "MemoryStore"]
 
 _ONE_DAY = timedelta(days=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # A due-heap entry: (scheduled_at as a POSIX timestamp, creation order, version, action id).
 # Floats compare much faster than aware datetimes, and keep their order: near today's
 # timestamps, consecutive doubles are 0.24 µs apart, finer than a datetime's microsecond.
@@ -77,6 +103,7 @@ class _Space:
         self.leases: dict[str, _Lease] = {}
         self.counters: dict[tuple[str, date], int] = {}
         self.pauses: dict[str, PauseAccount] = {}
+        self.stopped: set[str] = set()  # paused sequences
         self.posts: dict[tuple[Platform, str], bool] = {}
         self.inbox: dict[str, tuple[int, InboxMessage]] = {}
         self.bounces: dict[str, str] = {}
@@ -172,13 +199,17 @@ class MemoryStorage:
             return self._s.leads.get(lead_id)
 
     def enroll(self, enrollment: Enrollment, first: Action) -> bool:
-        """Store a new enrollment and its first action; False (no change) if already enrolled."""
+        """Store a new enrollment and its first action; False (no change) if already enrolled.
+
+        In a paused sequence the first action is held until the sequence resumes.
+        """
+        _aware(first.scheduled_at, f"action {first.id!r} scheduled_at")
         with self._lock:
             s = self._s
             if enrollment.key in s.enrollments:
                 return False
-            self._add_action(first)
-            s.enrollments[enrollment.key] = enrollment
+            paused = enrollment.sequence_id in s.stopped
+            self._apply(enrollment_plan(enrollment, first, paused=paused), _EPOCH)
             return True
 
     def get_enrollment(self, sequence_id: str, lead_id: str) -> Enrollment | None:
@@ -319,9 +350,9 @@ class MemoryStorage:
             for budget in decision.budgets:
                 if self._count(budget.counter, budget.day, budget.span_days) >= budget.limit:
                     return False
-            for key in consumed_keys(decision.budgets):
-                s.counters[key] = s.counters.get(key, 0) + 1
-        self._write(decision, now)
+            self._apply(decision_plan(decision), now)
+        else:
+            self._apply(decision_plan(replace_budgets(decision)), now)
         return True
 
     def commit(self, claim: Claim, decision: Decision, now: datetime) -> None:
@@ -350,7 +381,7 @@ class MemoryStorage:
 
     def _commit(self, claim: Claim, decision: Decision, now: datetime) -> None:
         self._fence(claim, now, live=False)
-        self._write(decision, now)
+        self._apply(decision_plan(replace_budgets(decision)), now)
         if decision.action.status is not ActionStatus.IN_PROGRESS:
             self._s.leases.pop(decision.action.id, None)
 
@@ -466,26 +497,122 @@ class MemoryStorage:
         else:
             s.flying.discard(aid)
 
-    def _write(self, decision: Decision, now: datetime) -> None:
+    def _apply(self, plan: Plan, now: datetime) -> None:
+        """This backend's interpreter of write plans (see :mod:`seqengine._plan`): all of
+        the plan or, when an enrollment changed since it was planned, nothing (StaleRecord).
+        The caller holds the lock and has fenced the plan's own action."""
         s = self._s
-        self._set_action(decision.action)
-        for new in decision.new_actions:
-            self._add_action(new)
-        reason = decision.cancel_reason or "cancelled"
-        for aid in decision.cancel:
-            action = s.actions.get(aid)
-            if action is None or action.status not in RUNNABLE:
-                continue
-            self._set_action(
-                attrs.evolve(action, status=ActionStatus.CANCELLED, reason=reason, finished_at=now)
-            )
-            # A worker still holding the cancelled action must not revive it.
-            s.leases.pop(aid, None)
-        if decision.enrollment is not None:
-            s.enrollments[decision.enrollment.key] = decision.enrollment
-        for effect in decision.effects:
-            if isinstance(effect, PauseAccount):
-                s.pauses[effect.account_id] = effect
+        for w in plan:
+            if isinstance(w, PutEnrollment) and w.expected is not None:
+                held = s.enrollments.get(w.enrollment.key)
+                if held != w.expected:
+                    raise stale_enrollment(w.enrollment)
+        for w in plan:
+            if isinstance(w, PutAction):
+                self._set_action(w.action)
+            elif isinstance(w, AddAction):
+                self._add_action(w.action)
+            elif isinstance(w, CancelAction):
+                action = s.actions.get(w.action_id)
+                if action is None or action.status not in RUNNABLE:
+                    continue
+                self._set_action(
+                    attrs.evolve(
+                        action, status=ActionStatus.CANCELLED, reason=w.reason, finished_at=now
+                    )
+                )
+                # A worker still holding the cancelled action must not revive it.
+                s.leases.pop(w.action_id, None)
+            elif isinstance(w, PutEnrollment):
+                s.enrollments[w.enrollment.key] = w.enrollment
+            elif isinstance(w, Charge):
+                key = (w.budget.counter, w.budget.day)
+                s.counters[key] = s.counters.get(key, 0) + 1
+            elif isinstance(w, PutLead):
+                s.leads[w.lead.id] = w.lead
+            elif isinstance(w, SetPause):
+                s.pauses[w.pause.account_id] = w.pause
+            elif isinstance(w, LiftPause):
+                s.pauses.pop(w.account_id, None)
+            elif isinstance(w, MarkSequence):
+                if w.paused:
+                    s.stopped.add(w.sequence_id)
+                else:
+                    s.stopped.discard(w.sequence_id)
+
+    # -- host operations -------------------------------------------------------------------
+    def pause_sequence(self, sequence_id: str, now: datetime) -> int:
+        """Pause a sequence (see :func:`seqengine._plan.pause_plan`); returns how many
+        enrollments were paused."""
+        _aware(now, "now")
+        with self._lock:
+            self._sequence(sequence_id)
+            plan = pause_plan(sequence_id, self._enrollments_of(sequence_id), self._s.actions, now)
+            self._apply(plan, now)
+            return count_enrollments(plan)
+
+    def resume_sequence(self, sequence_id: str, now: datetime, *, seed: int = 0) -> int:
+        """Resume a paused sequence (see :func:`seqengine._plan.resume_plan`); returns how
+        many enrollments were resumed."""
+        _aware(now, "now")
+        with self._lock:
+            seq = self._sequence(sequence_id)
+            plan = resume_plan(seq, self._enrollments_of(sequence_id), now, seed)
+            self._apply(plan, now)
+            return count_enrollments(plan)
+
+    def paused_sequences(self) -> frozenset[str]:
+        """The ids of the paused sequences."""
+        with self._lock:
+            return frozenset(self._s.stopped)
+
+    def remove_lead(self, sequence_id: str, lead_id: str, reason: str, now: datetime) -> bool:
+        """Remove a lead from a sequence; False if it is not enrolled (or already removed)."""
+        _aware(now, "now")
+        with self._lock:
+            e = self._s.enrollments.get((sequence_id, lead_id))
+            if e is None:
+                return False
+            plan = remove_plan(e, self._s.actions, reason, now)
+            self._apply(plan, now)
+            return bool(plan)
+
+    def supersede(self, action_id: str, manual: Action, now: datetime) -> None:
+        """A manual action replaces a waiting one (see :func:`seqengine._plan.supersede_plan`)."""
+        _aware(now, "now")
+        _aware(manual.scheduled_at, f"action {manual.id!r} scheduled_at")
+        with self._lock:
+            old = self._known_action(action_id)
+            e = self._s.enrollments[(old.sequence_id, old.lead_id)]
+            self._apply(supersede_plan(old, e, manual, now), now)
+
+    def resolve_unknown(
+        self, action_id: str, *, sent: bool, now: datetime, seed: int = 0
+    ) -> Action:
+        """A person's verdict on an unknown outcome (see
+        :func:`seqengine._plan.resolve_unknown_plan`); returns the action as now stored."""
+        _aware(now, "now")
+        with self._lock:
+            action = self._known_action(action_id)
+            ctx = self.context(action)
+            situation = situation_for(action, ctx, now, seed)
+            self._apply(resolve_unknown_plan(situation, sent=sent), now)
+            return self._s.actions[action_id]
+
+    def _sequence(self, sequence_id: str) -> Sequence:
+        seq = self._s.sequences.get(sequence_id)
+        if seq is None:
+            raise unknown_sequence(self.workspace, sequence_id, self._s.sequences)
+        return seq
+
+    def _known_action(self, action_id: str) -> Action:
+        action = self._s.actions.get(action_id)
+        if action is None:
+            raise unknown_action(self.workspace, action_id)
+        return action
+
+    def _enrollments_of(self, sequence_id: str) -> list[Enrollment]:
+        return [e for key, e in self._s.enrollments.items() if key[0] == sequence_id]
 
     # -- reads ---------------------------------------------------------------------------
     def get_action(self, action_id: str) -> Action | None:
@@ -545,12 +672,12 @@ class MemoryStorage:
     def pause_account(self, pause: PauseAccount) -> None:
         """Pause an account (replacing any earlier pause)."""
         with self._lock:
-            self._s.pauses[pause.account_id] = pause
+            self._apply((SetPause(pause),), _EPOCH)
 
     def resume_account(self, account_id: str) -> None:
         """Lift an account's pause."""
         with self._lock:
-            self._s.pauses.pop(account_id, None)
+            self._apply(resume_account_plan(account_id), _EPOCH)
 
     def get_pause(self, account_id: str) -> PauseAccount | None:
         """An account's pause, or None."""

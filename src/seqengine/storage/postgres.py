@@ -40,7 +40,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from collections.abc import Sequence as Seq
 from contextlib import contextmanager, suppress
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, LiteralString, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -54,7 +54,13 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from seqengine._decide import Budget, Decision
-from seqengine._exceptions import ConfigError, LeaseLost, SchemaOutdated, StorageError
+from seqengine._exceptions import (
+    ConfigError,
+    LeaseLost,
+    SchemaOutdated,
+    StaleRecord,
+    StorageError,
+)
 from seqengine._files import sequence_from_dict, sequence_to_dict
 from seqengine._flow import Sequence
 from seqengine._lifecycle import RUNNABLE
@@ -63,10 +69,31 @@ from seqengine._model import (
     Action,
     ActionStatus,
     Enrollment,
+    Held,
     Lead,
     Platform,
+    held_from,
 )
 from seqengine._outcomes import PauseAccount
+from seqengine._plan import (
+    AddAction,
+    CancelAction,
+    LiftPause,
+    MarkSequence,
+    Plan,
+    PutAction,
+    PutEnrollment,
+    PutLead,
+    SetPause,
+    decision_plan,
+    enrollment_plan,
+    pause_plan,
+    remove_plan,
+    resolve_unknown_plan,
+    resume_account_plan,
+    resume_plan,
+    supersede_plan,
+)
 from seqengine.storage._open import check_workspace
 from seqengine.storage._protocol import (
     Claim,
@@ -74,8 +101,14 @@ from seqengine.storage._protocol import (
     InboxMessage,
     address_to_suppress,
     consumed_keys,
+    count_enrollments,
+    replace_budgets,
     rescheduled_in_place,
+    situation_for,
+    stale_enrollment,
     suppression_key,
+    unknown_action,
+    unknown_sequence,
 )
 
 __all__ = [
@@ -201,6 +234,16 @@ _MIGRATIONS: tuple[tuple[str, LiteralString], ...] = (
         );
         """,
     ),
+    (
+        "paused sequences",
+        """
+        CREATE TABLE {s}.paused_sequences (
+            ws text COLLATE "C" NOT NULL,
+            sequence_id text COLLATE "C" NOT NULL,
+            PRIMARY KEY (ws, sequence_id)
+        );
+        """,
+    ),
 )
 
 #: The schema version this version of seqengine needs.
@@ -214,8 +257,10 @@ _json.register_unstructure_hook(datetime, datetime.isoformat)
 _json.register_structure_hook(datetime, lambda v, _: datetime.fromisoformat(v))
 _json.register_unstructure_hook(date, date.isoformat)
 _json.register_structure_hook(date, lambda v, _: date.fromisoformat(v))
+_json.register_structure_hook(Held, lambda v, _: held_from(v))
 
 _T = TypeVar("_T")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _dump(value: object) -> Jsonb:
@@ -596,7 +641,11 @@ class PostgresStorage:
         return self._get("leads", lead_id, Lead, "get_lead")
 
     def enroll(self, enrollment: Enrollment, first: Action) -> bool:
-        """Store a new enrollment and its first action; False (no change) if already enrolled."""
+        """Store a new enrollment and its first action; False (no change) if already enrolled.
+
+        In a paused sequence the first action is held until the sequence resumes.
+        """
+        _aware(first.scheduled_at, f"action {first.id!r} scheduled_at")
         with self._tx("enroll") as conn:
             cur = conn.execute(
                 self._sql(
@@ -607,9 +656,19 @@ class PostgresStorage:
             )
             if cur.rowcount == 0:
                 return False
-            self._insert_actions(conn, [first])
-            self._notify(conn)
+            # The row is ours (inserted, so locked): now write what the plan says it holds.
+            paused = self._is_paused(conn, enrollment.sequence_id)
+            self._write_plans(
+                conn, [(None, enrollment_plan(enrollment, first, paused=paused))], _EPOCH
+            )
         return True
+
+    def _is_paused(self, conn: psycopg.Connection[TupleRow], sequence_id: str) -> bool:
+        row = conn.execute(
+            self._sql("SELECT 1 FROM {s}.paused_sequences WHERE ws = %s AND sequence_id = %s"),
+            (self.workspace, sequence_id),
+        ).fetchone()
+        return row is not None
 
     def get_enrollment(self, sequence_id: str, lead_id: str) -> Enrollment | None:
         """A lead's enrollment in a sequence, or None."""
@@ -904,15 +963,34 @@ class PostgresStorage:
         """
         locked = sorted({aid for c, d in items for aid in (c.action.id, *d.cancel)})
         budgets = [b for _, d in items for b in d.budgets] if starting else []
+        bases = sorted({d.enrollment.key for _, d in items if d.enrollment is not None and d.basis})
         verdicts: list[Exception | None] = []
         with self._conn(what) as conn, conn.pipeline(), conn.transaction():
             leases = self._read_leases(conn, locked)
             used = self._read_counters(conn, budgets)
+            held = self._read_enrollments(conn, bases)
             for n, run in enumerate(_runs(items)):
                 if n:  # an earlier run wrote rows this one claims
                     leases = self._read_leases(conn, [c.action.id for c, _ in run])
-                verdicts += self._write_run(conn, run, now, leases(), used, starting=starting)
+                verdicts += self._write_run(conn, run, now, leases(), used, held, starting=starting)
         return verdicts
+
+    def _read_enrollments(
+        self, conn: psycopg.Connection[TupleRow], keys: Seq[tuple[str, str]]
+    ) -> dict[tuple[str, str], Enrollment]:
+        """Lock the enrollments ``keys`` (in key order) and read them."""
+        if not keys:
+            return {}
+        rows = conn.execute(
+            self._sql(
+                "SELECT e.sequence_id, e.lead_id, e.body FROM {s}.enrollments AS e"
+                " JOIN unnest(%b::text[], %b::text[]) AS k(seq, lead)"
+                "   ON e.sequence_id = k.seq AND e.lead_id = k.lead"
+                " WHERE e.ws = %s ORDER BY e.sequence_id, e.lead_id FOR UPDATE OF e"
+            ),
+            ([k[0] for k in keys], [k[1] for k in keys], self.workspace),
+        ).fetchall()
+        return {(seq, lead): _load(body, Enrollment) for seq, lead, body in rows}
 
     def _read_leases(
         self, conn: psycopg.Connection[TupleRow], ids: Seq[str]
@@ -961,16 +1039,20 @@ class PostgresStorage:
         now: datetime,
         leases: dict[str, tuple[int | None, str, bool]],
         used: dict[tuple[str, date], int],
+        held: dict[tuple[str, str], Enrollment],
         *,
         starting: bool,
     ) -> list[Exception | None]:
         verdicts: list[Exception | None] = []
-        written: list[tuple[int, Decision]] = []
+        written: list[tuple[int | None, Plan]] = []
         charged: dict[tuple[str, date], int] = {}
         for claim, decision in run:
             token, status, live = leases.get(claim.action.id, (None, "", False))
             verdict: Exception | None = None
-            if token != claim.token:
+            e = decision.enrollment
+            if e is not None and decision.basis is not None and held.get(e.key) != decision.basis:
+                verdict = stale_enrollment(e)
+            elif token != claim.token:
                 verdict = LeaseLost(
                     f"action {claim.action.id!r}: lease token {claim.token} of worker "
                     f"{claim.worker_id!r} is no longer current (taken over, released or "
@@ -991,53 +1073,66 @@ class PostgresStorage:
                     charged[key] = charged.get(key, 0) + 1
             verdicts.append(verdict)
             if verdict is None:
-                written.append((claim.token, decision))
-        self._write_decisions(conn, written, now)
+                # Budgets were charged above (``_charge`` checks the whole group's room).
+                written.append((claim.token, decision_plan(replace_budgets(decision))))
+                if e is not None:
+                    held[e.key] = e  # a later item of the group finds it written
+        self._write_plans(conn, written, now)
         self._add_counters(conn, charged)
         return verdicts
 
-    def _write_decisions(
+    def _write_plans(
         self,
         conn: psycopg.Connection[TupleRow],
-        fenced: Seq[tuple[int, Decision]],
+        fenced: Seq[tuple[int | None, Plan]],
         now: datetime,
     ) -> None:
-        """Write fenced decisions (with their lease tokens) table by table, in the order
-        one decision's writes go: action, new actions, cancellations, enrollment, pauses."""
+        """This backend's interpreter of write plans (see :mod:`seqengine._plan`): the plans
+        of a group, checked beforehand, written table by table in the order one plan's writes
+        go (actions, new actions, cancellations, enrollments, leads, pauses, sequences).
+
+        A plan's token fences its :class:`PutAction`: the row is written only while that is
+        still its lease token (None: not fenced, a host operation). :class:`Charge` writes are
+        the caller's (``_charge`` checks a whole group's room and ``_add_counters`` writes it).
+        """
         if not fenced:
             return
-        decisions = [d for _, d in fenced]
-        actions = [d.action for d in decisions]
-        conn.execute(
-            self._sql(
-                "UPDATE {s}.actions AS a"
-                " SET status = v.status, scheduled_at = v.at, body = v.body,"
-                # The lease ends with the decision unless it leaves the action in progress.
-                "  lease_token = CASE WHEN v.keep THEN a.lease_token END,"
-                "  lease_owner = CASE WHEN v.keep THEN a.lease_owner END,"
-                "  lease_until = CASE WHEN v.keep THEN a.lease_until END"
-                " FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::timestamptz[],"
-                "   %b::jsonb[], %b::boolean[]) AS v(id, token, status, at, body, keep)"
-                # Rows locked and read under the same lease: the token holds, it is a guard.
-                " WHERE a.ws = %s AND a.id = v.id AND a.lease_token = v.token"
-            ),
-            (
-                [a.id for a in actions],
-                [token for token, _ in fenced],
-                [a.status.value for a in actions],
-                [a.scheduled_at for a in actions],
-                [_dump(a) for a in actions],
-                [a.status is ActionStatus.IN_PROGRESS for a in actions],
-                self.workspace,
-            ),
-        )
-        # Duplicates across decisions resolve as one by one would: the first creation or
+        puts = [(t, w.action) for t, plan in fenced for w in plan if isinstance(w, PutAction)]
+        actions = [a for _, a in puts]
+        if puts:
+            conn.execute(
+                self._sql(
+                    "UPDATE {s}.actions AS a"
+                    " SET status = v.status, scheduled_at = v.at, body = v.body,"
+                    # The lease ends with the decision unless it leaves the action in progress.
+                    "  lease_token = CASE WHEN v.keep THEN a.lease_token END,"
+                    "  lease_owner = CASE WHEN v.keep THEN a.lease_owner END,"
+                    "  lease_until = CASE WHEN v.keep THEN a.lease_until END"
+                    " FROM unnest(%b::text[], %b::bigint[], %b::text[], %b::timestamptz[],"
+                    "   %b::jsonb[], %b::boolean[]) AS v(id, token, status, at, body, keep)"
+                    # Rows locked and read under the same lease: the token holds, it is a guard.
+                    " WHERE a.ws = %s AND a.id = v.id"
+                    "   AND (v.token IS NULL OR a.lease_token = v.token)"
+                ),
+                (
+                    [a.id for a in actions],
+                    [token for token, _ in puts],
+                    [a.status.value for a in actions],
+                    [a.scheduled_at for a in actions],
+                    [_dump(a) for a in actions],
+                    [a.status is ActionStatus.IN_PROGRESS for a in actions],
+                    self.workspace,
+                ),
+            )
+        writes = [w for _, plan in fenced for w in plan]
+        # Duplicates across plans resolve as one by one would: the first creation or
         # cancellation of an action wins (later ones find it), the last enrollment or pause.
         self._insert_actions(
-            conn, _unique((a for d in decisions for a in d.new_actions), key=lambda a: a.id)
+            conn,
+            _unique((w.action for w in writes if isinstance(w, AddAction)), key=lambda a: a.id),
         )
         cancels = _unique(
-            ((aid, d.cancel_reason or "cancelled") for d in decisions for aid in d.cancel),
+            ((w.action_id, w.reason) for w in writes if isinstance(w, CancelAction)),
             key=lambda c: c[0],
         )
         if cancels:
@@ -1063,7 +1158,7 @@ class PostgresStorage:
         # Upserted in key order, so two groups writing the same rows lock them in one order.
         enrollments = sorted(
             _unique(
-                (d.enrollment for d in decisions if d.enrollment is not None),
+                (w.enrollment for w in writes if isinstance(w, PutEnrollment)),
                 key=lambda e: (e.sequence_id, e.lead_id),
                 last=True,
             ),
@@ -1084,9 +1179,18 @@ class PostgresStorage:
                     [_dump(e) for e in enrollments],
                 ),
             )
+        for w in writes:
+            if isinstance(w, PutLead):
+                conn.execute(
+                    self._sql(
+                        "INSERT INTO {s}.leads (ws, id, body) VALUES (%s, %s, %s)"
+                        " ON CONFLICT (ws, id) DO UPDATE SET body = EXCLUDED.body"
+                    ),
+                    (self.workspace, w.lead.id, _dump(w.lead)),
+                )
         pauses = sorted(
             _unique(
-                (p for d in decisions for p in d.effects if isinstance(p, PauseAccount)),
+                (w.pause for w in writes if isinstance(w, SetPause)),
                 key=lambda p: p.account_id,
                 last=True,
             ),
@@ -1102,8 +1206,193 @@ class PostgresStorage:
                 ),
                 (self.workspace, [p.account_id for p in pauses], [_dump(p) for p in pauses]),
             )
-        if any(a.status in RUNNABLE for a in actions):
+        lifted = False
+        for w in writes:
+            if isinstance(w, LiftPause):
+                conn.execute(
+                    self._sql("DELETE FROM {s}.pauses WHERE ws = %s AND account_id = %s"),
+                    (self.workspace, w.account_id),
+                )
+                lifted = True
+            elif isinstance(w, MarkSequence):
+                conn.execute(
+                    self._sql(
+                        "INSERT INTO {s}.paused_sequences (ws, sequence_id) VALUES (%s, %s)"
+                        " ON CONFLICT DO NOTHING"
+                        if w.paused
+                        else "DELETE FROM {s}.paused_sequences WHERE ws = %s AND sequence_id = %s"
+                    ),
+                    (self.workspace, w.sequence_id),
+                )
+        if lifted or any(a.status in RUNNABLE for a in actions):
             self._notify(conn)
+
+    # -- host operations -------------------------------------------------------------------
+    def _host(
+        self, what: str, now: datetime, make: Callable[[psycopg.Connection[TupleRow]], Plan]
+    ) -> Plan:
+        """Plan a host operation from what is stored and apply it, in one transaction; the
+        rows the plan is made from are locked (``FOR UPDATE``) while it is made."""
+        _aware(now, "now")
+        with self._tx(what) as conn:
+            plan = make(conn)
+            expected = {
+                w.enrollment.key: w.expected
+                for w in plan
+                if isinstance(w, PutEnrollment) and w.expected is not None
+            }
+            stored = self._read_enrollments(conn, sorted(expected))
+            for key, basis in expected.items():
+                if stored.get(key) != basis:
+                    raise stale_enrollment(basis)
+            self._write_plans(conn, [(None, plan)], now)
+            return plan
+
+    def pause_sequence(self, sequence_id: str, now: datetime) -> int:
+        """Pause a sequence (see :func:`seqengine._plan.pause_plan`); returns how many
+        enrollments were paused."""
+
+        def make(conn: psycopg.Connection[TupleRow]) -> Plan:
+            self._sequence_in(conn, sequence_id)
+            enrollments = self._enrollments_in(conn, sequence_id)
+            return pause_plan(sequence_id, enrollments, self._pending_in(conn, sequence_id), now)
+
+        return count_enrollments(self._host("pause_sequence", now, make))
+
+    def resume_sequence(self, sequence_id: str, now: datetime, *, seed: int = 0) -> int:
+        """Resume a paused sequence (see :func:`seqengine._plan.resume_plan`); returns how
+        many enrollments were resumed."""
+
+        def make(conn: psycopg.Connection[TupleRow]) -> Plan:
+            seq = self._sequence_in(conn, sequence_id)
+            return resume_plan(seq, self._enrollments_in(conn, sequence_id), now, seed)
+
+        return count_enrollments(self._host("resume_sequence", now, make))
+
+    def paused_sequences(self) -> frozenset[str]:
+        """The ids of the paused sequences."""
+        with self._conn("paused_sequences") as conn:
+            rows = conn.execute(
+                self._sql("SELECT sequence_id FROM {s}.paused_sequences WHERE ws = %s"),
+                (self.workspace,),
+            ).fetchall()
+        return frozenset(str(r[0]) for r in rows)
+
+    def remove_lead(self, sequence_id: str, lead_id: str, reason: str, now: datetime) -> bool:
+        """Remove a lead from a sequence; False if it is not enrolled (or already removed)."""
+
+        def make(conn: psycopg.Connection[TupleRow]) -> Plan:
+            row = conn.execute(
+                self._sql(
+                    "SELECT body FROM {s}.enrollments"
+                    " WHERE ws = %s AND sequence_id = %s AND lead_id = %s FOR UPDATE"
+                ),
+                (self.workspace, sequence_id, lead_id),
+            ).fetchone()
+            if row is None:
+                return ()
+            e = _load(row[0], Enrollment)
+            return remove_plan(e, self._actions_in(conn, e.pending), reason, now)
+
+        return bool(self._host("remove_lead", now, make))
+
+    def supersede(self, action_id: str, manual: Action, now: datetime) -> None:
+        """A manual action replaces a waiting one (see :func:`seqengine._plan.supersede_plan`)."""
+        _aware(manual.scheduled_at, f"action {manual.id!r} scheduled_at")
+
+        def make(conn: psycopg.Connection[TupleRow]) -> Plan:
+            old = self._action_in(conn, action_id)
+            row = conn.execute(
+                self._sql(
+                    "SELECT body FROM {s}.enrollments"
+                    " WHERE ws = %s AND sequence_id = %s AND lead_id = %s FOR UPDATE"
+                ),
+                (self.workspace, old.sequence_id, old.lead_id),
+            ).fetchone()
+            assert row is not None, "an action's enrollment is stored with it"
+            return supersede_plan(old, _load(row[0], Enrollment), manual, now)
+
+        self._host("supersede", now, make)
+
+    def resolve_unknown(
+        self, action_id: str, *, sent: bool, now: datetime, seed: int = 0
+    ) -> Action:
+        """A person's verdict on an unknown outcome (see
+        :func:`seqengine._plan.resolve_unknown_plan`); returns the action as now stored."""
+
+        action = self.get_action(action_id)
+        if action is None:
+            raise unknown_action(self.workspace, action_id)
+        ctx = self.context(action)
+
+        def make(conn: psycopg.Connection[TupleRow]) -> Plan:
+            if self._action_in(conn, action_id) != action:  # locked now; changed meanwhile?
+                msg = f"action {action_id!r} changed while it was being resolved; try again"
+                raise StaleRecord(msg)
+            return resolve_unknown_plan(situation_for(action, ctx, now, seed), sent=sent)
+
+        self._host("resolve_unknown", now, make)
+        stored = self.get_action(action_id)
+        assert stored is not None
+        return stored
+
+    def _sequence_in(self, conn: psycopg.Connection[TupleRow], sequence_id: str) -> Sequence:
+        row = conn.execute(
+            self._sql("SELECT rev, body FROM {s}.sequences WHERE ws = %s AND id = %s"),
+            (self.workspace, sequence_id),
+        ).fetchone()
+        if row is None:
+            known = conn.execute(
+                self._sql("SELECT id FROM {s}.sequences WHERE ws = %s"), (self.workspace,)
+            ).fetchall()
+            raise unknown_sequence(self.workspace, sequence_id, (str(k[0]) for k in known))
+        return self._sequence(sequence_id, row[0], row[1])
+
+    def _action_in(self, conn: psycopg.Connection[TupleRow], action_id: str) -> Action:
+        row = conn.execute(
+            self._sql("SELECT body FROM {s}.actions WHERE ws = %s AND id = %s FOR UPDATE"),
+            (self.workspace, action_id),
+        ).fetchone()
+        if row is None:
+            raise unknown_action(self.workspace, action_id)
+        return _load(row[0], Action)
+
+    def _enrollments_in(
+        self, conn: psycopg.Connection[TupleRow], sequence_id: str
+    ) -> list[Enrollment]:
+        rows = conn.execute(
+            self._sql(
+                "SELECT body FROM {s}.enrollments WHERE ws = %s AND sequence_id = %s"
+                " ORDER BY lead_id FOR UPDATE"
+            ),
+            (self.workspace, sequence_id),
+        ).fetchall()
+        return [_load(r[0], Enrollment) for r in rows]
+
+    def _pending_in(
+        self, conn: psycopg.Connection[TupleRow], sequence_id: str
+    ) -> dict[str, Action]:
+        """The sequence's unfinished actions (waiting or in progress), locked, by id."""
+        rows = conn.execute(
+            self._sql(
+                "SELECT body FROM {s}.actions WHERE ws = %s AND sequence_id = %s"
+                " AND status IN ('pending', 'queued', 'deferred', 'in_progress')"
+                " ORDER BY id FOR UPDATE"
+            ),
+            (self.workspace, sequence_id),
+        ).fetchall()
+        actions = (_load(r[0], Action) for r in rows)
+        return {a.id: a for a in actions}
+
+    def _actions_in(self, conn: psycopg.Connection[TupleRow], ids: Seq[str]) -> dict[str, Action]:
+        rows = conn.execute(
+            self._sql(
+                "SELECT body FROM {s}.actions WHERE ws = %s AND id = ANY(%s) ORDER BY id FOR UPDATE"
+            ),
+            (self.workspace, list(ids)),
+        ).fetchall()
+        actions = (_load(r[0], Action) for r in rows)
+        return {a.id: a for a in actions}
 
     def _insert_actions(self, conn: psycopg.Connection[TupleRow], actions: Seq[Action]) -> None:
         """Create the actions that do not exist yet, in order; NOTIFY if any was created."""
@@ -1341,17 +1630,12 @@ class PostgresStorage:
     def pause_account(self, pause: PauseAccount) -> None:
         """Pause an account (replacing any earlier pause)."""
         with self._tx("pause_account") as conn:
-            self._put_pause(conn, pause)
+            self._write_plans(conn, [(None, (SetPause(pause),))], _EPOCH)
 
     def resume_account(self, account_id: str) -> None:
         """Lift an account's pause."""
         with self._tx("resume_account") as conn:
-            cur = conn.execute(
-                self._sql("DELETE FROM {s}.pauses WHERE ws = %s AND account_id = %s"),
-                (self.workspace, account_id),
-            )
-            if cur.rowcount:
-                self._notify(conn)
+            self._write_plans(conn, [(None, resume_account_plan(account_id))], _EPOCH)
 
     def get_pause(self, account_id: str) -> PauseAccount | None:
         """An account's pause, or None."""

@@ -33,21 +33,61 @@ import attrs
 import cattrs
 
 from seqengine._decide import Budget, Decision
-from seqengine._exceptions import ConfigError, LeaseLost, SchemaOutdated, StorageError
+from seqengine._exceptions import (
+    ConfigError,
+    LeaseLost,
+    SchemaOutdated,
+    StaleRecord,
+    StorageError,
+)
 from seqengine._files import sequence_from_json, sequence_to_dict
 from seqengine._flow import Sequence
 from seqengine._lifecycle import RUNNABLE
-from seqengine._model import Account, Action, ActionStatus, Enrollment, Lead, Platform
+from seqengine._model import (
+    Account,
+    Action,
+    ActionStatus,
+    Enrollment,
+    Held,
+    Lead,
+    Platform,
+    held_from,
+)
 from seqengine._outcomes import CriticalKind, PauseAccount
+from seqengine._plan import (
+    AddAction,
+    CancelAction,
+    Charge,
+    LiftPause,
+    MarkSequence,
+    Plan,
+    PutAction,
+    PutEnrollment,
+    PutLead,
+    SetPause,
+    decision_plan,
+    enrollment_plan,
+    pause_plan,
+    remove_plan,
+    resolve_unknown_plan,
+    resume_account_plan,
+    resume_plan,
+    supersede_plan,
+)
 from seqengine.storage._open import check_workspace
 from seqengine.storage._protocol import (
     Claim,
     Context,
     InboxMessage,
     address_to_suppress,
-    consumed_keys,
+    count_enrollments,
+    replace_budgets,
     rescheduled_in_place,
+    situation_for,
+    stale_enrollment,
     suppression_key,
+    unknown_action,
+    unknown_sequence,
 )
 from seqengine.storage.memory import (
     _check_commit,
@@ -148,9 +188,17 @@ _V2: Migration = (
     ) WITHOUT ROWID""",
 )
 
+# Paused sequences (host operations: pause_sequence / resume_sequence), per workspace.
+_V3: Migration = (
+    """CREATE TABLE paused_sequences (
+        workspace TEXT NOT NULL, sequence_id TEXT NOT NULL,
+        PRIMARY KEY (workspace, sequence_id)
+    ) WITHOUT ROWID""",
+)
+
 #: Schema changes in order; migration ``n`` (1-based) takes ``user_version`` from n-1 to n.
 #: Append only: a released migration never changes.
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3)
 
 #: The schema version this release writes.
 SCHEMA_VERSION: Final = len(MIGRATIONS)
@@ -159,6 +207,7 @@ _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 _RUNNABLE = tuple(sorted(s.value for s in RUNNABLE))
 _CHUNK = 500  # stays under SQLite's limit on bound parameters in old builds
 _CACHED_ACCOUNTS = 1024
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 _T = TypeVar("_T")
 
@@ -187,6 +236,7 @@ def _opt_from_ts(text: str | None) -> datetime | None:
 _codec = cattrs.Converter()
 _codec.register_unstructure_hook(datetime, _ts)
 _codec.register_structure_hook(datetime, lambda value, _: _from_ts(value))
+_codec.register_structure_hook(Held, lambda value, _: held_from(value))
 
 
 def _dump(value: Any) -> str:
@@ -434,19 +484,33 @@ class SQLiteStorage:
         return None if data is None else _load(data, Lead)
 
     def enroll(self, enrollment: Enrollment, first: Action) -> bool:
-        """Store a new enrollment and its first action; False (no change) if already enrolled."""
-        data = _dump(enrollment)
+        """Store a new enrollment and its first action; False (no change) if already enrolled.
+
+        In a paused sequence the first action is held until the sequence resumes.
+        """
+        _ts(first.scheduled_at)
         with self._tx() as cur:
-            inserted = self._run(
-                cur,
-                "INSERT INTO enrollments (workspace, sequence_id, lead_id, data) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (self.workspace, enrollment.sequence_id, enrollment.lead_id, data),
-            ).rowcount
-            if not inserted:
+            if self._enrollment(cur, enrollment.sequence_id, enrollment.lead_id) is not None:
                 return False
-            self._add_action(cur, first)
+            paused = self._is_paused(cur, enrollment.sequence_id)
+            self._apply(cur, enrollment_plan(enrollment, first, paused=paused), _EPOCH)
             return True
+
+    def _enrollment(self, cur: sqlite3.Cursor, sequence_id: str, lead_id: str) -> Enrollment | None:
+        row = self._run(
+            cur,
+            "SELECT data FROM enrollments WHERE workspace = ? AND sequence_id = ? AND lead_id = ?",
+            (self.workspace, sequence_id, lead_id),
+        ).fetchone()
+        return None if row is None else _load(row[0], Enrollment)
+
+    def _is_paused(self, cur: sqlite3.Cursor, sequence_id: str) -> bool:
+        row = self._run(
+            cur,
+            "SELECT 1 FROM paused_sequences WHERE workspace = ? AND sequence_id = ?",
+            (self.workspace, sequence_id),
+        ).fetchone()
+        return row is not None
 
     def get_enrollment(self, sequence_id: str, lead_id: str) -> Enrollment | None:
         """A lead's enrollment in a sequence, or None."""
@@ -738,14 +802,9 @@ class SQLiteStorage:
         if before is not ActionStatus.IN_PROGRESS:
             if not self._has_room(cur, decision.budgets):
                 raise _Refused
-            for counter, day in consumed_keys(decision.budgets):
-                self._run(
-                    cur,
-                    "INSERT INTO counters (workspace, counter, day, used) VALUES (?, ?, ?, 1) "
-                    "ON CONFLICT (workspace, counter, day) DO UPDATE SET used = used + 1",
-                    (self.workspace, counter, day.isoformat()),
-                )
-        self._write(cur, decision, now)
+            self._apply(cur, decision_plan(decision), now)
+        else:
+            self._apply(cur, decision_plan(replace_budgets(decision)), now)
 
     def _has_room(self, cur: sqlite3.Cursor, budgets: Iterable[Budget]) -> bool:
         return all(self._count(cur, b.counter, b.day, b.span_days) < b.limit for b in budgets)
@@ -755,7 +814,7 @@ class SQLiteStorage:
         _check_commit(claim, decision)
         _ts(now)
         with self._tx() as cur:
-            self._write(cur, decision, now, fence=claim)
+            self._apply(cur, decision_plan(replace_budgets(decision)), now, fence=claim)
 
     def commit_many(
         self, items: Seq[tuple[Claim, Decision]], now: datetime
@@ -776,62 +835,230 @@ class SQLiteStorage:
                     continue
                 try:
                     # A stale lease is found by the action's own update, before any write.
-                    self._write(cur, decision, now, fence=claim)
-                except LeaseLost as exc:
+                    plan = decision_plan(replace_budgets(decision))
+                    self._apply(cur, plan, now, fence=claim)
+                except (LeaseLost, StaleRecord) as exc:
                     results.append(exc)
                     continue
                 results.append(None)
         return results
 
-    def _write(
-        self, cur: sqlite3.Cursor, decision: Decision, now: datetime, *, fence: Claim | None = None
+    def _apply(
+        self, cur: sqlite3.Cursor, plan: Plan, now: datetime, *, fence: Claim | None = None
     ) -> None:
-        """Write a decision; with ``fence``, only while that claim's lease token is current.
+        """This backend's interpreter of write plans (see :mod:`seqengine._plan`).
 
-        The fenced form checks the token in the action's own UPDATE (one statement instead of
-        a read and a write) and raises LeaseLost, having written nothing, when it is stale.
+        With ``fence``, the plan's :class:`PutAction` of the claimed action is written only
+        while that claim's lease token is current: the check is the action's own UPDATE (one
+        statement instead of a read and a write) and raises LeaseLost. An enrollment changed
+        since the plan was made raises StaleRecord. Both are found before anything is written.
         """
-        action = decision.action
-        end_lease = action.status is not ActionStatus.IN_PROGRESS
-        token = None if fence is None else fence.token
-        if (
-            not self._set_action(cur, action, end_lease=end_lease, token=token)
-            and fence is not None
-        ):
-            self._fence(cur, fence, now, live=False)  # raises LeaseLost, naming the holder
-            msg = f"action {action.id!r}: lease token {token} is no longer current"
-            raise LeaseLost(msg)  # not reached: the fence found the token stale
-        for new in decision.new_actions:
-            self._add_action(cur, new)
-        reason = decision.cancel_reason or "cancelled"
-        for aid in decision.cancel:
+        for w in plan:
+            if isinstance(w, PutEnrollment) and w.expected is not None:
+                e = w.enrollment
+                if self._enrollment(cur, e.sequence_id, e.lead_id) != w.expected:
+                    raise stale_enrollment(e)
+        ws = self.workspace
+        for w in plan:
+            if isinstance(w, PutAction):
+                action = w.action
+                fenced = fence is not None and action.id == fence.action.id
+                token = fence.token if fenced and fence is not None else None
+                end_lease = action.status is not ActionStatus.IN_PROGRESS
+                if not self._set_action(cur, action, end_lease=end_lease, token=token) and fenced:
+                    assert fence is not None
+                    self._fence(cur, fence, now, live=False)  # raises LeaseLost, naming the holder
+                    msg = f"action {action.id!r}: lease token {token} is no longer current"
+                    raise LeaseLost(msg)  # not reached: the fence found the token stale
+            elif isinstance(w, AddAction):
+                self._add_action(cur, w.action)
+            elif isinstance(w, CancelAction):
+                row = self._run(
+                    cur,
+                    "SELECT data FROM actions WHERE workspace = ? AND id = ?",
+                    (ws, w.action_id),
+                ).fetchone()
+                if row is None:
+                    continue
+                old = _load(row[0], Action)
+                if old.status not in RUNNABLE:
+                    continue
+                cancelled = attrs.evolve(
+                    old, status=ActionStatus.CANCELLED, reason=w.reason, finished_at=now
+                )
+                # Ending the lease fences out a worker still holding the cancelled action.
+                self._set_action(cur, cancelled, end_lease=True)
+            elif isinstance(w, PutEnrollment):
+                e = w.enrollment
+                self._run(
+                    cur,
+                    "INSERT INTO enrollments (workspace, sequence_id, lead_id, data) "
+                    "VALUES (?, ?, ?, ?) ON CONFLICT (workspace, sequence_id, lead_id) "
+                    "DO UPDATE SET data = excluded.data",
+                    (ws, e.sequence_id, e.lead_id, _dump(e)),
+                )
+            elif isinstance(w, Charge):
+                self._run(
+                    cur,
+                    "INSERT INTO counters (workspace, counter, day, used) VALUES (?, ?, ?, 1) "
+                    "ON CONFLICT (workspace, counter, day) DO UPDATE SET used = used + 1",
+                    (ws, w.budget.counter, w.budget.day.isoformat()),
+                )
+            elif isinstance(w, PutLead):
+                self._run(
+                    cur,
+                    "INSERT INTO leads (workspace, id, data) VALUES (?, ?, ?) "
+                    "ON CONFLICT (workspace, id) DO UPDATE SET data = excluded.data",
+                    (ws, w.lead.id, _dump(w.lead)),
+                )
+            elif isinstance(w, SetPause):
+                self._put_pause(cur, w.pause)
+            elif isinstance(w, LiftPause):
+                self._run(
+                    cur,
+                    "DELETE FROM pauses WHERE workspace = ? AND account_id = ?",
+                    (ws, w.account_id),
+                )
+            elif isinstance(w, MarkSequence):
+                if w.paused:
+                    sql = (
+                        "INSERT INTO paused_sequences (workspace, sequence_id) VALUES (?, ?) "
+                        "ON CONFLICT DO NOTHING"
+                    )
+                else:
+                    sql = "DELETE FROM paused_sequences WHERE workspace = ? AND sequence_id = ?"
+                self._run(cur, sql, (ws, w.sequence_id))
+
+    # -- host operations -------------------------------------------------------------------
+    def _host(self, now: datetime, make: Callable[[sqlite3.Cursor], Plan]) -> Plan:
+        """Plan a host operation from what is stored and apply it, in one transaction."""
+        _ts(now)
+        with self._tx() as cur:
+            plan = make(cur)
+            self._apply(cur, plan, now)
+            return plan
+
+    def pause_sequence(self, sequence_id: str, now: datetime) -> int:
+        """Pause a sequence (see :func:`seqengine._plan.pause_plan`); returns how many
+        enrollments were paused."""
+
+        def make(cur: sqlite3.Cursor) -> Plan:
+            self._sequence_in(cur, sequence_id)
+            enrollments = self._enrollments_in(cur, sequence_id)
+            return pause_plan(sequence_id, enrollments, self._pending_in(cur, sequence_id), now)
+
+        return count_enrollments(self._host(now, make))
+
+    def resume_sequence(self, sequence_id: str, now: datetime, *, seed: int = 0) -> int:
+        """Resume a paused sequence (see :func:`seqengine._plan.resume_plan`); returns how
+        many enrollments were resumed."""
+
+        def make(cur: sqlite3.Cursor) -> Plan:
+            seq = self._sequence_in(cur, sequence_id)
+            return resume_plan(seq, self._enrollments_in(cur, sequence_id), now, seed)
+
+        return count_enrollments(self._host(now, make))
+
+    def paused_sequences(self) -> frozenset[str]:
+        """The ids of the paused sequences."""
+        rows = self._all(
+            "SELECT sequence_id FROM paused_sequences WHERE workspace = ?", (self.workspace,)
+        )
+        return frozenset(str(r[0]) for r in rows)
+
+    def remove_lead(self, sequence_id: str, lead_id: str, reason: str, now: datetime) -> bool:
+        """Remove a lead from a sequence; False if it is not enrolled (or already removed)."""
+
+        def make(cur: sqlite3.Cursor) -> Plan:
+            e = self._enrollment(cur, sequence_id, lead_id)
+            if e is None:
+                return ()
+            return remove_plan(e, self._actions_in(cur, e.pending), reason, now)
+
+        return bool(self._host(now, make))
+
+    def supersede(self, action_id: str, manual: Action, now: datetime) -> None:
+        """A manual action replaces a waiting one (see :func:`seqengine._plan.supersede_plan`)."""
+        _ts(manual.scheduled_at)
+
+        def make(cur: sqlite3.Cursor) -> Plan:
+            old = self._action_in(cur, action_id)
+            e = self._enrollment(cur, old.sequence_id, old.lead_id)
+            assert e is not None, "an action's enrollment is stored with it"
+            return supersede_plan(old, e, manual, now)
+
+        self._host(now, make)
+
+    def resolve_unknown(
+        self, action_id: str, *, sent: bool, now: datetime, seed: int = 0
+    ) -> Action:
+        """A person's verdict on an unknown outcome (see
+        :func:`seqengine._plan.resolve_unknown_plan`); returns the action as now stored."""
+
+        def make(cur: sqlite3.Cursor) -> Plan:
+            action = self._action_in(cur, action_id)
+            return resolve_unknown_plan(
+                situation_for(action, self.context(action), now, seed), sent=sent
+            )
+
+        self._host(now, make)
+        stored = self.get_action(action_id)
+        assert stored is not None
+        return stored
+
+    def _sequence_in(self, cur: sqlite3.Cursor, sequence_id: str) -> Sequence:
+        row = self._run(
+            cur,
+            "SELECT data FROM sequences WHERE workspace = ? AND id = ?",
+            (self.workspace, sequence_id),
+        ).fetchone()
+        if row is None:
+            known = self._run(
+                cur, "SELECT id FROM sequences WHERE workspace = ?", (self.workspace,)
+            ).fetchall()
+            raise unknown_sequence(self.workspace, sequence_id, (str(k[0]) for k in known))
+        return sequence_from_json(row[0])
+
+    def _action_in(self, cur: sqlite3.Cursor, action_id: str) -> Action:
+        row = self._run(
+            cur,
+            "SELECT data FROM actions WHERE workspace = ? AND id = ?",
+            (self.workspace, action_id),
+        ).fetchone()
+        if row is None:
+            raise unknown_action(self.workspace, action_id)
+        return _load(row[0], Action)
+
+    def _enrollments_in(self, cur: sqlite3.Cursor, sequence_id: str) -> list[Enrollment]:
+        rows = self._run(
+            cur,
+            "SELECT data FROM enrollments WHERE workspace = ? AND sequence_id = ?",
+            (self.workspace, sequence_id),
+        ).fetchall()
+        return [_load(r[0], Enrollment) for r in rows]
+
+    def _pending_in(self, cur: sqlite3.Cursor, sequence_id: str) -> dict[str, Action]:
+        """The sequence's unfinished actions (waiting or in progress), by id."""
+        rows = self._run(
+            cur,
+            "SELECT data FROM actions WHERE workspace = ? AND sequence_id = ? "
+            "AND status IN ('pending', 'queued', 'deferred', 'in_progress')",
+            (self.workspace, sequence_id),
+        ).fetchall()
+        actions = (_load(r[0], Action) for r in rows)
+        return {a.id: a for a in actions}
+
+    def _actions_in(self, cur: sqlite3.Cursor, ids: Iterable[str]) -> dict[str, Action]:
+        found: dict[str, Action] = {}
+        for aid in ids:
             row = self._run(
                 cur,
                 "SELECT data FROM actions WHERE workspace = ? AND id = ?",
                 (self.workspace, aid),
             ).fetchone()
-            if row is None:
-                continue
-            old = _load(row[0], Action)
-            if old.status not in RUNNABLE:
-                continue
-            cancelled = attrs.evolve(
-                old, status=ActionStatus.CANCELLED, reason=reason, finished_at=now
-            )
-            # Ending the lease fences out a worker still holding the cancelled action.
-            self._set_action(cur, cancelled, end_lease=True)
-        if decision.enrollment is not None:
-            e = decision.enrollment
-            self._run(
-                cur,
-                "INSERT INTO enrollments (workspace, sequence_id, lead_id, data) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (workspace, sequence_id, lead_id) "
-                "DO UPDATE SET data = excluded.data",
-                (self.workspace, e.sequence_id, e.lead_id, _dump(e)),
-            )
-        for effect in decision.effects:
-            if isinstance(effect, PauseAccount):
-                self._put_pause(cur, effect)
+            if row is not None:
+                found[aid] = _load(row[0], Action)
+        return found
 
     def defer_waiting(
         self,
@@ -976,16 +1203,12 @@ class SQLiteStorage:
     def pause_account(self, pause: PauseAccount) -> None:
         """Pause an account (replacing any earlier pause)."""
         with self._tx() as cur:
-            self._put_pause(cur, pause)
+            self._apply(cur, (SetPause(pause),), _EPOCH)
 
     def resume_account(self, account_id: str) -> None:
         """Lift an account's pause."""
         with self._tx() as cur:
-            self._run(
-                cur,
-                "DELETE FROM pauses WHERE workspace = ? AND account_id = ?",
-                (self.workspace, account_id),
-            )
+            self._apply(cur, resume_account_plan(account_id), _EPOCH)
 
     def get_pause(self, account_id: str) -> PauseAccount | None:
         """An account's pause, or None."""

@@ -8,13 +8,17 @@ from typing import Any
 
 import pytest
 
+from _paths import shared_file
 from fakes.x_api import FakeX, Record, load_spec, openapi_problems
 from seqengine import Completed, Lead, Skipped, XProfile
 from test_x_executor import CLIENT, LEAD, ME, REFRESH, SETTINGS, TEXT, TOKEN, Harness, ago
 
-SPEC = load_spec()
+SPEC_FILE = shared_file("specs", "x-api-v2-openapi.json")
+SPEC = load_spec(str(SPEC_FILE))
 pytestmark = pytest.mark.skipif(
-    SPEC is None, reason="the X OpenAPI document (../shared/specs/x-api-v2-openapi.json) is absent"
+    SPEC is None,
+    reason=f"the X OpenAPI document is not in shared/ beside the repository ({SPEC_FILE}); "
+    "set SEQENGINE_SHARED_DIR to the shared folder",
 )
 
 

@@ -1047,10 +1047,12 @@ def _smtp(
     ):
         if host is None or mode != "none" or _loopback_host(host):
             continue
-        how = f'{key} = "none"' if key in table.data else "starttls = false"
+        named = key if key in table.data else "starttls"
+        value = '"none"' if named == key else "false"
         raise table.fail(
-            key if key in table.data else "starttls",
-            f"({how}) would send the {what} login to {host!r} unencrypted; that is allowed "
+            named,
+            f"= {value} would send the {what} login to "
+            f"{host!r} unencrypted; that is allowed "
             f'only for a loopback host (127.0.0.1, localhost): set {key} = "tls" or '
             f'"starttls"',
         )

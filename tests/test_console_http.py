@@ -120,7 +120,7 @@ def person(lead_id: str, name: str, **fields: Any) -> Lead:
     )
 
 
-def build_world(store: Storage) -> None:
+def build_world(store: Storage, start: datetime = START) -> None:
     """Run a real worker over two sequences for two virtual days, then add inbox messages."""
     seqs = sequences()
     for seq in seqs:
@@ -137,10 +137,10 @@ def build_world(store: Storage) -> None:
         person("lead-6", "Donald Knuth"),
     ]
     plan = [(p, "alpha", "acc-1") for p in leads[:5]] + [(p, "beta", "acc-2") for p in leads[5:]]
-    enroll_all(store, seqs, plan, START, 0)
-    clock = VirtualClock(START)
+    enroll_all(store, seqs, plan, start, 0)
+    clock = VirtualClock(start)
     worker = Worker(store, {p: Scripted() for p in Platform}, clock=clock, wait_human_delays=False)
-    asyncio.run(drive(worker, store, clock, NOW))
+    asyncio.run(drive(worker, store, clock, start + (NOW - START)))
     lead2 = store.get_lead("lead-2")
     assert lead2 is not None
     store.put_lead(attrs.evolve(lead2, status=LeadStatus.REPLIED))
@@ -155,7 +155,7 @@ def build_world(store: Storage) -> None:
                 lead_id=lead_id,
                 sender="lead",
                 text=text,
-                received_at=START + timedelta(hours=20 + n),
+                received_at=start + timedelta(hours=20 + n),
             )
         )
 

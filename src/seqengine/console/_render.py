@@ -54,7 +54,7 @@ def bar_chart(
                 "<title>{}: {}</title></rect>"
             ).format(x + 1, height - h, max(step - 2, 1), h, day.isoformat(), n)
         )
-        if i % 7 == 0 or i == len(days) - 1:
+        if i % 7 == 0 or (i == len(days) - 1 and i % 7 > 3):
             parts.append(
                 Markup('<text x="{:.1f}" y="{}" class="axis">{}</text>').format(
                     x, height + 14, day.strftime("%m-%d")

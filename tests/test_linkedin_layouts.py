@@ -511,6 +511,48 @@ def test_requests_carry_the_shapes_maintained_clients_send() -> None:
     assert created["recipients"] == ["ACobob"] and created["subtype"] == "MEMBER_TO_MEMBER"
 
 
+def test_the_one_to_one_conversation_is_chosen_over_a_group_chat() -> None:
+    def participant(member: str) -> dict[str, Any]:
+        return {"hostIdentityUrn": f"urn:li:fsd_profile:{member}"}
+
+    def conversation(thread: str, *members: str) -> dict[str, Any]:
+        return {
+            "entityUrn": f"urn:li:msg_conversation:(urn:li:fsd_profile:ACoMe,{thread})",
+            "conversationParticipants": [participant(m) for m in ("ACoMe", *members)],
+        }
+
+    asked: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/me"):
+            return httpx.Response(
+                200, json={"miniProfile": {"entityUrn": "urn:li:fs_miniProfile:ACoMe"}}
+            )
+        asked.append(unquote(request.url.query.decode()))
+        if "messengerConversations" in str(request.url):
+            found = [conversation("2-group", "ACobob", "ACoann"), conversation("2-solo", "ACobob")]
+            return httpx.Response(
+                200, json={"data": {"messengerConversationsByRecipients": {"elements": found}}}
+            )
+        return httpx.Response(
+            200, json={"data": {"messengerMessagesBySyncToken": {"elements": []}}}
+        )
+
+    async def go() -> str | None:
+        gw = VoyagerGateway("c", "j", base_url="https://li.test/voyager/api",
+                            transport=httpx.MockTransport(handler))  # fmt: skip
+        try:
+            found = await gw.conversation_with("ACobob")
+            return found.id if found is not None else None
+        finally:
+            await gw.aclose()
+
+    assert arun(go) == "2-solo"
+    assert asked[-1].endswith(
+        "conversationUrn:urn:li:msg_conversation:(urn:li:fsd_profile:ACoMe,2-solo))"
+    )
+
+
 # -- the resolver ------------------------------------------------------------------------------
 
 

@@ -253,6 +253,17 @@ def _participant_urn(participant: Any, *, ref: Any = None) -> str | None:
     return _urn(participant, ref=ref)
 
 
+def _others(conversation: Mapping[str, Any], mailbox: str) -> set[str]:
+    """The member ids of a messenger conversation's participants other than the mailbox's."""
+    participants = conversation.get("conversationParticipants")
+    if isinstance(participants, list):
+        urns: list[Any] = [_participant_urn(p) for p in participants]
+    else:
+        refs = conversation.get("*conversationParticipants")
+        urns = refs if isinstance(refs, list) else []
+    return {member_id_of(u) for u in urns if isinstance(u, str)} - {member_id_of(mailbox)}
+
+
 def _messenger_message(element: Mapping[str, Any]) -> Message | None:
     """A GraphQL ``messengerMessages`` element."""
     urn = element.get("backendUrn") or element.get("entityUrn")
@@ -520,23 +531,8 @@ class VoyagerGateway:
             member_id=member,
             member_urn=f"urn:li:fs_miniProfile:{member}",
         )
-        chosen = None
-        for element in elements:
-            participants = element.get("conversationParticipants")
-            refs = element.get("*conversationParticipants")
-            urns = {
-                member_id_of(u)
-                for u in (
-                    [_participant_urn(p) for p in participants]
-                    if isinstance(participants, list)
-                    else (refs if isinstance(refs, list) else [])
-                )
-                if isinstance(u, str)
-            }
-            urns.discard(member_id_of(mailbox))
-            if not urns or urns == {member}:  # 1:1 (or participants not given)
-                chosen = element
-                break
+        # The 1:1 conversation, not a group chat the member is in (no participants: trusted).
+        chosen = next((e for e in elements if _others(e, mailbox) <= {member}), None)
         conversation_urn = dig(chosen, "entityUrn")
         if not isinstance(conversation_urn, str):
             return None

@@ -43,7 +43,7 @@ import attrs
 
 from seqengine._checks import DEFAULT_CHECKS, CheckChain, Situation, build_situation
 from seqengine._decide import Decision, decide, resolve, skip_queued
-from seqengine._exceptions import LeaseLost, StorageError, TemplateError
+from seqengine._exceptions import LeaseLost, StaleRecord, StorageError, TemplateError
 from seqengine._fast import replace
 from seqengine._model import Action, ActionStatus, Platform
 from seqengine._outcomes import (
@@ -127,6 +127,8 @@ class WorkerStats:
     unknown: int = 0
     lease_lost: int = 0
     budget_races: int = 0
+    #: Writes refused because the lead's enrollment changed meanwhile (decided again).
+    stale: int = 0
 
 
 class Worker:
@@ -487,7 +489,13 @@ class Worker:
             now, situation, decision = await self._decide(claim.action)
             request = next((e for e in decision.effects if isinstance(e, ExecuteAction)), None)
             if request is None:
-                await self._commit(claim, decision, now)
+                try:
+                    await self._commit(claim, decision, now)
+                except StaleRecord:
+                    # The lead's enrollment changed since it was read (a host operation, the
+                    # lead's other action finishing): decide again from what is stored now.
+                    self.stats.stale += 1
+                    continue
                 if stopped_by_limit(decision.action):
                     await self._sweep(situation, decision, now)
                 return
@@ -607,12 +615,24 @@ class Worker:
     async def _finish(
         self, claim: Claim, situation: Situation, action: Action, outcome: Outcome, now: datetime
     ) -> None:
-        situation = replace(situation, action=action, now=now)
-        decision = resolve(situation, outcome)
-        for effect in decision.effects:
-            if isinstance(effect, PauseAccount):
-                self._pauses[effect.account_id] = effect  # seen by the others before it commits
-        await self._commit(claim, decision, now)
+        for tries in range(1, _STALE_TRIES + 1):
+            situation = replace(situation, action=action, now=now)
+            decision = resolve(situation, outcome)
+            for effect in decision.effects:
+                if isinstance(effect, PauseAccount):
+                    self._pauses[effect.account_id] = effect  # seen by the others first
+            try:
+                await self._commit(claim, decision, now)
+            except StaleRecord:
+                # The enrollment changed while the action ran (its sequence was paused, the
+                # lead removed, its other action finished): resolve the same outcome again
+                # against what is stored now. The outcome itself is never lost.
+                self.stats.stale += 1
+                if tries == _STALE_TRIES:
+                    raise
+                situation = await self._io(self._situation, action, now, counted=False)
+                continue
+            break
         for effect in decision.effects:
             if isinstance(effect, Notify):
                 self.notifications.append(effect)
@@ -676,6 +696,10 @@ class Worker:
         # by its human delays), and never before the clock, which judges the leases.
         now: datetime = self.clock.now()
         return max(now, *(at for _, _, at in items))
+
+
+#: How often an outcome is resolved again when its enrollment keeps changing under it.
+_STALE_TRIES = 5
 
 
 class _NeedsStorage(Exception):

@@ -402,10 +402,10 @@ def test_r_connect_3_placeholders_do_not_count_toward_the_note_limit() -> None:
 
 @pytest.mark.parametrize("days", [0, 366, True, 1.5])
 def test_r_connect_4_bad_auto_withdraw_rejected(days: Any) -> None:
-    step = Step(
-        id="c", action="connection_request", platform="linkedin", auto_withdraw_after_days=days
-    )
     with pytest.raises(FlowError, match="auto_withdraw_after_days"):
+        step = Step(
+            id="c", action="connection_request", platform="linkedin", auto_withdraw_after_days=days
+        )
         _single(step)
 
 

@@ -153,13 +153,20 @@ def test_routes_by_domain_with_normalised_address() -> None:
     assert isinstance(out, Completed) and out.facts["mailbox"] == "me@seller.test"
 
 
+def _unchecked_email(email: str) -> Lead:
+    """A lead holding an address ``Lead`` would refuse (as one stored before that check)."""
+    lead = Lead(id="l")
+    object.__setattr__(lead, "email", email)
+    return lead
+
+
 @pytest.mark.parametrize(
     ("lead", "world", "prefix", "words"),
     [
         (Lead(id="l", email=None), {}, "no_email:", "no email address"),
         (Lead(id="l", email="   "), {}, "no_email:", "no email address"),
-        (Lead(id="l", email="not-an-address"), {}, "invalid_email:", "not a valid address"),
-        (Lead(id="l", email="a@b.com\nBcc: x@y.z"), {}, "invalid_email:", "not a valid"),
+        (_unchecked_email("not-an-address"), {}, "invalid_email:", "not a valid address"),
+        (_unchecked_email("a@b.com\nBcc: x@y.z"), {}, "invalid_email:", "not a valid"),
         (Lead(id="l", email="x@hotmail.com"), {}, "mailbox_unavailable:", "no outlook mailbox"),
         (
             Lead(id="l", email="x@gmail.com"),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import tomllib
 from collections.abc import Mapping
 from typing import Any
@@ -18,8 +17,7 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn
 
 from seqengine._exceptions import ConfigError, FlowError, FlowFileError
-from seqengine._flow import Sequence, SequenceSettings, Step
-from seqengine._model import ActionKind, ConditionKind, Platform
+from seqengine._flow import Sequence, SequenceSettings, Step, step_from_mapping
 from seqengine._timing import ActivityWindow
 
 __all__ = [
@@ -34,9 +32,6 @@ __all__ = [
 
 _converter = cattrs.Converter(forbid_extra_keys=True)
 _converter.register_structure_hook(
-    Step, make_dict_structure_fn(Step, _converter, _cattrs_forbid_extra_keys=True)
-)
-_converter.register_structure_hook(
     SequenceSettings,
     make_dict_structure_fn(SequenceSettings, _converter, _cattrs_forbid_extra_keys=True),
 )
@@ -50,7 +45,6 @@ _SEQUENCE_KEYS = {
     "activity_window",
     "settings",
 }
-_ENUMS = {"action": ActionKind, "platform": Platform, "condition": ConditionKind}
 
 
 def _where(source: str | None) -> str:
@@ -93,7 +87,7 @@ def sequence_from_dict(data: Mapping[str, Any], *, source: str | None = None) ->
     if not isinstance(raw_steps, list) or not raw_steps:
         msg = f"{where}no [[steps]]; a sequence needs at least one step"
         raise FlowFileError(msg)
-    steps = tuple(_step(raw, i, where) for i, raw in enumerate(raw_steps))
+    steps = tuple(step_from_mapping(raw, i, where) for i, raw in enumerate(raw_steps))
     try:
         window = _window(head.get("activity_window"), where)
         settings = _settings(head.get("settings"), where)
@@ -121,79 +115,6 @@ def _typed(value: Any, kind: type | tuple[type, ...], what: str, where: str) -> 
         msg = f"{where}{what} has the wrong type ({type(value).__name__}: {value!r})"
         raise FlowFileError(msg)
     return value
-
-
-def _step(raw: Any, index: int, where: str) -> Step:
-    label = f"[[steps]] #{index + 1}"
-    if not isinstance(raw, Mapping):
-        msg = f"{where}{label} must be a table"
-        raise FlowFileError(msg)
-    sid = raw.get("id")
-    if isinstance(sid, str):
-        label = f"step {sid!r}"
-    else:
-        msg = f'{where}{label} needs id = "…"'
-        raise FlowFileError(msg)
-    for key in ("action", "platform"):
-        if key not in raw:
-            msg = f"{where}{label}: missing {key}"
-            raise FlowFileError(msg)
-    for key, enum_type in _ENUMS.items():
-        if key in raw and (
-            not isinstance(raw[key], str) or raw[key] not in {e.value for e in enum_type}
-        ):
-            allowed = " | ".join(
-                e.value for e in enum_type if e is not ActionKind.WITHDRAW_CONNECTION
-            )
-            if raw[key] == ActionKind.WITHDRAW_CONNECTION.value:
-                break
-            msg = f"{where}{label}: {key} = {raw[key]!r} is not valid; use {allowed}"
-            raise FlowFileError(msg)
-    for key in ("delay_hours", "retry_interval_hours"):
-        if key in raw and (
-            isinstance(raw[key], bool)
-            or not isinstance(raw[key], int | float)
-            or (isinstance(raw[key], float) and not math.isfinite(raw[key]))
-        ):
-            msg = f"{where}{label}: {key} must be a number, got {raw[key]!r}"
-            raise FlowFileError(msg)
-    for key in ("max_attempts", "auto_withdraw_after_days"):
-        if key in raw and (isinstance(raw[key], bool) or not isinstance(raw[key], int)):
-            msg = f"{where}{label}: {key} must be a whole number, got {raw[key]!r}"
-            raise FlowFileError(msg)
-    for key in (
-        "id",
-        "next",
-        "note",
-        "template",
-        "subject",
-        "body",
-        "prompt",
-        "if_true",
-        "if_false",
-    ):
-        if key in raw and not isinstance(raw[key], str):
-            msg = f"{where}{label}: {key} must be a string, got {raw[key]!r}"
-            raise FlowFileError(msg)
-    extra = set(raw) - {f.name for f in attrs.fields(Step)}
-    if extra:  # checked here: cattrs wraps its own error, losing the list of allowed keys
-        allowed = ", ".join(f.name for f in attrs.fields(Step))
-        msg = f"{where}{label}: unknown key(s) {sorted(extra, key=str)}; allowed: {allowed}"
-        raise FlowFileError(msg)
-    try:
-        return _converter.structure(dict(raw), Step)
-    except cattrs.ForbiddenExtraKeysError as exc:
-        allowed = ", ".join(f.name for f in attrs.fields(Step))
-        msg = f"{where}{label}: unknown key(s) {sorted(exc.extra_fields)}; allowed: {allowed}"
-        raise FlowFileError(msg) from None
-    except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
-        detail = (
-            "; ".join(cattrs.transform_error(exc))
-            if isinstance(exc, cattrs.BaseValidationError)
-            else str(exc)
-        )
-        msg = f"{where}{label}: {detail}"
-        raise FlowFileError(msg) from None
 
 
 def _window(raw: Any, where: str) -> ActivityWindow:

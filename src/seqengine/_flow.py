@@ -7,17 +7,19 @@ what to change (R-MATRIX-1, R-FLOW-4, R-FLOW-5, R-CONNECT-1, R-CONNECT-3).
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 import attrs
 
-from seqengine._exceptions import ConfigError, FlowError, TemplateError
+from seqengine._exceptions import ConfigError, FlowError, FlowFileError, TemplateError
 from seqengine._model import ActionKind, ConditionKind, Platform
 from seqengine._template import Template
 from seqengine._timing import ActivityWindow, load_zone
 
-__all__ = ["END", "SUPPORTED", "Sequence", "SequenceSettings", "Step"]
+__all__ = ["END", "SUPPORTED", "Sequence", "SequenceSettings", "Step", "step_from_mapping"]
 
 #: The step id that means "end of sequence" in ``next``, ``if_true`` and ``if_false``.
 END = "end"
@@ -92,6 +94,16 @@ class Step:
     if_true: str | None = None
     if_false: str | None = None
 
+    def __attrs_pre_init__(self, *args: Any, **kwargs: Any) -> None:
+        # The same checks, and messages, as a step read from a sequence file (``_files``).
+        values = dict(zip(_STEP_FIELDS, args, strict=False))
+        values.update(kwargs)
+        sid = values.get("id")
+        label = f"step {sid!r}" if isinstance(sid, str) else "a step"
+        problem = _field_problem(values)
+        if problem is not None:
+            raise FlowFileError(f"{label}: {problem}")
+
     def successors(self) -> tuple[str, ...]:
         """Step ids this step can lead to (``"end"`` excluded)."""
         targets = (
@@ -100,8 +112,107 @@ class Step:
         return tuple(t for t in targets if t is not None and t != END)
 
 
-def _steps(value: Iterable[Step]) -> tuple[Step, ...]:
-    return tuple(value)
+_STEP_FIELDS = tuple(f.name for f in attrs.fields(Step))
+
+
+_ENUMS: dict[str, type[ActionKind] | type[Platform] | type[ConditionKind]] = {
+    "action": ActionKind,
+    "platform": Platform,
+    "condition": ConditionKind,
+}
+_NUMBERS = ("delay_hours", "retry_interval_hours")
+_WHOLE_NUMBERS = ("max_attempts", "auto_withdraw_after_days")
+_TEXTS = ("id", "next", "note", "template", "subject", "body", "prompt", "if_true", "if_false")
+
+
+def _field_problem(values: Mapping[str, Any], *, table: bool = False) -> str | None:
+    """The first wrong value among a step's fields (wrong type, unknown action, platform or
+    condition), said as what to change; None when every given value has its type.
+
+    ``condition=None`` is the attribute's default in Python; a table (file) saying
+    ``condition = null`` is a mistake (``table``).
+    """
+    for key, enum_type in _ENUMS.items():
+        value = values.get(key)
+        if key not in values or isinstance(value, enum_type):
+            continue
+        if value is None and key == "condition" and not table:
+            continue
+        if value == ActionKind.WITHDRAW_CONNECTION.value:
+            break  # the sequence says why it cannot be a step (R-FLOW-4)
+        if not isinstance(value, str) or value not in {e.value for e in enum_type}:
+            allowed = " | ".join(
+                e.value for e in enum_type if e is not ActionKind.WITHDRAW_CONNECTION
+            )
+            return f"{key} = {value!r} is not valid; use {allowed}"
+    for key in _NUMBERS:
+        value = values.get(key)
+        if key in values and (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or (isinstance(value, float) and not math.isfinite(value))
+        ):
+            return f"{key} must be a number, got {value!r}"
+    for key in _WHOLE_NUMBERS:
+        value = values.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            return f"{key} must be a whole number, got {value!r}"
+    for key in _TEXTS:
+        value = values.get(key)
+        if value is not None and not isinstance(value, str):
+            return f"{key} must be a string, got {value!r}"
+    return None
+
+
+def step_from_mapping(raw: object, index: int, where: str = "") -> Step:
+    """A step from one ``[[steps]]`` table (a mapping of field names to values).
+
+    Used for sequence files and for mappings given as ``Sequence(steps=[{...}])``, so both
+    say the same thing about the same mistake; ``where`` (``"file.toml: "``) starts messages.
+
+    Raises:
+        FlowFileError: not a table, no id, no action or platform, an unknown key, or a value
+            of the wrong type, naming the step and what to change.
+    """
+    label = f"[[steps]] #{index + 1}"
+    if not isinstance(raw, Mapping):
+        msg = f"{where}{label} must be a table"
+        raise FlowFileError(msg)
+    sid = raw.get("id")
+    if isinstance(sid, str):
+        label = f"step {sid!r}"
+    else:
+        msg = f'{where}{label} needs id = "…"'
+        raise FlowFileError(msg)
+    for key in ("action", "platform"):
+        if key not in raw:
+            msg = f"{where}{label}: missing {key}"
+            raise FlowFileError(msg)
+    names = [f.name for f in attrs.fields(Step)]
+    extra = set(raw) - set(names)
+    if extra:
+        msg = (
+            f"{where}{label}: unknown key(s) {sorted(extra, key=str)}; allowed: {', '.join(names)}"
+        )
+        raise FlowFileError(msg)
+    problem = _field_problem(raw, table=True)
+    if problem is not None:
+        msg = f"{where}{label}: {problem}"
+        raise FlowFileError(msg)
+    try:
+        return Step(**{str(k): v for k, v in raw.items()})
+    except FlowFileError as exc:
+        raise FlowFileError(f"{where}{exc}") from None
+
+
+def _steps(value: Iterable[Step | Mapping[str, Any]]) -> tuple[Step, ...]:
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        msg = (
+            f"steps must be a list of Step objects (or tables of step fields), got "
+            f"{type(value).__name__}: {value!r}"
+        )
+        raise FlowFileError(msg)
+    return tuple(s if isinstance(s, Step) else step_from_mapping(s, i) for i, s in enumerate(value))
 
 
 @attrs.frozen

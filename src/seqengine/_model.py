@@ -167,6 +167,33 @@ class LinkedInProfile:
     urn: str | None = None
 
 
+#: What counts as an email address: text, one ``@``, no whitespace (leads built in Python and
+#: read from a leads file are checked alike).
+EMAIL_ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+
+def email_address(value: str | None) -> str | None:
+    """A lead's email address, checked: surrounding whitespace removed, the domain in lower
+    case; None (no address) for None or blank text.
+
+    Raises:
+        ConfigError: not text, or not an email address (the message names it).
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        msg = f"email must be text like 'ann@company.com', got {type(value).__name__}: {value!r}"
+        raise ConfigError(msg)
+    raw = value.strip()
+    if not raw:
+        return None
+    if not EMAIL_ADDRESS.match(raw):
+        msg = f"email {raw!r} is not an email address"
+        raise ConfigError(msg)
+    local, _, domain = raw.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
 @attrs.frozen
 class Lead:
     """A person a sequence reaches out to.
@@ -183,7 +210,7 @@ class Lead:
     location: str = ""
     bio: str = ""
     followers: str = ""
-    email: str | None = None
+    email: str | None = attrs.field(default=None, converter=email_address)
     x: XProfile | None = None
     linkedin: LinkedInProfile | None = None
     status: LeadStatus = attrs.field(default=LeadStatus.NEW, converter=LeadStatus)

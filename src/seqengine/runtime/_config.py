@@ -38,6 +38,7 @@ from seqengine._model import (
     Mailbox,
     MailboxKind,
     XProfile,
+    email_address,
 )
 from seqengine._timing import load_zone
 
@@ -1498,13 +1499,12 @@ def _one_of(ids: frozenset[str]) -> str:
 
 
 def _email_address(raw: str, problems: list[str]) -> str | None:
-    if not raw:
+    # The one email rule, shared with leads built in Python (seqengine._model.email_address).
+    try:
+        return email_address(raw)
+    except ConfigError as exc:
+        problems.append(str(exc))
         return None
-    if not _EMAIL.match(raw):
-        problems.append(f"email {raw!r} is not an email address")
-        return None
-    local, _, domain = raw.rpartition("@")
-    return f"{local}@{domain.lower()}"
 
 
 # --------------------------------------------------------------------------------------------

@@ -235,6 +235,10 @@ def test_unsubscribe_mail_suppresses_the_sender(servers: Servers) -> None:
     assert isinstance(out, Skipped) and out.reason.startswith("unsubscribed:")
     assert w.executor.is_suppressed(" RAE@acme.test")
     assert len(servers.handler.received) == 1
+    # Like the one-click link: the lead is stopped on every channel (pre-check 5).
+    lead = w.storage.get_lead("rae")
+    assert lead is not None and lead.blacklisted
+    assert w.storage.is_suppressed("rae@acme.test")
 
 
 def test_email_notifier_sends_through_smtp(servers: Servers) -> None:

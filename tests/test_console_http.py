@@ -585,3 +585,16 @@ def test_reads_agree_with_storage(world: Storage) -> None:
         want = world.get_action(row.enrollment.pending[0]) if row.enrollment.pending else None
         assert row.current == want
     assert [m.id for m in reads.inbox_page(0, 50).items] == [m.id for m in reversed(world.inbox())]
+
+
+def test_aggregates_are_served_from_a_cache_until_they_age(world: Storage) -> None:
+    """Counts computed at start are served while young; max_age=0 recomputes every time."""
+    cached = logged_in(world, stats_max_age=3600)
+    fresh = logged_in(world, stats_max_age=0)
+    lead = world.get_lead("lead-1")
+    assert lead is not None
+    world.put_lead(attrs.evolve(lead, status=LeadStatus.MEETING_BOOKED))
+    replied = ("sequences", "alpha", "replied")
+    assert Cells(cached.get("/").text).cells[replied] == "1"
+    assert "as of" in cached.get("/").text
+    assert Cells(fresh.get("/").text).cells[replied] == "2"

@@ -16,11 +16,14 @@ neither, only requests from the loopback interface are served.
 from __future__ import annotations
 
 import inspect
+import logging
 import os
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import jinja2
@@ -47,7 +50,7 @@ from seqengine.console._security import (
     same_secret,
 )
 from seqengine.storage._protocol import Storage
-from seqengine.storage._reads import ConsoleReads, Page, console_reads
+from seqengine.storage._reads import ConsoleReads, Page, SequenceCounts, StepCount, console_reads
 
 __all__ = ["TOKEN_ENV", "Authorize", "create_app"]
 
@@ -57,6 +60,8 @@ TOKEN_ENV = "SEQENGINE_CONSOLE_TOKEN"
 #: A host's auth check: True lets the request in (may be async).
 Authorize = Callable[[Request], bool | Awaitable[bool]]
 
+_log = logging.getLogger("seqengine.console")
+_V = TypeVar("_V")
 _PAGE_SIZE = 50
 _VOLUME_DAYS = 30
 _DONE = {
@@ -73,6 +78,63 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+class _Stats:
+    """Aggregates computed off the request path: enrollment counts and funnels.
+
+    Counting 100,000 enrollments or a million actions by values inside their JSON takes longer
+    than a page may, so pages read these from here: a value younger than ``max_age`` seconds is
+    served as is; an older one is served while one background thread recomputes it (pages show
+    when it was computed). ``max_age=0`` computes every value on the request (exact, slower).
+    The console's own actions mark every value stale.
+    """
+
+    def __init__(self, max_age: float, clock: Callable[[], datetime]) -> None:
+        self.max_age = max_age
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._values: dict[str, tuple[float, datetime, Any]] = {}
+        self._busy: set[str] = set()
+
+    def get(self, key: str, compute: Callable[[], _V]) -> tuple[_V, datetime]:
+        """The value of ``key`` and when it was computed."""
+        with self._lock:
+            entry = self._values.get(key)
+            stale = entry is None or time.monotonic() - entry[0] >= self.max_age
+            start = entry is not None and stale and key not in self._busy
+            if start:
+                self._busy.add(key)
+        if entry is None or self.max_age <= 0:
+            return self._compute(key, compute)
+        if start:
+            threading.Thread(
+                target=self._refresh,
+                args=(key, compute),
+                name="seqengine-console-stats",
+                daemon=True,
+            ).start()
+        return entry[2], entry[1]
+
+    def _compute(self, key: str, compute: Callable[[], _V]) -> tuple[_V, datetime]:
+        at, value = self.clock(), compute()
+        with self._lock:
+            self._values[key] = (time.monotonic(), at, value)
+        return value, at
+
+    def _refresh(self, key: str, compute: Callable[[], Any]) -> None:
+        try:
+            self._compute(key, compute)
+        except Exception:  # the stale value stays; the next page view tries again
+            _log.exception("console: recomputing %s failed", key)
+        finally:
+            with self._lock:
+                self._busy.discard(key)
+
+    def invalidate(self) -> None:
+        """Mark every value stale (the next read refreshes it in the background)."""
+        with self._lock:
+            self._values = {k: (float("-inf"), at, v) for k, (_, at, v) in self._values.items()}
+
+
 class _Console:
     """The state behind one app: storage, reads, templates, sessions, auth settings."""
 
@@ -86,8 +148,10 @@ class _Console:
         clock: Callable[[], datetime],
         page_size: int,
         secret: str | None,
+        stats_max_age: float,
     ) -> None:
         self.storage = storage
+        self.stats = _Stats(stats_max_age, clock)
         self.reads = reads
         self.token = token
         self.authorize = authorize
@@ -152,6 +216,18 @@ class _Console:
             raise HTTPException(400, f"page must be a whole number from 1, got {text!r}")
         return (int(text) - 1) * self.page_size, self.page_size
 
+    def counts(self) -> tuple[dict[str, SequenceCounts], datetime]:
+        return self.stats.get("counts", self.reads.sequence_counts)
+
+    def warm(self) -> None:
+        """Compute the aggregates once, before the first page asks."""
+        self.counts()
+        for seq in self.reads.sequences():
+            self.funnel(seq.id)
+
+    def funnel(self, sequence_id: str) -> list[StepCount]:
+        return self.stats.get(f"funnel:{sequence_id}", lambda: self.reads.funnel(sequence_id))[0]
+
     def sequence_or_404(self, sequence_id: str) -> Sequence:
         sequence = self.storage.get_sequence(sequence_id)
         if sequence is None:
@@ -175,7 +251,7 @@ class _Console:
         now = self.clock()
         offset, limit = self.page(request)
         sequences = self.reads.sequences()
-        counts = self.reads.sequence_counts()
+        counts, counted_at = self.counts()
         paused = self.paused_sequences()
         seq_page = Page.of(sequences[offset : offset + limit + 1], offset, limit)
         rows = []
@@ -214,6 +290,7 @@ class _Console:
             acc_page=acc_page,
             page_no=offset // limit + 1,
             more=seq_page.has_more or acc_page.has_more,
+            counted_at=counted_at,
         )
 
     async def sequence(self, request: Request) -> Response:
@@ -223,7 +300,7 @@ class _Console:
         today = now.astimezone(load_zone(seq.timezone)).date()
         first = today - timedelta(days=_VOLUME_DAYS - 1)
         volume = self.reads.counter_days(f"sequence:{seq.id}", first, today)
-        funnel = self.reads.funnel(seq.id)
+        funnel = self.funnel(seq.id)
         done: dict[str, int] = {}
         total: dict[str, int] = {}
         for row in funnel:
@@ -237,7 +314,8 @@ class _Console:
             request,
             "sequence.html",
             seq=seq,
-            counts=self.reads.sequence_counts().get(seq.id),
+            counts=self.counts()[0].get(seq.id),
+            counted_at=self.counts()[1],
             paused=seq.id in self.paused_sequences(),
             today=self.storage.count(f"sequence:{seq.id}", today, 1),
             mermaid=mermaid,
@@ -339,6 +417,8 @@ class _Console:
             return op(*args, **kwargs)
         except SeqEngineError as exc:
             raise HTTPException(409, str(exc)) from exc
+        finally:
+            self.stats.invalidate()
 
     async def pause(self, request: Request) -> Response:
         await self._form(request)
@@ -417,6 +497,7 @@ def create_app(
     page_size: int = _PAGE_SIZE,
     secret_key: str | None = None,
     setup: bool = True,
+    stats_max_age: float = 30.0,
 ) -> Starlette:
     """The operator console for ``storage``'s workspace, as an ASGI app to serve or mount.
 
@@ -429,7 +510,10 @@ def create_app(
         page_size: rows per page of every list (1..500).
         secret_key: signs session cookies (default: a random key, so sessions end with the
             process).
-        setup: create the read indexes the pages need (``ConsoleReads.setup``) now.
+        setup: create the read indexes the pages need (``ConsoleReads.setup``) and compute
+            the aggregates once, now.
+        stats_max_age: seconds the enrollment counts and funnels may be served before they
+            are recomputed in the background (0: exact on every page, slower on large data).
 
     Returns:
         A Starlette app; mount it under any prefix (``Mount("/console", app)``).
@@ -456,7 +540,10 @@ def create_app(
         clock=clock,
         page_size=page_size,
         secret=secret_key,
+        stats_max_age=stats_max_age,
     )
+    if setup:
+        console.warm()
     static = resources.files("seqengine.console") / "static"
     routes = [
         Route("/", console.overview, name="overview"),

@@ -149,7 +149,7 @@ class SQLiteReads:
                 [self.ws],
             ).fetchall()
             replied = cur.execute(
-                "SELECT e.sequence_id, count(*) FROM leads AS l "
+                "SELECT e.sequence_id, count(*) FROM leads AS l CROSS "
                 "JOIN enrollments AS e ON e.workspace = l.workspace AND e.lead_id = l.id "
                 f"WHERE l.workspace = ? AND json_extract(l.data, '$.status') IN ({marks}) "
                 "GROUP BY e.sequence_id",

@@ -124,9 +124,10 @@ class SimulatedExecutor:
         self._pending: list[tuple[datetime, str, str, str]] = []
         # Leads whose reply was delivered, and when (the earliest).
         self._replied: dict[str, datetime] = {}
-        # Posts that finished likes and comments used (to tell them from one an action that
-        # was cut off by a crash recorded before its outcome was stored).
+        # Posts that completed likes and comments used, and those comments used (to tell them
+        # from one that an attempt cut off by a crash recorded before its outcome was stored).
         self._used_posts: set[str] = set()
+        self._commented_posts: set[str] = set()
 
     # -- behaviour ------------------------------------------------------------------------
     def _chance(self, p: float, *key: str) -> bool:
@@ -179,6 +180,7 @@ class SimulatedExecutor:
         self._pending.clear()
         self._replied.clear()
         self._used_posts.clear()
+        self._commented_posts.clear()
         done = [
             a
             for a in storage.actions()
@@ -220,6 +222,8 @@ class SimulatedExecutor:
             self._message(account_id, lead_id, platform, at)
         elif kind in (ActionKind.LIKE, ActionKind.COMMENT) and facts.get("post_id"):
             self._used_posts.add(facts["post_id"])
+            if kind is ActionKind.COMMENT:
+                self._commented_posts.add(facts["post_id"])
 
     def _message(self, account_id: str, lead_id: str, platform: Platform, at: datetime) -> None:
         """A message reached the lead: the first one from an account may get a reply."""
@@ -334,7 +338,7 @@ class SimulatedExecutor:
         liked = ctx.storage.posts_seen(platform, [p.id for p in posts]) if commented else seen
         if replay:
             # A post that no finished action used was recorded by the attempt being replayed.
-            seen &= self._used_posts
+            seen &= self._commented_posts if commented else self._used_posts
             liked &= self._used_posts
         fresh = [p for p in posts if p.id not in seen]
         if not commented:

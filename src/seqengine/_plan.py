@@ -438,7 +438,8 @@ def resolve_unknown_plan(s: Situation, *, sent: bool) -> Plan:
         tries=action.tries + 1,
         created_at=s.now,
     )
-    enrollment = replace(active, pending=(*active.pending, retry.id))
+    kept = tuple(p for p in active.pending if p != action.id)
+    enrollment = replace(active, pending=(*kept, retry.id))
     verdict = replace(
         action,
         reason=f"resolved_by_person: not sent ({action.reason})",

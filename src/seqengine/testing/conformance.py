@@ -59,6 +59,7 @@ from seqengine._model import (
 from seqengine._outcomes import Completed, CriticalError, CriticalKind, Outcome, PauseAccount
 from seqengine._timing import ActivityWindow, load_zone, local_date
 from seqengine.storage._protocol import Claim, InboxMessage, Storage
+from seqengine.testing.host_operations import HostOperationsConformance
 
 __all__ = [
     "LEASE",
@@ -292,8 +293,12 @@ def _state(storage: Storage, *counters: tuple[str, date]) -> tuple[Any, ...]:
     )
 
 
-class StorageConformance:
-    """The contract tests every storage backend passes. Subclass it with ``make_storage``."""
+class StorageConformance(HostOperationsConformance):
+    """The contract tests every storage backend passes. Subclass it with ``make_storage``.
+
+    It includes the host operations' tests (:class:`~seqengine.testing.host_operations.
+    HostOperationsConformance`).
+    """
 
     # -- fixtures ------------------------------------------------------------------------
     @pytest.fixture

@@ -458,3 +458,26 @@ def test_token_without_a_key_fails_at_start_naming_the_variable(
         EmailExecutor(ws)
     monkeypatch.setenv("SEQENGINE_UNSUBSCRIBE_SECRET", KEY)
     assert EmailExecutor(ws).unsubscribe.secret == KEY
+
+
+# -- the docs show every key ---------------------------------------------------------------
+
+
+def test_docs_show_every_email_key_and_their_example_loads(tmp_path: Path) -> None:
+    from seqengine.runtime._config import _SETTINGS_KEYS, _SMTP_KEYS
+
+    workspace_md = (ROOT / "docs" / "workspace.md").read_text(encoding="utf-8")
+    email_md = (ROOT / "docs" / "channels" / "email.md").read_text(encoding="utf-8")
+    block = re.search(r"## Workspace file\n\n```toml\n(.*?)```", workspace_md, re.S)
+    assert block is not None
+    ws = load_workspace(str(write(tmp_path, block.group(1), "a@b.test\n")))
+    email = ws.accounts[0].email
+    assert email is not None and email.settings.poll_interval == 120.0  # the account's own
+    assert email.settings.unsubscribe_url == ws.email.unsubscribe_url
+    keys = {*_SMTP_KEYS, *_SETTINGS_KEYS, "base_url", "primary"}
+    for page, text in (("workspace.md", workspace_md), ("channels/email.md", email_md)):
+        missing = sorted(k for k in keys if not re.search(rf"^#? ?{k} = ", text, re.M))
+        assert not missing, f"docs/{page} does not show {missing}"
+    for gmail_or_outlook in ("https://gmail.googleapis.com", "https://graph.microsoft.com/v1.0"):
+        assert f'base_url = "{gmail_or_outlook}"' in workspace_md
+        assert f'base_url = "{gmail_or_outlook}"' in email_md

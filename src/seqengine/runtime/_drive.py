@@ -38,16 +38,20 @@ def run_now(coro: Coroutine[Any, Any, T]) -> T:
         ConfigError: the coroutine waited for something (it needs an event loop: use
             :func:`drive_executors`).
     """
+    msg = (
+        f"{getattr(coro, '__qualname__', coro)!r} waited for I/O, so it cannot run without an "
+        "event loop; drive it with seqengine.runtime.drive_executors"
+    )
     try:
         coro.send(None)
     except StopIteration as done:
         result: T = done.value
         return result
+    except RuntimeError as exc:
+        if "event loop" not in str(exc):
+            raise
+        raise ConfigError(msg) from None
     coro.close()
-    msg = (
-        f"{getattr(coro, '__qualname__', coro)!r} waited for I/O, so it cannot run without an "
-        "event loop; drive it with seqengine.runtime.drive_executors"
-    )
     raise ConfigError(msg)
 
 

@@ -129,8 +129,15 @@ def json_object(resp: httpx.Response) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def error_text(resp: httpx.Response) -> str:
-    """Code, reasons and message of a Gmail or Graph error body, on one line (max 300)."""
+def error_text(resp: httpx.Response, hide: Iterable[str] = ()) -> str:
+    """Code, reasons and message of a Gmail or Graph error body, on one line (max 300), with
+    each credential in ``hide`` replaced by ``***`` (a proxy or gateway may echo a header)."""
+
+    def scrub(text: str) -> str:
+        for secret in hide:
+            text = text.replace(secret, "***") if secret else text
+        return text
+
     err = json_object(resp).get("error")
     parts: list[str] = []
     if isinstance(err, dict):
@@ -145,8 +152,8 @@ def error_text(resp: httpx.Response) -> str:
     elif isinstance(err, str):
         parts.append(err)
     if not parts:
-        parts.append(resp.text[:200])
-    return " ".join(" ".join(parts).split())[:300]
+        parts.append(scrub(resp.text)[:200])
+    return " ".join(scrub(" ".join(parts)).split())[:300]
 
 
 class HttpApi:
@@ -283,7 +290,7 @@ class HttpApi:
             break
         if resp.status_code in expect:
             return resp
-        text = error_text(resp)
+        text = error_text(resp, hide=(token,))
         retry_after = resp.headers.get("Retry-After")
         reaction = classify(
             self.rules, self.provider, resp.status_code, text, retry_after is not None

@@ -17,7 +17,8 @@ code161            403 with legacy code 161 (follow limit)
 bot226 / bot326    403 with legacy code 226 / 326
 unauthorized       401 (once; ``expire(token)`` makes a token fail until refreshed)
 client_forbidden   403 ``client-forbidden`` (the app's tier lacks the endpoint)
-echo_token         403 whose detail repeats the request's Authorization header
+echo_token         403 whose detail repeats the request's Authorization header (also on
+                   the token endpoint, where that is the client's HTTP Basic credentials)
 forbidden          403 "not permitted" (e.g. a DM the recipient refuses)
 not_found          404 (e.g. a post deleted after it was listed)
 server_error       500;  unavailable: 503
@@ -386,6 +387,9 @@ class FakeX:
         fault = self._fault_for(method, path)
         record.fault = fault
         if path == "/2/oauth2/token" and method == "POST":
+            if fault == "echo_token":  # the token endpoint repeats the Basic credentials
+                status, payload, _ = self._pre_fault(fault, auth)
+                return status, payload, {}, None
             status, payload = self._token(body, auth)
             record.status = status
             return status, payload, {}, None

@@ -38,13 +38,15 @@ from fakes.imap_server import (
 )
 from seqengine._model import LeadStatus, Platform
 from seqengine.storage.sqlite import SQLiteStorage
+from seqengine_email import read_token
 
 aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller")
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 
 ROOT = Path(__file__).resolve().parent.parent
 SMTP_USER, SMTP_PASSWORD = "sales@seller.test", "smtp-pw"
-SECRETS = ("gmail-token", "graph-token", SMTP_PASSWORD)
+UNSUBSCRIBE_KEY = "e2e-unsubscribe-signing-key-42"
+SECRETS = ("gmail-token", "graph-token", SMTP_PASSWORD, UNSUBSCRIBE_KEY)
 
 LEADS = {
     # id: (email, what happens)
@@ -88,6 +90,10 @@ url = "sqlite:///run.db"
 
 [worker]
 concurrency = {concurrency}
+
+[email]
+unsubscribe_url = "https://app.example.com/u/{{token}}"
+unsubscribe_secret = "env:E2E_UNSUBSCRIBE_KEY"
 
 [[accounts]]
 id = "acc-1"
@@ -163,6 +169,7 @@ def environment() -> dict[str, str]:
         "E2E_GMAIL_TOKEN": "gmail-token",
         "E2E_GRAPH_TOKEN": "graph-token",
         "E2E_SMTP_PASSWORD": SMTP_PASSWORD,
+        "E2E_UNSUBSCRIBE_KEY": UNSUBSCRIBE_KEY,
         "MPLBACKEND": "Agg",
     }
     return env
@@ -188,6 +195,16 @@ def check(tmp: Path, out: Path, sent: list[bytes]) -> None:
     by_lead: dict[str, list[dict[str, object]]] = {}
     for rec in records:
         by_lead.setdefault(str(rec["lead_id"]), []).append(rec)
+
+    # Every message offers RFC 8058 one-click unsubscribe, its token naming the recipient.
+    lead_of = {email.lower(): lid for lid, (email, _) in LEADS.items() if email}
+    for raw in sent:
+        msg = parse_raw(raw)
+        assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        link = re.match(r"<https://app\.example\.com/u/([^>]+)>, <mailto:", msg["List-Unsubscribe"])
+        assert link is not None, msg["List-Unsubscribe"]
+        to = recipients(raw)[0]
+        assert read_token(UNSUBSCRIBE_KEY, link.group(1)) == (lead_of[to], to)
 
     ids = Counter(message_id(raw) for raw in sent)
     assert ids and max(ids.values()) == 1, ids

@@ -598,3 +598,110 @@ def test_aggregates_are_served_from_a_cache_until_they_age(world: Storage) -> No
     assert Cells(cached.get("/").text).cells[replied] == "1"
     assert "as of" in cached.get("/").text
     assert Cells(fresh.get("/").text).cells[replied] == "2"
+
+
+# -- actions through the storage's host operations --------------------------------------------
+def enroll_waiting(
+    store: Storage, sequence_id: str, lead_ids: list[str], at: datetime
+) -> list[str]:
+    """Enroll new leads (their first actions wait); returns those actions' ids."""
+    seq = store.get_sequence(sequence_id)
+    assert seq is not None
+    plan = [(person(lid, "Waiting Lead"), sequence_id, "acc-1") for lid in lead_ids]
+    enroll_all(store, [seq], plan, at, 0)
+    ids = []
+    for lid in lead_ids:
+        e = store.get_enrollment(sequence_id, lid)
+        assert e is not None and e.pending
+        ids.append(e.pending[0])
+    return ids
+
+
+def post_form(client: TestClient, page: str, action: str, **data: str) -> Any:
+    token = csrf_of(client.get(page).text)
+    return client.post(action, data={"csrf": token, **data})
+
+
+def test_pause_and_resume_a_sequence_from_the_ui(world: Storage) -> None:
+    waiting = enroll_waiting(world, "alpha", ["lead-w1", "lead-w2"], NOW)
+    client = logged_in(world, stats_max_age=0)
+    done = post_form(client, "/sequences/alpha", "/sequences/alpha/pause")
+    assert done.status_code == 303 and done.headers["location"] == "/sequences/alpha?done=paused"
+    assert world.paused_sequences() == frozenset({"alpha"})
+    for action_id in waiting:
+        action = world.get_action(action_id)
+        assert action is not None and action.status is ActionStatus.CANCELLED
+        assert action.reason == "sequence_paused"
+    page = client.get(done.headers["location"]).text
+    assert 'id="state">paused' in page and 'id="resume"' in page and "Sequence paused" in page
+    assert Cells(client.get("/").text).cells[("sequences", "alpha", "state")] == "paused"
+
+    again = post_form(client, "/sequences/alpha", "/sequences/alpha/resume")
+    assert again.headers["location"] == "/sequences/alpha?done=resumed"
+    assert world.paused_sequences() == frozenset()
+    for lid in ("lead-w1", "lead-w2"):
+        e = world.get_enrollment("alpha", lid)
+        assert e is not None and e.pending
+        current = world.get_action(e.pending[0])
+        assert current is not None and current.status is ActionStatus.PENDING
+    assert Cells(client.get("/").text).cells[("sequences", "alpha", "state")] == "running"
+
+
+def test_remove_a_lead_from_the_ui(world: Storage) -> None:
+    (waiting,) = enroll_waiting(world, "alpha", ["lead-w1"], NOW)
+    client = logged_in(world)
+    done = post_form(
+        client, "/leads/lead-w1", "/sequences/alpha/leads/lead-w1/remove", reason="asked <us>"
+    )
+    assert done.status_code == 303 and done.headers["location"] == "/leads/lead-w1?done=removed"
+    e = world.get_enrollment("alpha", "lead-w1")
+    assert e is not None and e.status.value == "removed"
+    action = world.get_action(waiting)
+    assert action is not None and action.status is ActionStatus.CANCELLED
+    assert action.reason == "lead_removed: asked <us>"
+    page = client.get(done.headers["location"]).text
+    assert "lead_removed: asked &lt;us&gt;" in page and "Remove from sequence" not in page
+
+
+def unknown_action(world: Storage) -> str:
+    found = [
+        a.id
+        for a in world.actions()
+        if a.status is ActionStatus.FAILED and (a.reason or "").startswith("unknown_outcome:")
+    ]
+    assert len(found) == 1
+    return found[0]
+
+
+def test_resolve_an_unknown_outcome_as_sent(world: Storage) -> None:
+    action_id = unknown_action(world)
+    client = logged_in(world)
+    done = post_form(client, "/attention", f"/actions/{action_id}/resolve", sent="yes")
+    assert done.status_code == 303 and done.headers["location"] == "/attention?done=sent"
+    action = world.get_action(action_id)
+    # The action stays failed (a final state) with the person's verdict; the flow goes on.
+    assert action is not None and action.status is ActionStatus.FAILED
+    assert (action.reason or "").startswith("resolved_by_person: sent")
+    e = world.get_enrollment("alpha", "lead-3")
+    assert e is not None and e.status.value == "completed"  # dm was the last step
+    page = client.get(done.headers["location"]).text
+    assert "Marked as sent" in page and Cells(page).rows.get("unknown") is None
+    # Resolving it again is refused with the storage's reason, changing nothing.
+    again = post_form(client, "/attention", f"/actions/{action_id}/resolve", sent="no")
+    assert again.status_code == 409
+    assert world.get_action(action_id) == action
+
+
+def test_resolve_an_unknown_outcome_as_not_sent_queues_a_new_attempt(world: Storage) -> None:
+    action_id = unknown_action(world)
+    before = {a.id for a in world.actions()}
+    client = logged_in(world)
+    done = post_form(client, "/attention", f"/actions/{action_id}/resolve", sent="no")
+    assert done.headers["location"] == "/attention?done=not-sent"
+    new = [a for a in world.actions() if a.id not in before or a.id == action_id]
+    waiting = [a for a in new if a.status in (ActionStatus.PENDING, ActionStatus.QUEUED)]
+    assert waiting and all(a.lead_id == "lead-3" and a.step_id == "dm" for a in waiting)
+    assert (
+        post_form(client, "/attention", f"/actions/{action_id}/resolve", sent="maybe").status_code
+        == 400
+    )

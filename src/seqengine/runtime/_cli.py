@@ -5,43 +5,33 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sys
 import time
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from seqengine._cli import UsageError
 from seqengine._exceptions import ConfigError
 from seqengine._files import load_sequence
 from seqengine._flow import Sequence
+from seqengine._model import Lead
+from seqengine.runtime._feedback import (
+    Feedback,
+    LogBridge,
+    ObservedExecutor,
+    describe_windows,
+    make_feedback,
+    run_with_heartbeat,
+    when,
+)
+from seqengine.storage._files import check_output_dir, inspect_database, prepare_database
 
 __all__ = ["add_runtime_commands", "example_paths"]
 
-
-class ProgressBar:
-    """A one-line progress bar on a terminal (stderr); silent when not a terminal."""
-
-    def __init__(self, label: str, stream: Any = None) -> None:
-        self.stream = stream or sys.stderr
-        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.label = label
-        self._last = -1.0
-        self._t0 = time.monotonic()
-
-    def __call__(self, fraction: float, note: str) -> None:
-        if not self.enabled or (fraction - self._last < 0.005 and fraction < 1.0):
-            return
-        self._last = fraction
-        width = 30
-        filled = int(width * fraction)
-        elapsed = time.monotonic() - self._t0
-        self.stream.write(
-            f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
-            f"{fraction * 100:5.1f}% {note} {elapsed:5.1f}s"
-        )
-        if fraction >= 1.0:
-            self.stream.write("\n")
-        self.stream.flush()
+#: The files ``--out`` receives (charts besides, when matplotlib is installed).
+OUT_FILES = ("actions.jsonl", "summary.json")
 
 
 def example_paths() -> list[str]:
@@ -77,40 +67,201 @@ def _days(text: str) -> float:
     return value
 
 
+def _leads(text: str) -> int | str:
+    """``--leads``: a number of synthetic leads (at least 1), or a leads CSV path."""
+    if text.strip().lstrip("+-").isdigit():
+        value = int(text)
+        if value < 1:
+            msg = f"expected a number of leads of at least 1 (or a leads.csv path), got {text}"
+            raise argparse.ArgumentTypeError(msg)
+        return value
+    if not text.strip():
+        msg = "expected a number of leads or a leads.csv path, got an empty value"
+        raise argparse.ArgumentTypeError(msg)
+    return text
+
+
+def _instant(text: str) -> datetime:
+    """``--start``: an ISO 8601 instant (UTC when it has no offset)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        msg = f"expected an ISO 8601 instant such as 2026-03-02T14:00:00+00:00, got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n:,} bytes"
+
+
+#: How many rejected rows of a leads file are told one by one (the rest are counted).
+SHOWN_REJECTS = 20
+
+
+def load_leads_file(
+    path: str, *, sequences: list[str], accounts: list[str], feedback: Feedback
+) -> list[Any]:
+    """Load a leads CSV with feedback while it parses; returns its rows (``LeadRow``).
+
+    Raises:
+        ConfigError: the file cannot be read, or not one of its rows is a valid lead.
+    """
+    from seqengine.runtime._config import load_leads
+
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        size = -1  # load_leads says why it cannot be read
+    if size >= 0:
+        feedback.tell("leads_loading", f"loading leads from {path} ({_size(size)})", file=path)
+    t0 = time.monotonic()
+    loaded = run_with_heartbeat(
+        feedback,
+        f"loading {os.path.basename(path)}",
+        lambda: load_leads(path, sequences=sequences, accounts=accounts),
+    )
+    for error in loaded.errors[:SHOWN_REJECTS]:
+        feedback.warn("lead_rejected", error, file=path)
+    if len(loaded.errors) > SHOWN_REJECTS:
+        more = len(loaded.errors) - SHOWN_REJECTS
+        feedback.warn("lead_rejected", f"{path}: … and {more:,} more rows rejected", file=path)
+    if not loaded.rows:
+        if loaded.errors:
+            msg = (
+                f"{path}: none of its {len(loaded.errors):,} rows is a valid lead (see the "
+                "warnings above) — fix the rows, or check that the header names the columns"
+            )
+        else:
+            msg = f"{path}: has a header but no leads — add one lead per row below the header"
+        raise ConfigError(msg)
+    feedback.tell(
+        "leads_loaded",
+        f"loaded {len(loaded.rows):,} leads from {path} in {time.monotonic() - t0:.1f}s"
+        + (f" ({len(loaded.errors):,} rows rejected)" if loaded.errors else ""),
+        file=path,
+        leads=len(loaded.rows),
+        rejected=len(loaded.errors),
+    )
+    return list(loaded.rows)
+
+
+def _outputs(args: argparse.Namespace) -> None:
+    """Check ``--out`` (and ``--db``) before any work starts."""
+    if getattr(args, "out", None) is not None:
+        check_output_dir(args.out, files=OUT_FILES)
+
+
+def _check_db(db: str, replace: bool) -> None:
+    """Refuse a ``--db`` that is not ours, or holds a run without ``--replace``; removes nothing."""
+    if replace:
+        inspect_database(db)
+    else:
+        prepare_database(db, replace=False)
+
+
+def _sqlite(db: str, replace: bool) -> str:
+    """The storage URL of a ``--db`` file for a new run, replacing a previous run if asked."""
+    prepare_database(db, replace=replace)
+    return f"sqlite:///{os.path.abspath(db)}?synchronous=OFF"
+
+
+def report_nothing_done(
+    feedback: Feedback,
+    records: Iterable[Mapping[str, Any]],
+    seqs: list[Sequence],
+    start: datetime,
+    end: datetime,
+) -> None:
+    """A run whose window held no action (a report's records): say so, and when the next
+    action is due."""
+    waiting: list[datetime] = []
+    for record in records:
+        if record["started_at"] is not None:
+            return
+        if record["status"] in ("pending", "queued", "deferred") and record["scheduled_at"]:
+            waiting.append(datetime.fromisoformat(record["scheduled_at"]))
+    what = f"nothing was done between {when(start)} and {when(end)}"
+    if not waiting:
+        feedback.warn("nothing_to_do", f"{what}: no action is waiting (no lead is enrolled)")
+        return
+    due = min(waiting)
+    feedback.warn(
+        "nothing_to_do",
+        f"{what}: the next action is due {when(due)} (activity windows: "
+        f"{describe_windows(seqs)}) — start later (--start) or run longer (--days)",
+        next_due=due.isoformat(),
+    )
+
+
+def _simulate(
+    args: argparse.Namespace,
+    seqs: list[Sequence],
+    leads: int | list[Lead],
+    accounts: Any,
+    storage: str,
+    label: str,
+) -> Any:
+    """Run ``seqengine.simulate`` with the live display; returns its report.
+
+    The run is the library's own for the same arguments: in memory, the pure core's (the
+    display shows its progress); on a database, the worker's, whose simulated platforms
+    (the default ones) are observed so the display also counts what they answer.
+    """
+    from seqengine.sim import DEFAULT_START, SimulatedExecutor, simulate
+
+    feedback = make_feedback(label, log_format=args.log_format)
+    days = float(args.days)
+    executors = None
+    if storage != "memory://":
+        executors = [ObservedExecutor(SimulatedExecutor(None, args.seed), feedback)]
+    with feedback.running(), LogBridge(feedback).installed():
+        feedback.stage(label)
+        report = simulate(
+            seqs,
+            leads=leads,
+            days=days,
+            seed=args.seed,
+            accounts=accounts,
+            storage=storage,
+            executors=executors,
+            progress=feedback.progress,
+        )
+        feedback.finish()
+        end = DEFAULT_START + timedelta(days=days)
+        report_nothing_done(feedback, report.records, seqs, DEFAULT_START, end)
+    return report
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Run sequences against simulated platforms on a virtual clock."""
-    from seqengine.sim import simulate, simulated_accounts
+    from seqengine.sim import simulated_accounts
 
+    if args.replace and not args.db:
+        msg = "--replace only applies with --db (it replaces that database)"
+        raise UsageError(msg)
+    _outputs(args)
+    if args.db:
+        _check_db(args.db, args.replace)
     seqs = [load_sequence(p) for p in args.files]
-    leads: Any
     accounts = simulated_accounts(
         args.accounts, connection_request_limit=args.connection_request_limit
     )
-    if args.leads.isdigit():
-        leads = int(args.leads)
+    leads: int | list[Lead]
+    if isinstance(args.leads, int):
+        leads = args.leads
     else:
-        from seqengine.runtime._config import load_leads
-
-        loaded = load_leads(
-            args.leads, sequences=[s.id for s in seqs], accounts=[a.id for a in accounts]
-        )
-        for error in loaded.errors:
-            print(f"warning: {error}", file=sys.stderr)
-        leads = [row.lead for row in loaded.rows]
-    storage = "memory://"
-    if args.db:
-        if os.path.exists(args.db):
-            os.remove(args.db)
-        storage = f"sqlite:///{os.path.abspath(args.db)}?synchronous=OFF"
-    report = simulate(
-        seqs,
-        leads=leads,
-        days=args.days,
-        seed=args.seed,
-        accounts=accounts,
-        storage=storage,
-        progress=ProgressBar("simulating"),
-    )
+        loader = make_feedback("loading leads", log_format=args.log_format)
+        with loader.running():
+            rows = load_leads_file(
+                args.leads,
+                sequences=[s.id for s in seqs],
+                accounts=[a.id for a in accounts],
+                feedback=loader,
+            )
+        leads = [row.lead for row in rows]
+    storage = _sqlite(args.db, args.replace) if args.db else "memory://"
+    report = _simulate(args, seqs, leads, accounts, storage, "simulating")
     print(report.text())
     if args.out:
         for path in report.write(args.out):
@@ -120,32 +271,23 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The built-in showcase: shipped examples, 1,000 leads, 30 days, on SQLite."""
-    from seqengine.sim import simulate
-
     paths = example_paths()
     if not paths:
         msg = "the example sequences are missing from this installation; reinstall seqengine"
         raise ConfigError(msg)
-    seqs: list[Sequence] = [load_sequence(p) for p in paths]
+    _outputs(args)
+    _check_db(args.db, args.replace)
     db = os.path.abspath(args.db)
-    for suffix in ("", "-wal", "-shm"):
-        if os.path.exists(db + suffix):
-            os.remove(db + suffix)
+    seqs: list[Sequence] = [load_sequence(p) for p in paths]
+    storage = _sqlite(args.db, args.replace)
     print(
         f"seqengine demo: {len(seqs)} example sequences "
         f"({', '.join(s.id for s in seqs)}), {args.leads} synthetic leads, {args.days:g} "
-        f"virtual days, {args.accounts} accounts, stored in {db}"
+        f"virtual days, {args.accounts} accounts, stored in {db}",
+        flush=True,
     )
     t0 = time.monotonic()
-    report = simulate(
-        seqs,
-        leads=args.leads,
-        days=args.days,
-        seed=args.seed,
-        accounts=args.accounts,
-        storage=f"sqlite:///{db}?synchronous=OFF",
-        progress=ProgressBar("running"),
-    )
+    report = _simulate(args, seqs, args.leads, args.accounts, storage, "running")
     print(report.text())
     print(
         f"done in {time.monotonic() - t0:.1f}s; every action is in {db} "
@@ -163,7 +305,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.days is not None and not args.virtual_clock:
         msg = "--days only applies with --virtual-clock (a real worker runs until stopped)"
-        raise ConfigError(msg)
+        raise UsageError(msg)
+    if args.start is not None and not args.virtual_clock:
+        msg = "--start only applies with --virtual-clock (a real worker runs on the real clock)"
+        raise UsageError(msg)
+    _outputs(args)
     return asyncio.run(run_workspace(args))
 
 
@@ -179,24 +325,43 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
         print(f"schema {schema!r} is at version {version}")
         return 0
     from seqengine.storage import open_storage
+    from seqengine.storage._files import check_sqlite_url
 
+    check_sqlite_url(url, flag="--url")
     store = open_storage(url)
     store.close()
     print(f"{url} is up to date")
     return 0
 
 
+def _log_format(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=None,
+        help="one log line per event on stderr, as text or JSON (default: a live display on "
+        "a terminal with rich installed, text lines otherwise)",
+    )
+
+
 def add_runtime_commands(sub: Any) -> None:
     """Register simulate, demo, run and db on the CLI's subparsers."""
+    from seqengine.runtime._ops_cli import add_operator_commands
+
+    add_operator_commands(sub)  # status, pause, resume, remove-lead, resume-account, resolve
     p = sub.add_parser("simulate", help="run sequences against simulated platforms")
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--leads", default="100", help="a number of synthetic leads, or leads.csv")
+    p.add_argument(
+        "--leads", type=_leads, default=100, help="a number of synthetic leads, or leads.csv"
+    )
     p.add_argument("--days", type=_days, default=30.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--accounts", type=_positive_int, default=1)
     p.add_argument("--connection-request-limit", type=int, default=15)
     p.add_argument("--out", help="write actions.jsonl and summary.json (and charts) here")
-    p.add_argument("--db", help="keep the run in this SQLite file (replaced if it exists)")
+    p.add_argument("--db", help="keep the run in this SQLite file (new, or a seqengine database)")
+    p.add_argument("--replace", action="store_true", help="replace a previous run kept in --db")
+    _log_format(p)
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("demo", help="the built-in showcase on SQLite, no setup needed")
@@ -205,7 +370,9 @@ def add_runtime_commands(sub: Any) -> None:
     p.add_argument("--accounts", type=_positive_int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--db", default="seqengine-demo.db")
+    p.add_argument("--replace", action="store_true", help="replace a previous demo kept in --db")
     p.add_argument("--out", help="also write actions.jsonl, summary.json and charts here")
+    _log_format(p)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("run", help="run a workspace (real worker, or --virtual-clock)")
@@ -223,8 +390,12 @@ def add_runtime_commands(sub: Any) -> None:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
-        "--start", default=None, help="virtual start instant (ISO 8601), with --virtual-clock"
+        "--start",
+        type=_instant,
+        default=None,
+        help="virtual start instant (ISO 8601), with --virtual-clock",
     )
+    _log_format(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("db", help="database maintenance")

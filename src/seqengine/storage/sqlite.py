@@ -96,7 +96,13 @@ from seqengine.storage.memory import (
     _missing,
 )
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration", "SQLiteStorage"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "Migration",
+    "SQLiteStorage",
+    "workspaces_in",
+]
 
 #: One schema change: SQL statements or functions of a cursor, run in order.
 Migration = tuple[str | Callable[[sqlite3.Cursor], None], ...]
@@ -249,6 +255,27 @@ def _load(text: str, kind: type[_T]) -> _T:
 
 def _dump_sequence(sequence: Sequence) -> str:
     return json.dumps(sequence_to_dict(sequence), ensure_ascii=False, separators=(",", ":"))
+
+
+def workspaces_in(path: str) -> list[str]:
+    """The workspaces a seqengine SQLite file holds, by name (read-only; nothing is created)."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        msg = f"{path}: cannot be opened ({exc})"
+        raise StorageError(msg) from exc
+    try:
+        rows = conn.execute(
+            "SELECT workspace FROM workspaces WHERE workspace IN "
+            "(SELECT workspace FROM enrollments UNION SELECT workspace FROM sequences) "
+            "ORDER BY workspace"
+        ).fetchall()
+    except sqlite3.Error as exc:
+        msg = f"{path}: is not a seqengine database ({exc})"
+        raise StorageError(msg) from exc
+    finally:
+        conn.close()
+    return [str(r[0]) for r in rows]
 
 
 class _Refused(Exception):

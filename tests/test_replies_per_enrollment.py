@@ -154,6 +154,7 @@ def test_the_summary_counts_each_enrollment_once_per_sequence() -> None:
     assert report.summary["sequences"]["s1"]["replied_by_platform"] == {"linkedin": 1}
     assert report.summary["sequences"]["s2"]["replied"] == 0
     assert report.summary["replies"] == {"received": 3, "unattributed": 1}
+    assert report.summary["sequences"]["s1"]["conditions_met"] == {}
     assert report.replies == (
         {
             "sequence_id": "s1",

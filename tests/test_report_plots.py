@@ -28,9 +28,11 @@ SUMMARY: dict[str, Any] = {
             "daily_action_limit": 20,
             "steps": {
                 "connect": {"completed": 40, "skipped": 2},
+                "connect:withdraw": {"completed": 11, "cancelled": 25},
                 "accepted": {"completed": 60},
                 "dm": {"completed": 14, "skipped": 1},
             },
+            "conditions_met": {"accepted": 25},
         },
         "x": {
             "enrolled": 10,
@@ -48,19 +50,21 @@ def _report() -> Report:
 
 
 def test_plot_funnel_shows_enrolled_completed_steps_and_replied_in_flow_order() -> None:
+    """A condition's bar is the leads it was met for (not its checks, retries included);
+    withdrawals tidy up and are no stage."""
     fig = _report().plot_funnel("li")
     (ax,) = fig.axes
     # barh draws bottom-up: read the bars top to bottom.
     bars = sorted(ax.patches, key=lambda p: -p.get_y())
-    assert [b.get_width() for b in bars] == [50, 40, 60, 14, 4]
+    assert [b.get_width() for b in bars] == [50, 40, 25, 14, 4]
     labels = [t.get_text() for t in ax.get_yticklabels()][::-1]
-    assert labels == ["enrolled", "connect", "accepted", "dm", "replied"]
+    assert labels == ["enrolled", "connect", "accepted (met)", "dm", "replied"]
 
 
 def test_plot_funnel_without_a_sequence_shows_every_sequence() -> None:
     (ax,) = _report().plot_funnel().axes
     bars = sorted(ax.patches, key=lambda p: -p.get_y())
-    assert [b.get_width() for b in bars] == [50, 40, 60, 14, 4, 10, 3, 1]
+    assert [b.get_width() for b in bars] == [50, 40, 25, 14, 4, 10, 3, 1]
     labels = [t.get_text() for t in ax.get_yticklabels()][::-1]
     assert labels[0] == "li\nenrolled" and labels[-1] == "x\nreplied"
 

@@ -46,9 +46,11 @@ def _pick(summary: dict[str, Any], sequence_id: str | None) -> list[str]:
 
 
 def funnel_figure(summary: dict[str, Any], sequence_id: str | None = None) -> Figure:
-    """A horizontal bar per funnel stage: enrolled, completed actions of each step, replied.
+    """A horizontal bar per funnel stage: enrolled, then each step in flow order (completed
+    actions; for a condition, the leads it was met for), then replied.
 
-    Bars run top to bottom in flow order; ``sequence_id`` limits it to one sequence.
+    Withdrawals are left out (they tidy up, they are not a stage); ``sequence_id`` limits it
+    to one sequence.
     """
     figure = _figure_class()
     labels: list[str] = []
@@ -59,16 +61,23 @@ def funnel_figure(summary: dict[str, Any], sequence_id: str | None = None) -> Fi
         prefix = f"{sid}\n" if len(sequences) > 1 else ""
         labels.append(f"{prefix}enrolled")
         values.append(int(f["enrolled"]))
+        met = f.get("conditions_met", {})
         for step_id, counts in f["steps"].items():
-            labels.append(f"{prefix}{step_id}")
-            values.append(int(counts.get("completed", 0)))
+            if step_id.endswith(":withdraw"):
+                continue
+            if step_id in met:
+                labels.append(f"{prefix}{step_id} (met)")
+                values.append(int(met[step_id]))
+            else:
+                labels.append(f"{prefix}{step_id}")
+                values.append(int(counts.get("completed", 0)))
         labels.append(f"{prefix}replied")
         values.append(int(f.get("replied", 0)))
     fig = figure(figsize=(8, max(2.5, 0.35 * len(labels) + 1)))
     ax = fig.add_subplot()
     ax.barh(labels[::-1], values[::-1], color=_BLUE)
     ax.set_xlabel("leads / completed actions")
-    ax.set_title("Funnel: leads enrolled, actions completed per step, leads who replied")
+    ax.set_title("Funnel: enrolled, completed per step (conditions: met), replied")
     fig.tight_layout()
     return fig
 

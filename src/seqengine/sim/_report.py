@@ -247,6 +247,7 @@ def build_report(
     records = []
     steps: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
     per_day: dict[str, Counter[str]] = defaultdict(Counter)
+    met: dict[str, Counter[str]] = defaultdict(Counter)
     kept: list[Action] = []
     for action in actions:
         records.append(action_record(action))
@@ -258,6 +259,8 @@ def build_report(
             else f"{action.step_id}:withdraw"
         )
         steps[action.sequence_id][step_key][action.status.value] += 1
+        if action.kind is ActionKind.CONDITION and action.result is True:
+            met[action.sequence_id][action.step_id] += 1
         seq = seqs.get(action.sequence_id)
         if (
             action.started_at is not None
@@ -306,6 +309,9 @@ def build_report(
                 for s in seq.steps
                 for key in (s.id, f"{s.id}:withdraw")
                 if steps[sid].get(key)
+            },
+            "conditions_met": {
+                s.id: met[sid][s.id] for s in seq.steps if s.action is ActionKind.CONDITION
             },
         }
         if inbox is not None:

@@ -7,6 +7,7 @@ The names here are the pure core (no I/O happens on ``import seqengine``). The r
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from seqengine._checks import DEFAULT_CHECKS, Check, CheckChain, CheckFailure, Situation, Verdict
@@ -189,6 +190,10 @@ __all__ = [
     "update_lead",
     "with_booking_url",
 ]
+
+
+# A library logs nothing unless its host configures logging (no last-resort stderr output).
+logging.getLogger("seqengine").addHandler(logging.NullHandler())
 
 
 def __getattr__(name: str) -> Any:

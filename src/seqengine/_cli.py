@@ -3,15 +3,39 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence as Seq
+from typing import NoReturn
 
-from seqengine._exceptions import FlowError, SeqEngineError
+from seqengine._exceptions import ConfigError, FlowError, SeqEngineError
 from seqengine._files import load_sequence
 from seqengine._flow import Sequence
 from seqengine._mermaid import to_mermaid
 
-__all__ = ["main"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "UsageError", "main"]
+
+#: Exit codes (docs/cli.md): success; bad input or a failed run; usage; interrupted (Ctrl-C).
+EXIT_OK = 0
+EXIT_BAD_INPUT = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(ConfigError):
+    """Options that do not go together (exit 2, like any other usage error)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line: ``error: … — see 'PROG --help'``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {message} — see '{self.prog} --help'\n")
+
+
+def one_line(text: str) -> str:
+    """A message on one line (an error is one line on stderr)."""
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
 
 
 def _summary(path: str, seq: Sequence) -> str:
@@ -56,8 +80,10 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
-    parser = argparse.ArgumentParser(
-        prog="seqengine", description="Run and rehearse multi-channel outreach sequences."
+    parser = _Parser(
+        prog="seqengine",
+        description="Run and rehearse multi-channel outreach sequences.",
+        epilog="Exit codes: 0 success, 1 bad input or a failed run, 2 usage, 130 interrupted.",
     )
     parser.add_argument("--version", action="version", version="seqengine 0.1.0")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -80,17 +106,41 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Seq[str] | None = None) -> int:
-    """Entry point of the ``seqengine`` console script."""
+    """Entry point of the ``seqengine`` console script; returns the exit code.
+
+    Every failure is one line on stderr, ``error: <file>: <what> — <what to do>``, never a
+    traceback (``SEQENGINE_DEBUG=1`` shows one for an unexpected error).
+    """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
         code: int = args.func(args)
+    except UsageError as exc:
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
+        return EXIT_USAGE
     except SeqEngineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except OSError as exc:
+        where = exc.filename if exc.filename is not None else "seqengine"
+        what = exc.strerror or one_line(str(exc)) or type(exc).__name__
+        print(f"error: {where}: {what} — check the path and its permissions", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as exc:
+        if os.environ.get("SEQENGINE_DEBUG"):
+            raise
+        print(
+            f"error: unexpected {type(exc).__name__}: {one_line(str(exc))} — this is a bug in "
+            "seqengine; please report it (SEQENGINE_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
     return code
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,6 +12,7 @@ from seqengine._exceptions import ConfigError, PluginError
 from seqengine._model import LeadStatus, Platform
 from seqengine.runtime._clock import SystemClock, VirtualClock
 from seqengine.runtime._executor import Executor, load_executor, route
+from seqengine.runtime._feedback import Feedback, LogBridge, ObservedExecutor, make_feedback
 from seqengine.runtime._worker import Worker
 
 __all__ = ["build_executors", "run_workspace"]
@@ -30,7 +32,7 @@ def build_executors(
             executors.append(load_executor(platform.value, workspace=workspace))
         except PluginError as exc:
             msg = (
-                f"{exc}\n(the sequences use {platform.value}; to rehearse without real "
+                f"{exc} (the sequences use {platform.value}; to rehearse without real "
                 "platforms add --simulated-platforms)"
             )
             raise PluginError(msg) from exc
@@ -52,95 +54,187 @@ def _notifier(workspace: Any) -> Any:
     return EmailNotifier.from_workspace(workspace)
 
 
+async def _watch(worker: Worker, storage: Any, clock: Any, feedback: Feedback) -> None:
+    """While a real worker runs: when it claimed nothing since the last look, tell the next
+    due time (once per change); when it works, say so. Reads storage off the event loop."""
+    last = -1
+    while True:
+        claimed = worker.stats.claimed
+        if claimed == last:
+            due = await asyncio.to_thread(storage.next_due)
+            now = clock.now()
+            if due is None or due > now:
+                feedback.waiting(due, now)
+            else:
+                feedback.busy()  # due now: the worker is in an action (a human delay)
+        else:
+            feedback.busy()
+        feedback.refresh()
+        last = claimed
+        await asyncio.sleep(WATCH_SECONDS)
+
+
+#: How often a real worker's display looks at whether it is idle (seconds).
+WATCH_SECONDS = 2.0
+
+
 async def run_workspace(args: argparse.Namespace) -> int:
-    """Load the workspace, enrol its leads, and run (or rehearse) until done or stopped."""
-    from seqengine.runtime._cli import ProgressBar
-    from seqengine.runtime._config import assign, load_leads, load_workspace
-    from seqengine.sim._report import build_report
-    from seqengine.sim._simulate import drive, enroll_all
+    """Load the workspace, enrol its leads, and run (or rehearse) until done or stopped.
+
+    Everything that can be checked is checked before a lead is enrolled: the storage file,
+    the channel executors (a missing extra), the AI writer and the notifier.
+    """
+    from seqengine.runtime._cli import load_leads_file
+    from seqengine.runtime._config import load_workspace
     from seqengine.storage import open_storage
+    from seqengine.storage._files import check_sqlite_url
 
     ws = load_workspace(args.config)
     if not ws.accounts:
-        msg = f"{args.config}: no [[accounts]]; add at least one account"
+        msg = f"{args.config}: no [[accounts]] — add at least one account"
         raise ConfigError(msg)
     seqs = list(ws.sequences)
+    account_ids = [a.account.id for a in ws.accounts]
     virtual = bool(args.virtual_clock)
     if virtual:
-        start = (
-            datetime.fromisoformat(args.start)
-            if args.start
-            else datetime.now(UTC).replace(microsecond=0)
-        )
-        if start.tzinfo is None:
-            start = start.replace(tzinfo=UTC)
+        start = args.start or datetime.now(UTC).replace(microsecond=0)
         clock: Any = VirtualClock(start)
     else:
         clock = SystemClock()
-    storage = open_storage(ws.storage_url, workspace="default")
-    try:
-        for seq in seqs:
-            storage.put_sequence(seq)
-        for acc in ws.accounts:
-            storage.put_account(acc.account)
-        lead_ids: list[str] = []
+    check_sqlite_url(ws.storage_url, flag="[storage] url")
+    # A missing channel extra, AI provider or notifier is reported before anything is stored.
+    platforms = {p for s in seqs for p in s.platforms()}
+    executors = build_executors(
+        ws, platforms, simulated=getattr(args, "simulated_platforms", False), seed=args.seed
+    )
+    writer = None
+    if ws.ai.provider != "offline":
+        from seqengine.ai._fill import writer_from_config
+
+        writer = writer_from_config(ws.ai.to_table())
+    notifier = _notifier(ws)
+    days = args.days if args.days is not None else 30.0
+    label = "rehearsing" if virtual else "running"
+    feedback = make_feedback(label, log_format=args.log_format, per_action=not virtual, bar=virtual)
+    with feedback.running(), LogBridge(feedback, clock.now).installed():
+        rows: list[Any] = []
         if ws.leads_path:
-            loaded = load_leads(
+            rows = load_leads_file(
                 ws.leads_path,
                 sequences=[s.id for s in seqs],
-                accounts=[a.account.id for a in ws.accounts],
+                accounts=account_ids,
+                feedback=feedback,
             )
-            for error in loaded.errors:
-                print(f"warning: {error}", file=sys.stderr)
-            assignments = assign(
-                loaded.rows, [s.id for s in seqs], [a.account.id for a in ws.accounts]
+        storage = open_storage(ws.storage_url, workspace="default")
+        try:
+            return await _run(
+                args, ws, seqs, rows, storage, clock, executors, writer, notifier, feedback, days
             )
-            added = enroll_all(storage, seqs, assignments, clock.now(), args.seed)
-            lead_ids = [row.lead.id for row in loaded.rows]
-            print(f"enrolled {added} new lead/sequence pairs from {ws.leads_path}")
-        platforms = {p for s in seqs for p in s.platforms()}
-        executors = build_executors(
-            ws, platforms, simulated=getattr(args, "simulated_platforms", False), seed=args.seed
-        )
-        writer = None
-        if ws.ai.provider != "offline":
-            from seqengine.ai._fill import writer_from_config
+        finally:
+            storage.close()
 
-            writer = writer_from_config(ws.ai.to_table())
-        notifier = _notifier(ws)
-        worker = Worker(
-            storage,
-            route(executors),
-            clock=clock,
-            worker_id=args.worker_id,
-            seed=args.seed,
-            writer=writer,
-            notifier=notifier,
-            batch=64,
-            concurrency=ws.worker_concurrency,
+
+async def _run(
+    args: argparse.Namespace,
+    ws: Any,
+    seqs: list[Any],
+    rows: list[Any],
+    storage: Any,
+    clock: Any,
+    executors: list[Executor],
+    writer: Any,
+    notifier: Any,
+    feedback: Feedback,
+    days: float,
+) -> int:
+    """Store the workspace, enrol the leads, run the worker (or rehearse), print the report."""
+    from seqengine.runtime._cli import report_nothing_done
+    from seqengine.runtime._config import assign
+    from seqengine.sim._report import build_report
+    from seqengine.sim._simulate import drive, enroll_all
+
+    virtual = bool(args.virtual_clock)
+    for seq in seqs:
+        storage.put_sequence(seq)
+    for acc in ws.accounts:
+        storage.put_account(acc.account)
+    lead_ids: list[str] = []
+    if rows:
+        assignments = assign(rows, [s.id for s in seqs], [a.account.id for a in ws.accounts])
+        feedback.stage("enrolling")
+        total = max(1, len(assignments))
+
+        def counted() -> Any:
+            for i, item in enumerate(assignments, 1):
+                if i % 500 == 0 or i == total:
+                    feedback.progress(i / total, f"{i:,}/{total:,}")
+                yield item
+
+        added = enroll_all(storage, seqs, counted(), clock.now(), args.seed)
+        lead_ids = [row.lead.id for row in rows]
+        feedback.tell(
+            "leads_enrolled",
+            f"enrolled {added:,} new lead/sequence pairs from {ws.leads_path}",
+            clock.now(),
+            enrolled=added,
         )
-        if virtual:
-            days = args.days if args.days is not None else 30.0
-            await drive(
-                worker,
-                storage,
-                clock,
-                clock.now() + timedelta(days=days),
-                ProgressBar("rehearsing"),
+    for acc in ws.accounts:
+        pause = storage.get_pause(acc.account.id)
+        if pause is not None and (pause.until is None or pause.until > clock.now()):
+            feedback.account_paused(
+                acc.account.id,
+                pause.kind.value,
+                pause.reason,
+                pause.until,
+                clock.now(),
+                earlier=True,
             )
-        else:
-            print(f"worker {worker.worker_id} running; stop with Ctrl-C or SIGTERM")
+    worker = Worker(
+        storage,
+        route([ObservedExecutor(e, feedback) for e in executors]),
+        clock=clock,
+        worker_id=args.worker_id,
+        seed=args.seed,
+        writer=writer,
+        notifier=notifier,
+        batch=64,
+        concurrency=ws.worker_concurrency,
+    )
+    start = clock.now()
+    if virtual:
+        end = start + timedelta(days=days)
+        due = storage.next_due()
+        if due is None or due > start:
+            feedback.waiting(due, start)
+        feedback.stage("rehearsing")
+        await drive(worker, storage, clock, end, feedback.progress)
+        feedback.finish()
+    else:
+        feedback.tell(
+            "worker_started",
+            f"worker {worker.worker_id} running; stop with Ctrl-C or SIGTERM",
+            start,
+            worker_id=worker.worker_id,
+        )
+        watch = asyncio.create_task(_watch(worker, storage, clock, feedback))
+        try:
             await worker.run()
-        replied = [
-            lid
-            for lid in lead_ids
-            if (lead := storage.get_lead(lid)) is not None and lead.status is LeadStatus.REPLIED
-        ]
-        report = build_report(seqs, storage.actions(), storage.enrollments(), replied)
-        print(report.text())
-        if args.out:
-            for path in report.write(args.out):
-                print(f"wrote {path}")
-    finally:
-        storage.close()
+        finally:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
+        feedback.finish()
+    replied = [
+        lid
+        for lid in lead_ids
+        if (lead := storage.get_lead(lid)) is not None and lead.status is LeadStatus.REPLIED
+    ]
+    report = build_report(seqs, storage.actions(), storage.enrollments(), replied)
+    if virtual:
+        report_nothing_done(feedback, report.records, seqs, start, start + timedelta(days=days))
+    feedback.close()
+    print(report.text())
+    if args.out:
+        for path in report.write(args.out):
+            print(f"wrote {path}")
     return 0

@@ -8,6 +8,7 @@ the docs page shows.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -15,6 +16,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,13 +26,23 @@ import pytest
 pytest.importorskip("starlette")
 sync_api = pytest.importorskip("playwright.sync_api")
 
-from seqengine import LeadStatus  # noqa: E402
+from seqengine import (  # noqa: E402
+    ActionStatus,
+    Completed,
+    LeadStatus,
+    Platform,
+    Sequence,
+    Step,
+)
+from seqengine.runtime import VirtualClock, Worker  # noqa: E402
 from seqengine.storage.sqlite import SQLiteStorage  # noqa: E402
 from test_console_http import (  # noqa: E402
+    ALL_WEEK,
     TOKEN,
     XSS,
     build_other,
     build_world,
+    enroll_waiting,
     sequences,
 )
 
@@ -241,3 +253,96 @@ def test_a_post_without_the_csrf_token_is_refused(served: Any, page: Any) -> Non
     # A cross-origin style POST with no session cookie at all is refused too.
     response = page.context.request.post(base + "/accounts/acc-2/resume", form={"csrf": "x"})
     assert response.status == 403
+
+
+class Recording:
+    """An executor that records what it is asked to do and completes it."""
+
+    platforms = frozenset(Platform)
+
+    def __init__(self) -> None:
+        self.done: list[str] = []
+
+    async def execute(self, request: Any, content: str | None, ctx: Any) -> Any:
+        self.done.append(request.action.id)
+        return Completed(provider_id="ok", content=content)
+
+    async def reconcile(self, request: Any, content: str | None, ctx: Any) -> Any:
+        return None
+
+
+def test_pause_in_the_ui_and_a_worker_skips_then_resume_and_it_runs(served: Any, page: Any) -> None:
+    base, path = served
+    store = SQLiteStorage(path, "main")
+    try:
+        delta = Sequence(
+            id="delta",
+            timezone="Europe/Berlin",
+            activity_window=ALL_WEEK,
+            steps=[Step(id="like", action="like", platform="x")],
+        )
+        store.put_sequence(delta)
+        now = datetime.now(UTC)
+        waiting = enroll_waiting(store, "delta", ["lead-d1", "lead-d2"], now)
+        recorder = Recording()
+        clock = VirtualClock(now + timedelta(days=1))  # everything enrolled above is due
+        worker = Worker(
+            store, {p: recorder for p in Platform}, clock=clock, wait_human_delays=False
+        )
+
+        log_in(page, base)
+        page.goto(base + "/sequences/delta")
+        with page.expect_navigation():
+            page.click("#pause")
+        assert page.inner_text("#state") == "paused"
+        assert "Sequence paused" in page.inner_text("main")
+        assert store.paused_sequences() == frozenset({"delta"})
+
+        # Playwright's sync API runs an event loop on this thread: the worker gets its own.
+        loop = asyncio.new_event_loop()
+        pool = ThreadPoolExecutor(1)
+        run_once = lambda: pool.submit(loop.run_until_complete, worker.run_once()).result()  # noqa: E731
+        run_once()
+        assert not set(recorder.done) & set(waiting)  # the worker skipped them
+        for action_id in waiting:
+            action = store.get_action(action_id)
+            assert action is not None and action.status is ActionStatus.CANCELLED
+            assert action.reason == "sequence_paused"
+        page.goto(base + "/leads/lead-d1")
+        assert "sequence_paused" in page.inner_text("#timeline")
+
+        page.goto(base + "/sequences/delta")
+        with page.expect_navigation():
+            page.click("#resume")
+        assert page.inner_text("#state") == "running"
+        run_once()
+        pool.submit(loop.close).result()
+        pool.shutdown()
+        resumed = [
+            e.lead_id
+            for e in store.enrollments(sequence_id="delta")
+            if e.status.value == "completed"
+        ]
+        assert sorted(resumed) == ["lead-d1", "lead-d2"]
+        assert len(recorder.done) == 2
+    finally:
+        store.close()
+
+
+def test_resolve_an_unknown_outcome_in_the_ui(served: Any, page: Any) -> None:
+    base, path = served
+    log_in(page, base)
+    page.goto(base + "/attention")
+    row = page.locator("#unknown tbody tr[data-action]")
+    assert row.count() == 1
+    action_id = row.get_attribute("data-action")
+    with page.expect_navigation():
+        row.locator("button.mark-sent").click()
+    assert "Marked as sent" in page.inner_text("main")
+    assert page.locator("#unknown tbody tr[data-action]").count() == 0
+    store = SQLiteStorage(path, "main")
+    try:
+        action = store.get_action(str(action_id))
+        assert action is not None and (action.reason or "").startswith("resolved_by_person: sent")
+    finally:
+        store.close()

@@ -46,14 +46,15 @@ def serve(
 
 
 def _open(args: argparse.Namespace) -> Any:
-    from seqengine.storage import open_storage
-
     if args.db:
         if not os.path.exists(args.db):
             msg = f"--db {args.db!r}: no such file; pass the SQLite file a run or demo wrote"
             raise ConfigError(msg)
-        return open_storage(f"sqlite:///{os.path.abspath(args.db)}", args.workspace)
+        from seqengine.storage.sqlite import SQLiteStorage
+
+        return SQLiteStorage(args.db, args.workspace)
     from seqengine.runtime._config import load_workspace
+    from seqengine.storage import open_storage
 
     ws = load_workspace(args.config)
     return open_storage(ws.storage_url, args.workspace)

@@ -64,7 +64,14 @@ from seqengine import (
 )
 from seqengine._cli import main
 from seqengine.ai import CommentRequest
-from seqengine.runtime import ExecContext, Secret, SystemClock, VirtualClock, XConfig
+from seqengine.runtime import (
+    ExecContext,
+    Secret,
+    SystemClock,
+    VirtualClock,
+    XConfig,
+    load_workspace,
+)
 from seqengine.runtime._config import EmailConfig, GmailConfig, OutlookConfig, SmtpConfig
 from seqengine.runtime._openai import OpenAIWriter
 from seqengine.storage.memory import MemoryStorage
@@ -1260,5 +1267,8 @@ imap_port = {mail_servers.imap.port}
     seen.value("stderr", printed.err)
     for path in tmp_path.rglob("run.db*"):  # the database and its WAL/journal files
         seen.value(f"bytes of {path.name}", path.read_bytes().decode("latin-1"))
+    workspace = load_workspace(str(tmp_path / "workspace.toml"))
+    seen.value("repr(Workspace)", workspace)
+    seen.texts += [("repr(AccountConfig)", repr(a)) for a in workspace.accounts]
     seen.extra += x_rotated(fake_x)
     seen.check()

@@ -46,7 +46,7 @@ suite checks each):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from collections.abc import Sequence as Seq
 from datetime import date, datetime
 from typing import Protocol, runtime_checkable
@@ -61,7 +61,7 @@ from seqengine._flow import Sequence
 from seqengine._lifecycle import RUNNABLE
 from seqengine._model import Account, Action, Enrollment, Lead, Platform
 from seqengine._outcomes import PauseAccount
-from seqengine._plan import Plan, PutEnrollment
+from seqengine._plan import Plan, PutEnrollment, PutLead, enrollment_plan
 
 __all__ = [
     "BatchStorage",
@@ -70,8 +70,10 @@ __all__ = [
     "InboxMessage",
     "Storage",
     "address_to_suppress",
+    "check_enroll_items",
     "consumed_keys",
     "count_enrollments",
+    "enroll_many_plans",
     "replace_budgets",
     "rescheduled_in_place",
     "situation_for",
@@ -152,6 +154,21 @@ class Storage(Protocol):
 
     def enroll(self, enrollment: Enrollment, first: Action) -> bool:
         """Store a new enrollment and its first action; False (no change) if already enrolled."""
+        ...
+
+    def enroll_many(self, items: Seq[tuple[Lead, Enrollment, Action]]) -> int:
+        """Import leads: ``put_lead(lead)`` then ``enroll(enrollment, first)`` for each item,
+        in order, in one transaction; returns how many enrollments were new.
+
+        The result is exactly that of the one-by-one calls: an already-enrolled lead changes
+        nothing but its lead facts (the last item with a lead id gives its facts; the first
+        item with an enrollment key enrols it), a lead enrolled in a paused sequence is held
+        as ``enroll`` holds it, and ``actions()`` lists the new first actions in item order.
+        Each enrollment's ``lead_id`` must be its lead's id and each first action must belong
+        to its enrollment (StorageError otherwise, with nothing written). Backends write the
+        same plans as ``enroll`` (:func:`seqengine._plan.enroll_plan`), grouped by table;
+        pass a few thousand items per call to report progress between calls.
+        """
         ...
 
     def get_enrollment(self, sequence_id: str, lead_id: str) -> Enrollment | None:
@@ -378,6 +395,65 @@ def replace_budgets(decision: Decision) -> Decision:
 def count_enrollments(plan: Plan) -> int:
     """How many enrollments a pause or resume plan changes (what the operation returns)."""
     return sum(1 for w in plan if isinstance(w, PutEnrollment))
+
+
+def check_enroll_items(items: Seq[tuple[Lead, Enrollment, Action]]) -> None:
+    """What ``enroll_many`` checks before writing anything: each item is a lead, its
+    enrollment and that enrollment's first action, with time-zone-aware times."""
+    for n, item in enumerate(items):
+        if len(item) != 3 or not isinstance(item[0], Lead):
+            msg = (
+                f"enroll_many item {n} is {item!r}; pass (Lead, Enrollment, Action) tuples: "
+                "the lead, its enrollment and the enrollment's first action"
+            )
+            raise StorageError(msg)
+        lead, enrollment, first = item
+        if enrollment.lead_id != lead.id:
+            msg = (
+                f"enroll_many item {n}: the enrollment is for lead {enrollment.lead_id!r} but "
+                f"the lead is {lead.id!r}; pair each lead with its own enrollment"
+            )
+            raise StorageError(msg)
+        if (first.sequence_id, first.lead_id) != enrollment.key:
+            msg = (
+                f"enroll_many item {n}: first action {first.id!r} belongs to "
+                f"({first.sequence_id!r}, {first.lead_id!r}), not to the enrollment "
+                f"{enrollment.key!r}; pass the enrollment's own first action"
+            )
+            raise StorageError(msg)
+        for what, at in (
+            (f"action {first.id!r} scheduled_at", first.scheduled_at),
+            (f"enrollment {enrollment.key!r} enrolled_at", enrollment.enrolled_at),
+        ):
+            if at is not None and (at.tzinfo is None or at.utcoffset() is None):
+                msg = f"{what} {at!r} has no time zone; pass timezone-aware datetimes (UTC)"
+                raise StorageError(msg)
+
+
+def enroll_many_plans(
+    items: Seq[tuple[Lead, Enrollment, Action]],
+    stored: Container[tuple[str, str]],
+    paused: Container[str],
+) -> list[Plan]:
+    """The plans ``enroll_many`` applies, in item order: what ``put_lead`` then ``enroll``
+    write for each item (:func:`seqengine._plan.enroll_plan`'s writes).
+
+    ``stored`` holds the enrollment keys already stored (those items only store the lead);
+    an item whose key an earlier item enrols also only stores its lead. ``paused`` holds the
+    paused sequences (their new leads are held). Count the new enrollments with
+    :func:`count_enrollments`.
+    """
+    plans: list[Plan] = []
+    seen: set[tuple[str, str]] = set()
+    for lead, enrollment, first in items:
+        key = enrollment.key
+        if key in seen or key in stored:
+            plans.append((PutLead(lead),))
+            continue
+        seen.add(key)
+        held = enrollment.sequence_id in paused
+        plans.append((PutLead(lead), *enrollment_plan(enrollment, first, paused=held)))
+    return plans
 
 
 def stale_enrollment(enrollment: Enrollment) -> StaleRecord:

@@ -58,7 +58,9 @@ from seqengine.storage._protocol import (
     Context,
     InboxMessage,
     address_to_suppress,
+    check_enroll_items,
     count_enrollments,
+    enroll_many_plans,
     replace_budgets,
     rescheduled_in_place,
     situation_for,
@@ -211,6 +213,17 @@ class MemoryStorage:
             paused = enrollment.sequence_id in s.stopped
             self._apply(enrollment_plan(enrollment, first, paused=paused), _EPOCH)
             return True
+
+    def enroll_many(self, items: Seq[tuple[Lead, Enrollment, Action]]) -> int:
+        """Import leads: ``put_lead`` then ``enroll`` for each item, as one step; returns
+        how many enrollments were new (see :meth:`seqengine.storage.Storage.enroll_many`)."""
+        check_enroll_items(items)
+        with self._lock:
+            s = self._s
+            plans = enroll_many_plans(items, s.enrollments, s.stopped)
+            for plan in plans:
+                self._apply(plan, _EPOCH)
+            return sum(map(count_enrollments, plans))
 
     def get_enrollment(self, sequence_id: str, lead_id: str) -> Enrollment | None:
         """A lead's enrollment in a sequence, or None."""

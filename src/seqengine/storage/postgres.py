@@ -100,8 +100,10 @@ from seqengine.storage._protocol import (
     Context,
     InboxMessage,
     address_to_suppress,
+    check_enroll_items,
     consumed_keys,
     count_enrollments,
+    enroll_many_plans,
     replace_budgets,
     rescheduled_in_place,
     situation_for,
@@ -663,6 +665,45 @@ class PostgresStorage:
             )
         return True
 
+    def enroll_many(self, items: Seq[tuple[Lead, Enrollment, Action]]) -> int:
+        """Import leads: ``put_lead`` then ``enroll`` for each item, in one transaction;
+        returns how many enrollments were new (see
+        :meth:`seqengine.storage.Storage.enroll_many`).
+
+        As in :meth:`enroll`, the new enrollments' rows are claimed first (inserted, so
+        locked, in key order; the placeholder never outlives the transaction), then the
+        paused sequences are read and the items' plans written table by table
+        (:meth:`_write_plans`).
+        """
+        check_enroll_items(items)
+        if not items:
+            return 0
+        keys = sorted({e.key for _, e, _ in items})
+        with self._tx("enroll_many") as conn:
+            rows = conn.execute(
+                self._sql(
+                    "INSERT INTO {s}.enrollments (ws, sequence_id, lead_id, body)"
+                    " SELECT %s, k.seq, k.lead, '{{}}'::jsonb"
+                    " FROM unnest(%b::text[], %b::text[]) WITH ORDINALITY AS k(seq, lead, i)"
+                    " ORDER BY k.i ON CONFLICT DO NOTHING RETURNING sequence_id, lead_id"
+                ),
+                (self.workspace, [k[0] for k in keys], [k[1] for k in keys]),
+            ).fetchall()
+            stored = set(keys).difference(map(tuple, rows))
+            paused = {
+                row[0]
+                for row in conn.execute(
+                    self._sql(
+                        "SELECT sequence_id FROM {s}.paused_sequences"
+                        " WHERE ws = %s AND sequence_id = ANY(%s)"
+                    ),
+                    (self.workspace, sorted({k[0] for k in keys})),
+                )
+            }
+            plans = enroll_many_plans(items, stored, paused)
+            self._write_plans(conn, [(None, plan) for plan in plans], _EPOCH)
+        return sum(map(count_enrollments, plans))
+
     def _is_paused(self, conn: psycopg.Connection[TupleRow], sequence_id: str) -> bool:
         row = conn.execute(
             self._sql("SELECT 1 FROM {s}.paused_sequences WHERE ws = %s AND sequence_id = %s"),
@@ -1179,15 +1220,21 @@ class PostgresStorage:
                     [_dump(e) for e in enrollments],
                 ),
             )
-        for w in writes:
-            if isinstance(w, PutLead):
-                conn.execute(
-                    self._sql(
-                        "INSERT INTO {s}.leads (ws, id, body) VALUES (%s, %s, %s)"
-                        " ON CONFLICT (ws, id) DO UPDATE SET body = EXCLUDED.body"
-                    ),
-                    (self.workspace, w.lead.id, _dump(w.lead)),
-                )
+        leads = sorted(
+            _unique(
+                (w.lead for w in writes if isinstance(w, PutLead)), key=lambda x: x.id, last=True
+            ),
+            key=lambda x: x.id,
+        )
+        if leads:
+            conn.execute(
+                self._sql(
+                    "INSERT INTO {s}.leads (ws, id, body)"
+                    " SELECT %s, l.id, l.body FROM unnest(%b::text[], %b::jsonb[]) AS l(id, body)"
+                    " ON CONFLICT (ws, id) DO UPDATE SET body = EXCLUDED.body"
+                ),
+                (self.workspace, [x.id for x in leads], [_dump(x) for x in leads]),
+            )
         pauses = sorted(
             _unique(
                 (w.pause for w in writes if isinstance(w, SetPause)),

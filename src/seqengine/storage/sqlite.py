@@ -80,7 +80,9 @@ from seqengine.storage._protocol import (
     Context,
     InboxMessage,
     address_to_suppress,
+    check_enroll_items,
     count_enrollments,
+    enroll_many_plans,
     replace_budgets,
     rescheduled_in_place,
     situation_for,
@@ -522,6 +524,118 @@ class SQLiteStorage:
             paused = self._is_paused(cur, enrollment.sequence_id)
             self._apply(cur, enrollment_plan(enrollment, first, paused=paused), _EPOCH)
             return True
+
+    def enroll_many(self, items: Seq[tuple[Lead, Enrollment, Action]]) -> int:
+        """Import leads: ``put_lead`` then ``enroll`` for each item, in one transaction;
+        returns how many enrollments were new (see
+        :meth:`seqengine.storage.Storage.enroll_many`). The items' plans are written table
+        by table (:meth:`_apply_many`), one ``executemany`` per table."""
+        check_enroll_items(items)
+        if not items:
+            return 0
+        with self._tx() as cur:
+            stored = self._stored_keys(cur, [e.key for _, e, _ in items])
+            sequences = sorted({e.sequence_id for _, e, _ in items})
+            paused = {sid for sid in sequences if self._is_paused(cur, sid)}
+            plans = enroll_many_plans(items, stored, paused)
+            self._apply_many(cur, plans, _EPOCH)
+            return sum(map(count_enrollments, plans))
+
+    def _stored_keys(
+        self, cur: sqlite3.Cursor, keys: Iterable[tuple[str, str]]
+    ) -> set[tuple[str, str]]:
+        """Which of the enrollment ``keys`` are stored."""
+        by_sequence: dict[str, set[str]] = {}
+        for sequence_id, lead_id in keys:
+            by_sequence.setdefault(sequence_id, set()).add(lead_id)
+        found: set[tuple[str, str]] = set()
+        for sequence_id, leads in by_sequence.items():
+            ids = sorted(leads)
+            for i in range(0, len(ids), _CHUNK):
+                chunk = ids[i : i + _CHUNK]
+                rows = self._run(
+                    cur,
+                    "SELECT lead_id FROM enrollments WHERE workspace = ? AND sequence_id = ? "
+                    f"AND lead_id IN ({', '.join('?' * len(chunk))})",
+                    (self.workspace, sequence_id, *chunk),
+                )
+                found.update((sequence_id, str(row[0])) for row in rows)
+        return found
+
+    def _apply_many(self, cur: sqlite3.Cursor, plans: Seq[Plan], now: datetime) -> None:
+        """The batch form of :meth:`_apply`: what applying ``plans`` one by one writes, with
+        their unfenced creations (:class:`PutLead`, :class:`PutEnrollment` without
+        ``expected``, :class:`AddAction`) grouped by table, one ``executemany`` each.
+
+        Rows of one table are written in plan order (the last lead or enrollment wins, the
+        first creation of an action; new actions are numbered in plan order), and writes to
+        different tables do not interact. A plan with any other write is applied by
+        :meth:`_apply` after the grouped writes before it.
+        """
+        ws = self.workspace
+        leads: list[tuple[str, str, str]] = []
+        enrollments: list[tuple[str, str, str, str]] = []
+        actions: list[Action] = []
+
+        def flush() -> None:
+            try:
+                if leads:
+                    cur.executemany(
+                        "INSERT INTO leads (workspace, id, data) VALUES (?, ?, ?) "
+                        "ON CONFLICT (workspace, id) DO UPDATE SET data = excluded.data",
+                        leads,
+                    )
+                if enrollments:
+                    cur.executemany(
+                        "INSERT INTO enrollments (workspace, sequence_id, lead_id, data) "
+                        "VALUES (?, ?, ?, ?) ON CONFLICT (workspace, sequence_id, lead_id) "
+                        "DO UPDATE SET data = excluded.data",
+                        enrollments,
+                    )
+                if actions:
+                    # Numbers reserved for actions that exist are skipped: seq only orders.
+                    first = self._next(cur, "next_seq", len(actions))
+                    cur.executemany(
+                        "INSERT INTO actions (workspace, id, seq, sequence_id, status, "
+                        "scheduled_at, data) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                        "ON CONFLICT (workspace, id) DO NOTHING",
+                        [
+                            (
+                                ws,
+                                a.id,
+                                first + n,
+                                a.sequence_id,
+                                a.status.value,
+                                _ts(a.scheduled_at),
+                                _dump(a),
+                            )
+                            for n, a in enumerate(actions)
+                        ],
+                    )
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
+            leads.clear()
+            enrollments.clear()
+            actions.clear()
+
+        for plan in plans:
+            if not all(
+                isinstance(w, PutLead | AddAction)
+                or (isinstance(w, PutEnrollment) and w.expected is None)
+                for w in plan
+            ):
+                flush()
+                self._apply(cur, plan, now)
+                continue
+            for w in plan:
+                if isinstance(w, PutLead):
+                    leads.append((ws, w.lead.id, _dump(w.lead)))
+                elif isinstance(w, PutEnrollment):
+                    e = w.enrollment
+                    enrollments.append((ws, e.sequence_id, e.lead_id, _dump(e)))
+                elif isinstance(w, AddAction):
+                    actions.append(w.action)
+        flush()
 
     def _enrollment(self, cur: sqlite3.Cursor, sequence_id: str, lead_id: str) -> Enrollment | None:
         row = self._run(

@@ -1403,3 +1403,120 @@ class StorageConformance(HostOperationsConformance):
         a.suppress("ada@example.com", "complaint")
         assert a.is_suppressed("ada@example.com")
         assert not b.is_suppressed("ada@example.com")
+
+    # -- importing many leads (enroll_many) ------------------------------------------------
+    def _import_items(
+        self, count: int, *, start: int = 0, facts: str = "CTO"
+    ) -> list[tuple[Lead, Enrollment, Action]]:
+        """Leads ``lead-<start>`` … in both sample sequences (alternating accounts), with
+        what the runtime enrols: the enrollment and its first action."""
+        items: list[tuple[Lead, Enrollment, Action]] = []
+        for n in range(start, start + count):
+            lead = sample_lead(f"lead-{n}", enrichment={"role": facts, "n": str(n)})
+            for seq in (x_sequence(), linkedin_sequence()) if n % 3 else (linkedin_sequence(),):
+                enrollment = Enrollment(seq.id, lead.id, "acc-1", enrolled_at=T0)
+                first = first_action(seq, enrollment, T0 + timedelta(minutes=n), seed=n)
+                items.append((lead, attrs.evolve(enrollment, pending=(first.id,)), first))
+        return items
+
+    def _imported(self, storage: Storage, leads: Iterable[str]) -> tuple[Any, ...]:
+        return (
+            list(storage.actions()),
+            list(storage.enrollments()),
+            [storage.get_lead(lead_id) for lead_id in sorted(set(leads))],
+            storage.next_due(),
+        )
+
+    def test_enroll_many_gives_what_put_lead_and_enroll_one_by_one_give(
+        self, open_workspace: StorageFactory
+    ) -> None:
+        one, many = open_workspace("one-by-one"), open_workspace("many")
+        items = self._import_items(40, start=3)
+        # A lead given twice (the first enrollment wins, the last facts), leads enrolled
+        # before (only their facts change), and a paused sequence (its leads are held).
+        _, twice, first = next(item for item in items if item[1].key == ("li-flow", "lead-9"))
+        earlier = attrs.evolve(first, scheduled_at=T0 + timedelta(hours=2))
+        items.insert(5, (sample_lead("lead-9", bio="twice"), twice, earlier))
+        later = attrs.evolve(first, scheduled_at=T0 + timedelta(hours=3))
+        items.append((sample_lead("lead-9", bio="last"), twice, later))
+        for storage in (one, many):
+            populate(storage, leads=2)
+            enroll_lead(storage, x_sequence(), "lead-1")
+            enroll_lead(storage, linkedin_sequence(), "lead-2")
+            storage.pause_sequence("x-flow", T0)
+        items += [
+            (sample_lead("lead-1", bio="new facts"), *self._import_items(1, start=1)[0][1:]),
+            (sample_lead("lead-2", bio="new facts"), *self._import_items(1, start=2)[1][1:]),
+        ]
+        new = 0
+        for lead, enrollment, first in items:
+            one.put_lead(lead)
+            new += one.enroll(enrollment, first)
+        assert many.enroll_many(items) == new
+        leads = [lead.id for lead, _, _ in items]
+        assert self._imported(many, leads) == self._imported(one, leads)
+        assert many.get_lead("lead-9") == sample_lead("lead-9", bio="last")
+        # Each held lead gets back the first action it was given, due when it was due.
+        assert one.resume_sequence("x-flow", T0) == many.resume_sequence("x-flow", T0) > 0
+        assert self._imported(many, leads) == self._imported(one, leads)
+
+    def test_enroll_many_twice_changes_nothing_but_lead_facts(self, storage: Storage) -> None:
+        items = self._import_items(25, start=10)
+        assert storage.enroll_many(items) == len(items)
+        leads = [lead.id for lead, _, _ in items]
+        before = self._imported(storage, leads)
+        assert [a.id for a in before[0]] == [first.id for _, _, first in items]
+        again = self._import_items(25, start=10, facts="CEO")
+        moved = [(lead, e, attrs.evolve(a, scheduled_at=T0 + AFTER)) for lead, e, a in again]
+        assert storage.enroll_many(moved) == 0
+        after = self._imported(storage, leads)
+        assert after[:2] == before[:2]
+        assert after[3] == before[3]
+        assert after[2] == [
+            attrs.evolve(lead, enrichment={**lead.enrichment, "role": "CEO"}) for lead in before[2]
+        ]
+        assert storage.enroll_many([]) == 0
+
+    def test_enroll_many_holds_leads_of_a_paused_sequence(self, storage: Storage) -> None:
+        storage.pause_sequence("x-flow", T0)
+        items = self._import_items(6, start=1)
+        assert storage.enroll_many(items) == len(items)
+        held = [e for _, e, _ in items if e.sequence_id == "x-flow"]
+        assert held
+        for _, enrollment, first in items:
+            stored = storage.get_enrollment(*enrollment.key)
+            assert stored is not None
+            if enrollment.sequence_id == "x-flow":
+                assert stored.status is EnrollmentStatus.PAUSED
+                assert stored.pending == ()
+                assert [(h.step_id, h.due) for h in stored.resume] == [
+                    (first.step_id, first.scheduled_at)
+                ]
+                assert storage.get_action(first.id) is None
+            else:
+                assert stored.status is EnrollmentStatus.ACTIVE
+                assert stored.pending == (first.id,)
+                assert storage.get_action(first.id) == first
+        assert storage.resume_sequence("x-flow", T0) == len(held)
+        resumed = list(storage.actions(sequence_id="x-flow"))
+        assert [(a.lead_id, a.step_id, a.scheduled_at) for a in resumed] == [
+            (first.lead_id, first.step_id, first.scheduled_at)
+            for _, _, first in sorted(items, key=lambda item: item[1].lead_id)
+            if first.sequence_id == "x-flow"
+        ]
+
+    def test_enroll_many_refuses_mismatched_items_and_writes_nothing(
+        self, storage: Storage
+    ) -> None:
+        items = self._import_items(4, start=20)
+        before = self._imported(storage, [lead.id for lead, _, _ in items])
+        lead, enrollment, first = items[2]
+        naive = attrs.evolve(first, scheduled_at=first.scheduled_at.replace(tzinfo=None))
+        for bad, names in [
+            ((sample_lead("lead-99"), enrollment, first), "lead-99"),
+            ((lead, enrollment, attrs.evolve(first, lead_id="lead-98")), "lead-98"),
+            ((lead, enrollment, naive), "time zone"),
+        ]:
+            with pytest.raises(StorageError, match=names):
+                storage.enroll_many([*items[:2], bad, *items[3:]])
+            assert self._imported(storage, [lead.id for lead, _, _ in items]) == before

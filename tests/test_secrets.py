@@ -148,8 +148,9 @@ def _b64url(text: str) -> str:
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-def forms(secret: str) -> dict[str, str]:
-    """What ``secret`` may look like in a text: itself, encoded, or any long enough part."""
+def forms(secret: str, *, parts: bool = True) -> dict[str, str]:
+    """What ``secret`` may look like in a text: itself, encoded, or (``parts``) any long enough
+    run of it."""
     out = {
         quote(secret, safe=""): "url-encoded",
         quote_plus(secret): "form-encoded",
@@ -157,7 +158,7 @@ def forms(secret: str) -> dict[str, str]:
         _b64url(secret): "base64url",
         json.dumps(secret)[1:-1]: "json-escaped",
     }
-    for i in range(len(secret) - WINDOW + 1):
+    for i in range(len(secret) - WINDOW + 1 if parts else 0):
         out.setdefault(secret[i : i + WINDOW], f"characters {i}..{i + WINDOW} of")
     return out
 
@@ -186,9 +187,11 @@ def _combined() -> dict[str, str]:
 
 
 def _forbidden(extra: Iterable[str] = ()) -> dict[str, str]:
+    """Every form of every secret. Tokens a fake issued during a run (``extra``) are matched
+    whole: their digits would also match the fake's post and user ids in part."""
     table = _combined()
-    for n, secret in enumerate((*SECRETS, *extra)):
-        for text, how in forms(secret).items():
+    for n, (secret, known) in enumerate([(s, True) for s in SECRETS] + [(e, False) for e in extra]):
+        for text, how in forms(secret, parts=known).items():
             table.setdefault(text, f"{how} secret #{n}")
         table[secret] = f"secret #{n}"
     return table

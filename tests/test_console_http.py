@@ -14,10 +14,13 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
+from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("starlette")
 
@@ -49,8 +52,10 @@ from seqengine.runtime import ExecContext, VirtualClock, Worker
 from seqengine.sim._simulate import drive, enroll_all
 from seqengine.storage import InboxMessage, Storage
 from seqengine.storage._reads import console_reads
+from seqengine.storage.memory import MemoryStorage, MemoryStore
 from seqengine.storage.sqlite import SQLiteStorage
 
+ROOT = Path(__file__).resolve().parent.parent
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)  # a Monday, winter: Berlin is CET (UTC+1)
 NOW = START + timedelta(days=2)
 TOKEN = "console-test-token"
@@ -171,11 +176,14 @@ def build_other(store: Storage) -> None:
 Opener = Callable[[str], Storage]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def opener(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Opener]:
-    """Opens storages of one database (SQLite file or PostgreSQL schema), by workspace."""
+    """Opens storages of one database (memory, SQLite file, PostgreSQL schema), by workspace."""
     opened: list[Storage] = []
-    if request.param == "sqlite":
+    if request.param == "memory":
+        shared = MemoryStore()
+        yield lambda workspace: MemoryStorage(workspace, shared=shared)
+    elif request.param == "sqlite":
         path = str(tmp_path / "console.db")
 
         def make(workspace: str) -> Storage:
@@ -540,6 +548,8 @@ def test_another_workspaces_data_is_refused(world: Storage) -> None:
 
 def console_reads_other(world: Storage) -> list[str]:
     """Ids of the other workspace's actions, read through a storage bound to it."""
+    if isinstance(world, MemoryStorage):
+        return [a.id for a in MemoryStorage("other", shared=world.store).actions()]
     if isinstance(world, SQLiteStorage):
         other: Storage = SQLiteStorage(world.path, "other")
     else:
@@ -705,3 +715,98 @@ def test_resolve_an_unknown_outcome_as_not_sent_queues_a_new_attempt(world: Stor
         post_form(client, "/attention", f"/actions/{action_id}/resolve", sent="maybe").status_code
         == 400
     )
+
+
+def test_no_workspace_secret_is_ever_displayed(tmp_path: Any, monkeypatch: Any) -> None:
+    """``seqengine console --config``: the pages show the workspace's data, never its secrets."""
+    import argparse
+    import shutil
+
+    from seqengine.console._cli import _open
+
+    shutil.copy(ROOT / "examples" / "x-default.toml", tmp_path / "x.toml")
+    monkeypatch.setenv("X_REFRESH_SECRET", "env-secret-refresh-7f3a")
+    (tmp_path / "workspace.toml").write_text(
+        'sequences = ["x.toml"]\n'
+        '[storage]\nurl = "sqlite:///ws.db"\n'
+        '[ai]\nprovider = "openai"\nmodel = "m"\nbase_url = "https://ai.example"\n'
+        'api_key = "literal-secret-api-key-91b2"\n'
+        '[[accounts]]\nid = "acc-1"\n'
+        '[accounts.x]\nuser_id = "1"\naccess_token = "literal-secret-x-token-5c1d"\n'
+        'refresh_token = "env:X_REFRESH_SECRET"\nclient_id = "literal-secret-client-3e"\n',
+        encoding="utf-8",
+    )
+    args = argparse.Namespace(db=None, config=str(tmp_path / "workspace.toml"), workspace="default")
+    store = _open(args)
+    try:
+        build_world(store)
+        client = logged_in(store)
+        pages = ["/", "/sequences/alpha", "/leads/lead-1", "/inbox", "/attention", "/login"]
+        for path in pages:
+            html = client.get(path).text
+            for secret in ("literal-secret", "env-secret", "X_REFRESH_SECRET", "sqlite:///"):
+                assert secret not in html, (path, secret)
+        assert Cells(client.get("/").text).cells[("sequences", "alpha", "enrolled")] == "5"
+    finally:
+        store.close()
+
+
+def test_console_command_errors_are_one_line_with_the_fix(tmp_path: Any) -> None:
+    from seqengine._cli import main
+
+    missing = str(tmp_path / "none.db")
+    assert main(["console", "--db", missing]) == 1
+    try:
+        code = main(["console"])  # --db or --config is required
+    except SystemExit as exc:  # argparse's own exit, where the CLI does not catch it
+        code = exc.code
+    assert code not in (0, None)
+
+
+@pytest.fixture(scope="module")
+def paged_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storage]:
+    """A SQLite world with more inbox messages than a page, shared by the paging property."""
+    store = SQLiteStorage(str(tmp_path_factory.mktemp("paged") / "paged.db"), "main")
+    build_world(store)
+    for n in range(2, 13):
+        store.add_inbox_message(
+            InboxMessage(
+                id=f"m-{n}",
+                platform=Platform.EMAIL,
+                account_id="acc-2",
+                lead_id=f"lead-{n % 5 + 1}",
+                sender="lead",
+                text=f"message {n}",
+                received_at=START + timedelta(hours=n % 4),  # ties: seq breaks them
+            )
+        )
+    yield store
+    store.close()
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(size=st.integers(min_value=1, max_value=9))
+def test_following_next_links_visits_every_row_once_in_order(
+    paged_world: Storage, size: int
+) -> None:
+    """For any page size, the pages of a list, walked by their "next" links, are the list."""
+    client = logged_in(paged_world, page_size=size)
+    want = {
+        "leads": sorted(e.lead_id for e in paged_world.enrollments(sequence_id="alpha")),
+        "inbox": [m.id for m in reversed(paged_world.inbox())],
+        "timeline": [a.id for a in paged_world.actions() if a.lead_id == "lead-3"],
+    }
+    starts = {"leads": "/sequences/alpha", "inbox": "/inbox", "timeline": "/leads/lead-3"}
+    for table, start in starts.items():
+        seen: list[str] = []
+        url: str | None = start
+        while url is not None:
+            html = client.get(url).text
+            rows = Cells(html).rows.get(table, [])
+            assert 0 < len(rows) <= size or (not rows and not seen)
+            seen += rows
+            found = re.search(r'<a rel="next" href="([^"]+)"', html)
+            url = found.group(1).replace("&amp;", "&") if found else None
+        assert seen == want[table], table

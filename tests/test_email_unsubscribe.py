@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -181,18 +182,34 @@ class _Quiet(WSGIRequestHandler):
         pass
 
 
-@pytest.fixture
-def sqlite(tmp_path: Path) -> Iterator[SQLiteStorage]:
-    storage = SQLiteStorage(str(tmp_path / "unsub.db"))
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shared(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """The storage the workers and the endpoint share: a SQLite file, or PostgreSQL."""
+    if request.param == "sqlite":
+        storage: Any = SQLiteStorage(str(tmp_path / "unsub.db"))
+        try:
+            yield storage
+        finally:
+            storage.close()
+        return
+    pytest.importorskip("psycopg")
+    from pg_env import postgres_url
+    from seqengine.storage.postgres import PostgresStorage, drop_schema, parse_url, upgrade
+
+    dsn = parse_url(postgres_url())[0]
+    schema = f"seqtest_unsub_{uuid.uuid4().hex[:10]}"
+    upgrade(dsn, schema)
+    storage = PostgresStorage(dsn, "default", schema=schema, pool_size=2)
     try:
         yield storage
     finally:
         storage.close()
+        drop_schema(dsn, schema)
 
 
 @pytest.fixture
-def wsgi_url(sqlite: SQLiteStorage) -> Iterator[str]:
-    server: WSGIServer = make_server("127.0.0.1", 0, wsgi_app(sqlite, KEY), handler_class=_Quiet)
+def wsgi_url(shared: Any) -> Iterator[str]:
+    server: WSGIServer = make_server("127.0.0.1", 0, wsgi_app(shared, KEY), handler_class=_Quiet)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
     thread.start()
     try:
@@ -203,22 +220,22 @@ def wsgi_url(sqlite: SQLiteStorage) -> Iterator[str]:
         thread.join()
 
 
-def test_wsgi_adapter_over_real_http(sqlite: SQLiteStorage, wsgi_url: str) -> None:
-    stored_lead(sqlite)
+def test_wsgi_adapter_over_real_http(shared: Any, wsgi_url: str) -> None:
+    stored_lead(shared)
     token = make_token(KEY, "ann", "ann@acme.test")
     with httpx.Client(trust_env=False) as client:
         got = client.get(wsgi_url + token)
         assert got.status_code == 200 and "text/html" in got.headers["content-type"]
-        assert not sqlite.is_suppressed("ann@acme.test")
+        assert not shared.is_suppressed("ann@acme.test")
         bad = client.post(wsgi_url + make_token(OTHER_KEY, "ann", "ann@acme.test"),
                           data={"List-Unsubscribe": "One-Click"})  # fmt: skip
         assert bad.status_code == 404
-        assert not sqlite.is_suppressed("ann@acme.test")
+        assert not shared.is_suppressed("ann@acme.test")
         # What Gmail sends (RFC 8058 section 3.2): a form POST to the List-Unsubscribe URL.
         done = client.post(wsgi_url + token, data={"List-Unsubscribe": "One-Click"})
         assert done.status_code == 200
-    assert sqlite.is_suppressed("ann@acme.test")
-    lead = sqlite.get_lead("ann")
+    assert shared.is_suppressed("ann@acme.test")
+    lead = shared.get_lead("ann")
     assert lead is not None and lead.blacklisted
 
 

@@ -140,6 +140,7 @@ def test_without_rich_a_terminal_gets_plain_lines(tmp_path) -> None:
     assert code == 0, screen[-2000:]
     assert BAR not in screen and "\x1b[" not in screen
     assert "info progress: simulating: 100%" in screen
+    assert 'pip install "seqengine[cli]"' in screen
     assert "sequence x-default" in out
 
 

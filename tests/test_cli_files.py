@@ -142,6 +142,8 @@ def test_prepare_database_kinds(tmp_path) -> None:
     with pytest.raises(Exception, match="--replace"):
         prepare_database(tmp_path / "gone.db", replace=False)
     assert wal.exists()
+    with pytest.raises(Exception, match="write-ahead log"):
+        check_sqlite_url(f"sqlite:///{tmp_path / 'gone.db'}")
     prepare_database(tmp_path / "gone.db", replace=True)
     assert not wal.exists()
 

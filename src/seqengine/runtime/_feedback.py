@@ -5,9 +5,9 @@ timed out, HTTP 429 …), an account paused, the worker idle until the next due 
 being loaded — goes to one of two displays:
 
 - on a terminal, with ``rich`` installed (``pip install "seqengine[cli]"``), a live panel:
-  a progress bar (simulations and rehearsals), today's actions done and failed, the paused
-  accounts with their reason and until when, and the next due time while idle; problems are
-  printed above it as they happen;
+  a progress bar (simulations, rehearsals, loading and enrolling leads), today's actions done
+  and failed, the paused accounts with their reason and until when, and the next due time
+  while idle; problems are printed above it as they happen;
 - otherwise (output piped, ``--log-format`` given, or ``rich`` absent), one log line per event
   on stderr: ``text`` (``<time> <level> <event>: <message>``) or ``json`` (one object per line).
 
@@ -178,6 +178,9 @@ class Feedback:
         """A phase without progress figures is still going after ``elapsed`` seconds."""
         self.refresh()
 
+    def end_stage(self) -> None:
+        """The phase is over and no other follows (a real worker's display has no bar)."""
+
     def progress(self, fraction: float, note: str) -> None:
         """A simulation's or rehearsal's progress (``drive``'s callback)."""
         self.fraction = max(0.0, min(1.0, fraction))
@@ -328,7 +331,7 @@ class Feedback:
             return
         self.idle, self.next_due = True, due
         msg = (
-            f"nothing is due now; next action due {when(due)}"
+            f"nothing is due now; next action due {when(due)} (in {in_hours(due - now)})"
             if due is not None
             else "nothing is due now, and no action is waiting (enrol leads to start)"
         )
@@ -424,7 +427,6 @@ class RichFeedback(Feedback):
         *,
         stream: IO[str] | None = None,
         per_action: bool = False,
-        bar: bool = True,
     ) -> None:
         super().__init__(label, per_action=per_action)
         from rich.console import Console
@@ -438,18 +440,16 @@ class RichFeedback(Feedback):
         )
 
         self.console = Console(file=stream if stream is not None else sys.stderr)
-        self.bar: Progress | None = None
-        self._task: Any = None
-        if bar:
-            self.bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                TaskProgressColumn(),
-                TextColumn("{task.fields[note]}"),
-                TimeElapsedColumn(),
-                console=self.console,
-            )
-            self._task = self.bar.add_task(label, total=1.0, note="")
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[note]}"),
+            TimeElapsedColumn(),
+            console=self.console,
+        )
+        self._task = self.bar.add_task(label, total=1.0, note="")
+        self._bar_shown = False  # only while a stage (loading, enrolling, simulating) runs
         self.live = Live(
             console=self.console,
             get_renderable=self._panel,
@@ -466,7 +466,7 @@ class RichFeedback(Feedback):
         from rich.text import Text
 
         parts: list[Any] = []
-        if self.bar is not None:
+        if self._bar_shown:
             parts.append(self.bar)
         if self.counting:
             d = self.today or self.total
@@ -483,7 +483,9 @@ class RichFeedback(Feedback):
                 Text(f"paused {account_id} ({pause.kind}) {till}: {pause.reason}", style="yellow")
             )
         if self.idle:
-            parts.append(Text(f"idle — next action due {when(self.next_due)}", style="cyan"))
+            due = self.next_due
+            left = f" (in {in_hours(due - datetime.now(UTC))})" if due is not None else ""
+            parts.append(Text(f"idle — next action due {when(due)}{left}", style="cyan"))
         return Group(*parts)
 
     def show(self, event: Event) -> None:
@@ -497,16 +499,17 @@ class RichFeedback(Feedback):
 
     def stage(self, name: str, *, determinate: bool = True) -> None:
         super().stage(name, determinate=determinate)
-        if self.bar is not None:
-            self.bar.reset(
-                self._task, total=1.0 if determinate else None, description=name, note=""
-            )
+        self.bar.reset(self._task, total=1.0 if determinate else None, description=name, note="")
+        self._bar_shown = True
+        self.refresh()
+
+    def end_stage(self) -> None:
+        self._bar_shown = False
         self.refresh()
 
     def progress(self, fraction: float, note: str) -> None:
         super().progress(fraction, note)
-        if self.bar is not None:
-            self.bar.update(self._task, completed=self.fraction, note=note)
+        self.bar.update(self._task, completed=self.fraction, note=note)
 
     def refresh(self) -> None:
         if not self._started:
@@ -561,16 +564,21 @@ def make_feedback(
     log_format: LogFormat | None = None,
     stream: IO[str] | None = None,
     per_action: bool = False,
-    bar: bool = True,
 ) -> Feedback:
-    """The live panel on a terminal when ``rich`` is installed, else log lines.
+    """The live display on a terminal when ``rich`` is installed, else log lines.
 
     ``log_format`` forces log lines in that format, terminal or not.
     """
     out = stream if stream is not None else sys.stderr
-    if log_format is None and out.isatty() and rich_available():
-        return RichFeedback(label, stream=out, per_action=per_action, bar=bar)
-    return LineFeedback(label, fmt=log_format or "text", stream=out, per_action=per_action)
+    terminal = log_format is None and out.isatty()
+    if terminal and rich_available():
+        return RichFeedback(label, stream=out, per_action=per_action)
+    feedback = LineFeedback(label, fmt=log_format or "text", stream=out, per_action=per_action)
+    if terminal:
+        feedback.show(
+            Event("hint", 'for a live display on this terminal: pip install "seqengine[cli]"')
+        )
+    return feedback
 
 
 class ObservedExecutor:

@@ -115,7 +115,7 @@ async def run_workspace(args: argparse.Namespace) -> int:
     notifier = _notifier(ws)
     days = args.days if args.days is not None else 30.0
     label = "rehearsing" if virtual else "running"
-    feedback = make_feedback(label, log_format=args.log_format, per_action=not virtual, bar=virtual)
+    feedback = make_feedback(label, log_format=args.log_format, per_action=not virtual)
     with feedback.running(), LogBridge(feedback, clock.now).installed():
         rows: list[Any] = []
         if ws.leads_path:
@@ -210,6 +210,7 @@ async def _run(
         await drive(worker, storage, clock, end, feedback.progress)
         feedback.finish()
     else:
+        feedback.end_stage()
         feedback.tell(
             "worker_started",
             f"worker {worker.worker_id} running; stop with Ctrl-C or SIGTERM",

@@ -243,7 +243,15 @@ def check_sqlite_url(url: str, *, flag: str = "[storage] url") -> DatabaseFile |
     path = unquote(parts.path[1:])
     if path == ":memory:":
         return None
-    return inspect_database(path, flag=flag)
+    found = inspect_database(path, flag=flag)
+    if found.kind == "absent" and os.path.lexists(path + "-wal"):
+        msg = (
+            f"{path}: the database is gone but its write-ahead log ({path}-wal) is left, and "
+            f"SQLite would replay it into a new one — remove {path}-wal and {path}-shm if the "
+            f"database was deleted on purpose, or restore it"
+        )
+        raise ConfigError(msg)
+    return found
 
 
 def check_output_dir(

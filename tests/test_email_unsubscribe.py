@@ -331,7 +331,7 @@ class Recording:
         return None
 
 
-def test_unsubscribed_lead_gets_nothing_more_on_any_channel(tmp_path: Path) -> None:
+def test_r_check_5_unsubscribed_lead_gets_nothing_more_on_any_channel(tmp_path: Path) -> None:
     user, password = "sales@seller.test", "pw"
     store = MailStore()
     handler = SubmissionHandler(store)

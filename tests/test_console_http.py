@@ -810,3 +810,14 @@ def test_following_next_links_visits_every_row_once_in_order(
             found = re.search(r'<a rel="next" href="([^"]+)"', html)
             url = found.group(1).replace("&amp;", "&") if found else None
         assert seen == want[table], table
+
+
+def test_pages_forbid_scripts_framing_and_caching(world: Storage) -> None:
+    client = logged_in(world)
+    for path in ("/", "/login", "/leads/lead-xss", "/static/console.css", "/nope"):
+        headers = client.get(path).headers
+        assert "script-src" not in headers["content-security-policy"]  # default-src 'none'
+        assert "default-src 'none'" in headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+        assert headers["x-frame-options"] == "DENY"
+        assert headers["cache-control"] == "no-store"

@@ -28,13 +28,14 @@ from urllib.parse import quote
 
 import jinja2
 from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from seqengine._exceptions import ConfigError, SeqEngineError
 from seqengine._flow import Sequence
@@ -577,8 +578,22 @@ def create_app(
     )
 
 
+#: Sent with every response: no scripts at all (the pages need none), no framing by other
+#: sites, no referrer to other sites, no caching of pages that hold workspace data.
+_HEADERS = {
+    "content-security-policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "x-frame-options": "DENY",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "same-origin",
+    "cache-control": "no-store",
+}
+
+
 class _Guard:
-    """Sessions and access control in front of every route (pure ASGI middleware)."""
+    """Sessions, access control and security headers in front of every route (ASGI)."""
 
     def __init__(self, app: ASGIApp, console: _Console) -> None:
         self.app = app
@@ -588,6 +603,17 @@ class _Guard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in _HEADERS.items():
+                    headers.setdefault(name, value)
+            await send(message)
+
+        await self._guarded(scope, receive, send_with_headers)
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
         console = self.console
         request = Request(scope, receive)
         session = console.sessions.load(request.cookies.get(SESSION_COOKIE))

@@ -5,6 +5,7 @@ real TLS (a self-signed certificate made by ``openssl``)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,7 +52,7 @@ class OAuthServers:
     imap: ImapServer
 
 
-@pytest.fixture(params=["gmail", "outlook"])
+@pytest.fixture(params=["gmail", "outlook", "echo"])
 def oauth(request: pytest.FixtureRequest) -> Iterator[OAuthServers]:
     """SMTP and IMAP that take only XOAUTH2 with the token GOOD (Gmail- or Outlook-style)."""
     store = MailStore()
@@ -126,6 +127,7 @@ def test_a_refused_token_is_a_clear_auth_error(oauth: OAuthServers) -> None:
     assert "OAuth token of sales@seller.test was refused" in reason
     assert "XOAUTH2" in reason and "refresh_token" in reason
     assert "ya29.wrong" not in reason
+    assert base64.b64encode(xoauth2(USER, "ya29.wrong")).decode() not in reason
     assert oauth.imap.oauth_logins == [("ya29.wrong", False)]
     # In a run: the account pauses (R-ERR-2: auth failure), nothing is sent.
     out = w.send(w.lead("bob", "bob@acme.test"), "k1")

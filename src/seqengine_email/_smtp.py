@@ -63,6 +63,16 @@ def xoauth2(user: str, token: str) -> bytes:
     return f"user={user}\x01auth=Bearer {token}\x01\x01".encode()
 
 
+def _scrub(text: str, user: str, token: str | None) -> str:
+    """``text`` on one line (max 200) without the token or the XOAUTH2 string carrying it
+    (a server may echo what it was sent)."""
+    out = " ".join(text.split())
+    if token:
+        out = out.replace(base64.b64encode(xoauth2(user, token)).decode(), "***")
+        out = out.replace(token, "***")
+    return out[:200]
+
+
 class _TokenRejected(Exception):
     """The server refused the OAuth token (refresh once, then it is an auth failure)."""
 
@@ -245,7 +255,7 @@ class SmtpMailbox:
                     if code == 334:  # an error challenge: answer empty, read the final reply
                         code, resp = smtp.docmd("")
                     if code != 235:
-                        raise _TokenRejected(f"{code} {' '.join(_text(resp).split())[:200]}")
+                        raise _TokenRejected(_scrub(f"{code} {_text(resp)}", user, token))
                 phase = "envelope"
                 code, resp = smtp.mail(cfg.address)
                 if code != 250:
@@ -352,7 +362,7 @@ class SmtpMailbox:
         except imaplib.IMAP4.error as exc:
             conn.shutdown()
             if cfg.imap_auth == "xoauth2":
-                raise _TokenRejected(" ".join(str(exc).split())[:200]) from None
+                raise _TokenRejected(_scrub(str(exc), user, token)) from None
             msg = f"imap {host}: login as {user} was refused; check the password"
             raise MailboxError(Reaction.AUTH, msg) from None
         return conn

@@ -10,7 +10,8 @@ context) serves TLS from the first byte (port 993 style), ``starttls=`` offers S
 any token in ``tokens``, answering a bad one as the real services do: ``style="gmail"`` sends
 a ``+`` challenge carrying the base64 JSON error, waits for the client's empty answer, then
 ``NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)``; ``style="outlook"`` answers
-``NO AUTHENTICATE failed.`` at once.
+``NO AUTHENTICATE failed.`` at once; ``style="echo"`` repeats the client's response (and the
+token) in its refusal, as a careless server might.
 
 :class:`SubmissionHandler` is an ``aiosmtpd`` handler that files submitted mail into the same
 store (a copy in Sent, as Gmail and Exchange do, unless ``saves_sent`` is off) and lets the
@@ -306,7 +307,9 @@ class ImapServer:
         if ok:
             send(f"{tag} OK AUTHENTICATE completed")
             return True
-        if self.style == "gmail":
+        if self.style == "echo":  # a careless server that repeats what it was sent
+            send(f"{tag} NO [AUTHENTICATIONFAILED] rejected {initial} for {found}")
+        elif self.style == "gmail":
             send(f"+ {_GMAIL_XOAUTH2_ERROR}")
             read()  # the client's empty answer
             send(f"{tag} NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)")

@@ -5,13 +5,23 @@ both backends). Prints seconds, actions, peak memory per size, and per backend t
 between consecutive sizes (linear growth: 10× leads should take ≤ 11× the time). The issue's
 target is 100k leads in ≤ 60 s and ≤ 1.5 GB.
 
+``python bench/simulate.py --open [N ...]`` (default 10000 100000) runs the non-starving
+workload of issue 13: the same flow with ``daily_action_limit = 10000``, N/100 accounts,
+30 days, in memory (the pure core: ``World`` driven by ``seqengine.drive``). In the same
+process it then runs a bare ``heapq`` reference loop over the same workload
+(:func:`reference`: each lead's events pushed and popped in the flow's pattern, as tuples,
+no checks) and prints records per CPU second for both and their ratio (target: ≤ 10×), and
+the simulation's peak memory (target at 100k: ≤ 1 GB).
+
 Each size runs in a fresh process, so the peak memory printed is that run's own. CPU seconds
-are printed beside wall seconds: on a shared machine they are the steadier figure.
+are printed beside wall seconds: on a shared machine they are the steadier figure, and the
+ratio of two loops timed in one process steadier still.
 """
 
 from __future__ import annotations
 
 import argparse
+import heapq
 import itertools
 import json
 import resource
@@ -39,16 +49,120 @@ def one(n: int, backend: str) -> dict[str, float]:
     return {"seconds": elapsed, "cpu": cpu, "actions": len(report.records), "peak_mb": peak_mb}
 
 
+def reference(n: int, *, days: float = 30, seed: int = 1) -> tuple[int, float]:
+    """The bare ``heapq`` loop of the same workload; (events, CPU seconds).
+
+    Each of ``n`` leads goes through the LinkedIn default flow as tuples on one heap: the
+    connection request, the acceptance check every 24 hours (at most 7 times), the DM 2 hours
+    after an accepted check, the withdrawal 14 days after the request (dropped once accepted).
+    Acceptance and its delay are drawn as the simulated platform draws them (same rates, same
+    seeded hash). No pre-checks, windows, limits or records beyond one tuple per event.
+    """
+    from seqengine import _rand
+    from seqengine.sim import DEFAULT_START, PlatformBehaviour
+
+    behaviour = PlatformBehaviour()
+    rate, (low, high) = behaviour.acceptance_rate, behaviour.acceptance_delay_hours
+    hour, day = 3600.0, 86400.0
+    start = DEFAULT_START.timestamp()
+    end = start + days * day
+    connect, check, dm, withdraw = 0, 1, 2, 3
+    leads = [f"lead-{i:06d}" for i in range(n)]
+    c0 = time.process_time()
+    # Requests spread over the first working day, as the activity window spreads them.
+    heap = [(start + 9 * hour + (i % 32_400), i, connect, 1) for i in range(n)]
+    heapq.heapify(heap)
+    accepted_at: dict[int, float] = {}
+    accepted: set[int] = set()
+    out: list[tuple[float, int, int, int]] = []
+    while heap:
+        at, i, kind, attempt = heapq.heappop(heap)
+        if at >= end:
+            break
+        if kind == withdraw and i in accepted:
+            continue
+        out.append((at, i, kind, attempt))
+        if kind == connect:
+            lead = leads[i]
+            if _rand.chance(seed, rate, lead, "connect", "yes"):
+                delay = _rand.uniform(seed, low, high, lead, "connect", "delay")
+                accepted_at[i] = at + delay * hour
+            heapq.heappush(heap, (at + 24 * hour, i, check, 1))
+            heapq.heappush(heap, (at + 14 * day, i, withdraw, 1))
+        elif kind == check:
+            when = accepted_at.get(i)
+            if when is not None and at >= when:
+                accepted.add(i)
+                heapq.heappush(heap, (at + 2 * hour, i, dm, 1))
+            elif attempt < 7:
+                heapq.heappush(heap, (at + 24 * hour, i, check, attempt + 1))
+    return len(out), time.process_time() - c0
+
+
+def one_open(n: int) -> dict[str, float]:
+    """The non-starving workload at ``n`` leads, then the reference loop, in this process."""
+    import attrs
+
+    from seqengine import load_sequence
+    from seqengine.sim import simulate
+
+    seq = attrs.evolve(load_sequence(EXAMPLE), daily_action_limit=10_000)
+    t0, c0 = time.perf_counter(), time.process_time()
+    report = simulate(seq, leads=n, days=30, accounts=max(1, n // 100), seed=1)
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    events, ref_cpu = reference(n)
+    return {
+        "seconds": elapsed,
+        "cpu": cpu,
+        "records": len(report.records),
+        "peak_mb": peak_mb,
+        "ref_events": events,
+        "ref_cpu": ref_cpu,
+    }
+
+
+def run_open(sizes: list[int]) -> None:
+    for n in sizes:
+        out = subprocess.run(
+            [sys.executable, __file__, "--one-open", str(n)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        got = json.loads(out.strip().splitlines()[-1])
+        sim_rate = got["records"] / got["cpu"]
+        ref_rate = got["ref_events"] / got["ref_cpu"]
+        print(
+            f"open {n:>7} leads: {got['records']:>8.0f} records in {got['cpu']:7.2f} s CPU "
+            f"({got['seconds']:.2f} s wall) = {sim_rate:8.0f} records/s; heapq reference "
+            f"{got['ref_events']:>8.0f} events in {got['ref_cpu']:.3f} s = {ref_rate:9.0f} "
+            f"events/s; ratio {ref_rate / sim_rate:5.1f}x (target <= 10x); "
+            f"peak RSS {got['peak_mb']:6.0f} MB (target at 100k: <= 1024 MB)",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sizes", nargs="*", type=int, default=[1000, 10000])
     parser.add_argument(
         "--backend", action="append", choices=("memory", "sqlite"), help="default: both"
     )
+    parser.add_argument(
+        "--open", action="store_true", help="the non-starving workload and its heapq reference"
+    )
     parser.add_argument("--one", nargs=2, metavar=("N", "BACKEND"), help=argparse.SUPPRESS)
+    parser.add_argument("--one-open", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one(int(args.one[0]), args.one[1])))
+        return
+    if args.one_open:
+        print(json.dumps(one_open(args.one_open)))
+        return
+    if args.open:
+        run_open(args.sizes if args.sizes != [1000, 10000] else [10000, 100000])
         return
     for backend in args.backend or ["memory", "sqlite"]:
         results = []

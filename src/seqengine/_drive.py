@@ -160,17 +160,13 @@ def drive(
     executed: list[Executed] = []
     others: list[PauseAccount | Notify] = []
     count = 0
-    while clock.now() < until:
-        new, effects = step(world, clock)
-        if new is world:  # nothing due now: move to the next due action
-            due = next_due(world)
-            if due is None or due >= until:
-                break
+    while (due := next_due(world)) is not None and due < until:
+        if due > clock.now():
             clock.advance_to(due)
-            if clock.now() < due:
-                msg = f"the clock {clock!r} did not move forward to {due.isoformat()}"
-                raise ConfigError(msg)
-            continue
+        new, effects = step(world, clock)
+        if new is world:  # the clock did not reach the due action: nothing would ever run
+            msg = f"the clock {clock!r} did not move forward to {due.isoformat()}"
+            raise ConfigError(msg)
         world = new
         for effect in effects:
             if not isinstance(effect, ExecuteAction):

@@ -38,7 +38,10 @@ from typing import Any, TypeVar
 from urllib.parse import quote, quote_plus
 
 import attrs
+import httpx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from email_harness import MailWorld
 from fakes.gmail_api import FakeGmail, FakeHttp
@@ -1119,6 +1122,90 @@ def test_openai_errors_show_no_secret(case: str, fake_ai: FakeAI, seen: Seen) ->
     seen.error("OpenAIWriter error", caught.value)
     seen.value("repr(OpenAIWriter)", writer)
     seen.check()
+
+
+# == Any echo, anywhere in the text: the scrub runs before a message is shortened ============
+TOKENS = st.text(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/", min_size=16, max_size=64
+).map(lambda t: "T0k" + t)
+PADDING = st.text(" .:;,!?()", max_size=320)
+ECHO = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def echoing(status: int, body: Any) -> httpx.MockTransport:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, json=body)
+
+    return httpx.MockTransport(answer)
+
+
+def assert_hidden(token: str, exc: BaseException) -> None:
+    table = {text: how for text, how in forms(token).items()} | {token: "the token"}
+    found = {how for text in exception_texts(exc) for how in leaks(text, table=table)}
+    assert not found, (found, str(exc))
+
+
+@ECHO
+@given(
+    token=TOKENS,
+    pad=PADDING,
+    status=st.sampled_from([200, 400, 403, 404, 500, 503]),
+    key=st.sampled_from(["detail", "message", "title", "error_description"]),
+)
+def test_x_client_hides_an_echoed_token_wherever_the_message_is_cut(
+    token: str, pad: str, status: int, key: str
+) -> None:
+    """X's own text is shortened to 200 characters; a token straddling the cut must not leave
+    its first characters behind (a 200 with only ``errors`` is X's answer for a missing user)."""
+    text = f"{pad}access_token={token} was refused"
+    body = {"errors": [{key: text}]} if status == 200 else {"title": "Error", key: text}
+    if key == "error_description":
+        body = {"error": "invalid_request", key: text}
+    config = XConfig(user_id=X_ME, access_token=secret(token), base_url="https://api.x.test")
+    client = XClient(config, transport=echoing(status, body), max_attempts=1)
+    with pytest.raises(XApiError) as caught:
+        run(client.user(X_LEAD))
+    assert_hidden(token, caught.value)
+
+
+@ECHO
+@given(
+    token=TOKENS,
+    pad=PADDING,
+    status=st.sampled_from([400, 403, 404, 429, 500, 503]),
+    plain=st.booleans(),
+)
+def test_gmail_hides_an_echoed_token_wherever_the_message_is_cut(
+    token: str, pad: str, status: int, plain: bool
+) -> None:
+    text = f"{pad}Authorization: Bearer {token} was refused"
+    body: Any = text if plain else {"error": {"code": status, "message": text}}
+    config = GmailConfig(
+        address=GMAIL_ADDRESS, access_token=secret(token), base_url="https://gmail.test"
+    )
+    mailbox = GmailMailbox(config, transport=echoing(status, body), attempts=1, backoff=0)
+    with pytest.raises(MailboxError) as caught:
+        run(mailbox.send(message(GMAIL_ADDRESS), thread_id=None))
+    assert_hidden(token, caught.value)
+
+
+@ECHO
+@given(token=TOKENS, pad=PADDING, status=st.sampled_from([400, 401, 403, 404, 429, 500]))
+def test_openai_hides_an_echoed_key_wherever_the_message_is_cut(
+    token: str, pad: str, status: int
+) -> None:
+    body = {"error": {"message": f"{pad}Incorrect API key provided: {token}."}}
+    writer = OpenAIWriter(
+        model="m",
+        api_key=token,
+        base_url="https://ai.test/v1",
+        transport=echoing(status, body),
+        max_attempts=1,
+    )
+    request = CommentRequest(post_text="A post", prompt="Be brief", language="en", lead={})
+    with pytest.raises(ExecutorError) as caught:
+        run(writer.write_comment(request))
+    assert_hidden(token, caught.value)
 
 
 # == A whole run: actions.jsonl, summary.json, printed output, the database ====================

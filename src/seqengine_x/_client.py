@@ -284,6 +284,7 @@ class XClient:
             what=what,
             now=self.now(),
             facts=self.facts,
+            scrub=self.scrub,
         )
         if failure is not None:
             kind, reason = failure.kind, failure.reason
@@ -349,7 +350,7 @@ class XClient:
                 data = None
             token = data.get("access_token") if isinstance(data, dict) else None
             if response.status_code != 200 or not isinstance(token, str) or not token:
-                said = problem_text(data)
+                said = problem_text(data, scrub=self.scrub)
                 raise self._fail(
                     XErrorKind.AUTH_FAILURE,
                     f"x_auth: the OAuth 2 token refresh for account {self.account_id} failed "
@@ -381,7 +382,7 @@ class XClient:
         else:
             raise XApiError(XErrorKind.NOT_FOUND, "x_not_found: no user id or username given")
         data = await self.call("GET", path, params={"user.fields": self.facts.user_fields})
-        return _data(data, f"GET {path}", dict)
+        return _data(data, f"GET {path}", dict, self.scrub)
 
     async def posts(
         self,
@@ -409,7 +410,7 @@ class XClient:
         """Like a post; X answers ``{"liked": true}`` (also when it was liked already)."""
         path = self._path(self.facts.like, id=self.me)
         data = await self.call("POST", path, body={"tweet_id": tweet_id})
-        return _data(data, f"POST {path}", dict)
+        return _data(data, f"POST {path}", dict, self.scrub)
 
     async def liked_posts(self, *, max_results: int = 100) -> list[dict[str, Any]]:
         """The account's most recently liked posts (with ``author_id``)."""
@@ -425,7 +426,7 @@ class XClient:
         """Follow a user; X answers ``{"following", "pending_follow"}``."""
         path = self._path(self.facts.follow, id=self.me)
         data = await self.call("POST", path, body={"target_user_id": target_user_id})
-        return _data(data, f"POST {path}", dict)
+        return _data(data, f"POST {path}", dict, self.scrub)
 
     async def dm_events(
         self, participant_id: str, *, pagination_token: str | None = None
@@ -445,7 +446,7 @@ class XClient:
         """Send a DM (never repeated blindly: a second send is a second message)."""
         path = self._path(self.facts.dm_send, participant_id=participant_id)
         data = await self.call("POST", path, body={"text": text}, idempotent=False)
-        return _data(data, f"POST {path}", dict)
+        return _data(data, f"POST {path}", dict, self.scrub)
 
 
 def _segment(value: str) -> str:
@@ -460,13 +461,13 @@ def _iso(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _data(payload: dict[str, Any], what: str, kind: type) -> Any:
+def _data(payload: dict[str, Any], what: str, kind: type, scrub: Callable[[str], str]) -> Any:
     """``payload["data"]``; an answer holding only ``errors`` (X's 200 for a missing or
-    suspended user) is NOT_FOUND."""
+    suspended user) is NOT_FOUND. ``scrub`` hides credentials in X's text."""
     data = payload.get("data")
     if isinstance(data, kind):
         return data
-    said = problem_text(payload)
+    said = problem_text(payload, scrub=scrub)
     if payload.get("errors"):
         raise XApiError(
             XErrorKind.NOT_FOUND, f"x_not_found: X answered {what}{': ' + said if said else ''}"

@@ -17,10 +17,11 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
-from seqengine._drive import AdvancingClock, Driven, ManualClock, drive
+from seqengine._drive import AdvancingClock, Driven, ManualClock, drive, render_text
 from seqengine._engine import World, next_due
 from seqengine._exceptions import ConfigError
 from seqengine._outcomes import ExecuteAction, Outcome, RetryLater, Skipped
+from seqengine._render import TEMPLATED, smart_variables
 from seqengine.runtime._executor import ExecContext, Executor, route
 from seqengine.runtime._render import render_content
 from seqengine.storage._protocol import Storage
@@ -94,6 +95,10 @@ def content_renderer(writer: Any = None, *, run: Run = run_now) -> Callable[[Exe
     (default: the offline writer), as the worker renders."""
 
     def render(effect: ExecuteAction) -> str | None:
+        if effect.action.kind not in TEMPLATED or effect.template is None:
+            return None  # nothing to write (likes, follows, conditions, withdrawals)
+        if not smart_variables(effect):
+            return render_text(effect)  # lead data fills it all: no writer to ask
         text: str | None = run(render_content(effect, writer))
         return text
 

@@ -16,11 +16,12 @@ Clocks:
   time from ``--start`` at wall instant ``--epoch``; for several workers at once. The worker
   polls until nothing is due before ``--horizon`` and nothing is in flight.
 
-Kill points (the process SIGKILLs itself on the ``--kill-n``-th occurrence, counting from 1):
-
-- ``before_start``: a decision to start an action is about to be persisted (``storage.start``).
-- ``after_start``: the attempt is persisted with its idempotency key; the platform call is next.
-- ``after_call``: the platform call returned; the outcome is about to be committed.
+Kill points (the process SIGKILLs itself on the ``--kill-n``-th occurrence, counting from 1;
+see ``kill_points.py``): ``before_start``, ``after_start``, ``after_call``, inside the SQLite
+``COMMIT`` of a start or of an outcome (``in_start_commit``, ``in_outcome_commit``), and
+between the commit of an outcome that paused the account and its notification email
+(``before_notify``; notifications are appended to ``--notify-log``). The fake's HTTP 429 is
+read as a critical rate limit (the account pauses for an hour and the worker notifies).
 
 ``--once`` claims and works a single batch, then exits (virtual clock): with ``--batch 1``
 right after a crash, that batch is the dead worker's in-flight action.
@@ -35,7 +36,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import sys
 import time
 from datetime import datetime, timedelta
@@ -44,68 +44,23 @@ from typing import Any
 import attrs
 
 from fakes.http_executor import HttpExecutor
+from kill_points import KILL_POINTS, KillingNotifier, KillingStorage
 from seqengine._model import ActionStatus
+from seqengine._outcomes import CriticalError, CriticalKind, Outcome, RetryLater
 from seqengine.runtime import VirtualClock, Worker, route
 from seqengine.storage.sqlite import SQLiteStorage
 
-KILL_POINTS = ("none", "before_start", "after_start", "after_call")
 
+class RateLimitAware(HttpExecutor):
+    """The HTTP executor, reading the fake's HTTP 429 as a real channel does: a critical rate
+    limit that pauses the account for an hour (and notifies, R-ERR-2)."""
 
-def die() -> None:
-    """Crash the way a power cut or an OOM kill would: no cleanup, no flushing of anything."""
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
-class KillingStorage:
-    """Delegates to the real storage; SIGKILLs the process at the chosen kill point."""
-
-    def __init__(self, inner: SQLiteStorage, point: str, n: int) -> None:
-        self.inner = inner
-        self.point = point
-        self.n = n
-        self.seen = 0
-        self.started: set[str] = set()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def _tick(self, point: str) -> None:
-        if self.point == point:
-            self.seen += 1
-            if self.seen == self.n:
-                die()
-
-    def start(self, claim: Any, decision: Any, now: datetime) -> bool:
-        self._tick("before_start")
-        ok = bool(self.inner.start(claim, decision, now))
-        if ok:
-            self.started.add(claim.action.id)
-            self._tick("after_start")
-        return ok
-
-    def commit(self, claim: Any, decision: Any, now: datetime) -> None:
-        if claim.action.id in self.started:
-            self.started.discard(claim.action.id)
-            self._tick("after_call")
-        self.inner.commit(claim, decision, now)
-
-    # The worker's group commit: the same kill points, counted per item.
-    def start_many(self, items: Any, now: datetime) -> list[bool]:
-        for _ in items:
-            self._tick("before_start")
-        results = list(self.inner.start_many(items, now))
-        for (claim, _), ok in zip(items, results, strict=True):
-            if ok:
-                self.started.add(claim.action.id)
-                self._tick("after_start")
-        return results
-
-    def commit_many(self, items: Any, now: datetime) -> list[Any]:
-        for claim, _ in items:
-            if claim.action.id in self.started:
-                self.started.discard(claim.action.id)
-                self._tick("after_call")
-        return list(self.inner.commit_many(items, now))
+    async def execute(self, request: Any, content: str | None, ctx: Any) -> Outcome:
+        outcome = await super().execute(request, content, ctx)
+        if isinstance(outcome, RetryLater) and "HTTP 429" in outcome.reason:
+            until = ctx.clock.now() + timedelta(hours=1)
+            return CriticalError(CriticalKind.RATE_LIMIT, "HTTP 429 from the platform", until)
+        return outcome
 
 
 class FastClock:
@@ -179,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--once", action="store_true", help="claim one batch, work it, exit")
     p.add_argument("--kill", choices=KILL_POINTS, default="none")
     p.add_argument("--kill-n", type=int, default=1)
+    p.add_argument("--notify-log", default=None, help="append each notification here")
     args = p.parse_args(argv)
 
     inner = SQLiteStorage(args.db, args.workspace)
@@ -189,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         clock = FastClock(start, args.epoch if args.epoch is not None else time.time(), args.speed)
     else:
         clock = VirtualClock(start)
-    executor = HttpExecutor(args.fake)
+    executor = RateLimitAware(args.fake)
+    notifier = KillingNotifier(args.notify_log, args.kill, args.kill_n)
     worker = Worker(
         storage,
         route([executor]),
@@ -199,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         batch=args.batch,
         concurrency=args.concurrency,
         seed=args.seed,
+        notifier=notifier,
         wait_human_delays=False,
     )
     runner = run_fast if args.clock == "fast" else run_virtual
@@ -215,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         inner.close()
     stats = attrs.asdict(worker.stats)
     stats["reconciled_keys"] = executor.reconciled
-    stats["kill_seen"] = storage.seen
+    stats["kill_seen"] = max(storage.seen, notifier.seen)
     print(json.dumps(stats), flush=True)
     return 0
 

@@ -19,6 +19,7 @@ import os
 import random
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -33,6 +34,7 @@ import attrs
 import pytest
 
 from fakes.counting_platform import FakePlatform, read_log
+from kill_points import MAKES, SEND_POINTS, observed_points, read_notifications
 from seqengine import load_sequence
 from seqengine._lifecycle import RUNNABLE
 from seqengine._model import Action, ActionKind, ActionStatus, Enrollment, EnrollmentStatus
@@ -160,10 +162,30 @@ def run_worker(run: Run, url: str, *extra: str, start: str | None = None) -> dic
     return finish(spawn(worker_cmd(run, url, *extra, start=start)))
 
 
-def run_until_killed(run: Run, url: str, point: str, n: int) -> None:
-    proc = spawn(worker_cmd(run, url, "--kill", point, "--kill-n", str(n)))
+def run_until_killed(
+    run: Run, url: str, point: str, n: int, *extra: str, start: str | None = None
+) -> None:
+    proc = spawn(worker_cmd(run, url, "--kill", point, "--kill-n", str(n), *extra, start=start))
     _, err = proc.communicate(timeout=PROCESS_TIMEOUT)
     assert proc.returncode == -signal.SIGKILL, f"expected a SIGKILL, got {proc.returncode}:\n{err}"
+
+
+def held_by_the_dead(run: Run) -> list[Action]:
+    """The actions whose lease is still held (read right after a kill, with no live worker:
+    every lease left is the dead worker's)."""
+    with sqlite3.connect(run.db) as conn:
+        ids = {
+            row[0]
+            for row in conn.execute(
+                "SELECT id FROM actions WHERE workspace = ? AND lease_token IS NOT NULL", (WS,)
+            )
+        }
+    return [a for a in read_db(run)[0] if a.id in ids]
+
+
+def kill_points_of(run: Run, fake: FakePlatform) -> set[str]:
+    """Which points of a send the last kill hit, from the state it left (kill_points.py)."""
+    return observed_points(held_by_the_dead(run), {s["key"] for s in fake.sends()})
 
 
 def resume_at(run: Run) -> str:
@@ -218,7 +240,9 @@ class Audit:
 
 
 def audit(run: Run, horizon: datetime = HORIZON) -> Audit:
-    """Zero double sends, zero lost actions; returns what was found for further checks."""
+    """Zero double sends, zero lost actions, an intact file; returns what was found."""
+    with sqlite3.connect(run.db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     sends = read_log(run.log)
     keys = Counter(s["key"] for s in sends)
     twice = {k: n for k, n in keys.items() if n > 1}
@@ -275,8 +299,8 @@ def fake_factory() -> Iterator[Callable[..., FakePlatform]]:
     """Start fakes; every one is stopped at the end of the test."""
     started: list[FakePlatform] = []
 
-    def start(log: str, delay_ms: float = 0.0) -> FakePlatform:
-        fake = FakePlatform(log, delay_ms=delay_ms)
+    def start(log: str, delay_ms: float = 0.0, rate_limit: tuple[int, ...] = ()) -> FakePlatform:
+        fake = FakePlatform(log, delay_ms=delay_ms, rate_limit=rate_limit)
         started.append(fake)
         return fake
 
@@ -290,7 +314,16 @@ def test_an_uninterrupted_run_sends_every_action_once(baseline: set[str]) -> Non
 
 
 # -- a kill at each point of the send protocol ---------------------------------------------
-@pytest.mark.parametrize("point", ["before_start", "after_start", "after_call"])
+# ``in_start_commit`` / ``in_outcome_commit``: killed inside SQLite's COMMIT of the start (or
+# of the outcome): the transaction never lands, so the state is the one before it.
+NOTHING_IN_FLIGHT = ("before_start", "in_start_commit")
+SENT_IN_FLIGHT = ("after_call", "in_outcome_commit")
+
+
+@pytest.mark.parametrize(
+    "point",
+    ["before_start", "in_start_commit", "after_start", "after_call", "in_outcome_commit"],
+)
 def test_crash_at_each_point_never_sends_twice_or_loses_the_action(
     point: str, tmp_path: Path, baseline: set[str], fake_factory: Callable[..., FakePlatform]
 ) -> None:
@@ -300,22 +333,24 @@ def test_crash_at_each_point_never_sends_twice_or_loses_the_action(
 
     flying = in_progress(run)
     sent_before = {s["key"] for s in fake.sends()}
-    if point == "before_start":
+    if point in NOTHING_IN_FLIGHT:
         assert flying == []  # nothing was persisted, so there is nothing to reconcile
+        # The dead worker still holds the lease of the action it was starting.
+        assert kill_points_of(run, fake) == {"claimed_not_started"}
     else:
         assert len(flying) == 1
         victim = flying[0]
         assert victim.kind is not ActionKind.CONDITION
-        assert (victim.id in sent_before) is (point == "after_call")
+        assert (victim.id in sent_before) is (point in SENT_IN_FLIGHT)
 
     stats = run_worker(run, fake.url, start=resume_at(run))
     result = audit(run)
     assert result.sent == baseline
     assert not result.unknown
-    if point == "before_start":
+    if point in NOTHING_IN_FLIGHT:
         assert stats["reconciled"] == 0
     else:
-        verdict = "sent" if point == "after_call" else "not_sent"
+        verdict = "sent" if point in SENT_IN_FLIGHT else "not_sent"
         assert [victim.id, verdict] in stats["reconciled_keys"]
         assert result.actions[victim.id].status is ActionStatus.COMPLETED
         assert result.keys[victim.id] == 1
@@ -342,6 +377,38 @@ def test_kill_during_the_platform_call(
     result = audit(run)
     assert [victim, "sent"] in stats["reconciled_keys"]
     assert result.keys[victim] == 1
+    assert result.sent == baseline
+    assert not result.unknown
+
+
+# -- between the commit and the notification email -----------------------------------------
+def test_kill_between_the_pausing_commit_and_the_notification(
+    tmp_path: Path, baseline: set[str], fake_factory: Callable[..., FakePlatform]
+) -> None:
+    """The platform rate-limits the 5th send (HTTP 429): the worker commits the account's pause
+    and the action's return to waiting, then dies before the notification email goes out."""
+    run = setup_run(tmp_path)
+    notes = str(tmp_path / "notifications.tsv")
+    fake = fake_factory(run.log, rate_limit=(5,))
+    run_until_killed(run, fake.url, "before_notify", 1, "--notify-log", notes)
+
+    assert read_notifications(notes) == []  # it died before the email
+    assert in_progress(run) == []  # the outcome was committed: nothing to reconcile
+    store = SQLiteStorage(run.db, WS)
+    try:
+        (refused,) = [a for a in store.actions() if (a.reason or "").startswith("rate_limit:")]
+        pause = store.get_pause(refused.account_id)
+    finally:
+        store.close()
+    assert pause is not None and pause.kind.value == "rate_limit"
+    assert refused.status is ActionStatus.PENDING and refused.started_at is None
+    assert refused.id not in {s["key"] for s in fake.sends()}  # a 429 is not a send
+    assert pause.until is not None and refused.scheduled_at >= pause.until
+
+    stats = run_worker(run, fake.url, "--notify-log", notes, start=resume_at(run))
+    result = audit(run)  # zero double sends, zero lost actions
+    assert stats["reconciled"] == 0
+    assert result.keys[refused.id] == 1  # sent once the pause was over
     assert result.sent == baseline
     assert not result.unknown
 
@@ -392,10 +459,12 @@ def sends_or_exits(
 def test_random_kills_then_recovery(
     seed: int, tmp_path: Path, baseline: set[str], fake_factory: Callable[..., FakePlatform]
 ) -> None:
+    """Each kill's point is read from the state it left (kill_points.py); a point of a send
+    the random kills missed is then hit on purpose, so every run covers all of them."""
     rng = random.Random(seed)
     run = setup_run(tmp_path)
     fake = fake_factory(run.log, delay_ms=10)
-    kills = 0
+    random_points: list[set[str]] = []
     for _ in range(3):
         sent = len(fake.sends())
         proc = spawn(worker_cmd(run, fake.url, start=resume_at(run)))
@@ -405,12 +474,24 @@ def test_random_kills_then_recovery(
             proc.wait(timeout=rng.uniform(0.0, 0.4))
         except subprocess.TimeoutExpired:
             proc.kill()
-            kills += 1
         proc.communicate(timeout=PROCESS_TIMEOUT)
         if proc.returncode == 0:
             break
         assert proc.returncode == -signal.SIGKILL
-    assert kills >= 1
+        random_points.append(kill_points_of(run, fake))
+    assert random_points, "no random kill happened: the worker finished first"
+    hit = set().union(*random_points)
+    made: list[str] = []
+    for point in SEND_POINTS:
+        if point not in hit:
+            run_until_killed(run, fake.url, MAKES[point], 1, start=resume_at(run))
+            observed = kill_points_of(run, fake)
+            assert point in observed, (point, observed)
+            hit |= observed
+            made.append(point)
+    assert set(SEND_POINTS) <= hit
+    print(f"\nrandom kills hit {random_points}; made on purpose: {made}")
+
     run_worker(run, fake.url, start=resume_at(run))
     result = audit(run)
     assert result.sent == baseline

@@ -10,6 +10,9 @@ Endpoints:
   line, flushed and fsynced *before* answering, then waits ``--delay-ms`` (so a worker can be
   killed in the middle of the call) and answers ``{"ok": true, "n": n, "duplicate": bool}``.
   Every POST is logged, duplicates too: counting them is the point.
+- With ``--rate-limit N`` (repeatable), the N-th ``POST /send`` (counting every POST from 1)
+  is refused with HTTP 429 and a ``Retry-After``, as a platform's rate limit does: nothing is
+  logged, the send did not happen.
 - ``GET /sent?key=K``: ``{"key": K, "received": bool, "count": n}`` — was a send with this
   idempotency key received? Answered from the log, so the platform's memory survives its own
   restart (the log is read back at start-up).
@@ -67,7 +70,12 @@ class SendLog:
             return self.keys[key]
 
 
-def make_handler(log: SendLog, delay: float) -> type[BaseHTTPRequestHandler]:
+def make_handler(
+    log: SendLog, delay: float, refuse: frozenset[int] = frozenset()
+) -> type[BaseHTTPRequestHandler]:
+    posts = [0]  # every POST /send so far (refused ones too)
+    posts_lock = threading.Lock()
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms stalls
@@ -78,6 +86,8 @@ def make_handler(log: SendLog, delay: float) -> type[BaseHTTPRequestHandler]:
         def _reply(self, status: int, payload: dict[str, Any]) -> None:
             data = json.dumps(payload).encode()
             self.send_response(status)
+            if status == 429:
+                self.send_header("Retry-After", "3600")
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -96,6 +106,12 @@ def make_handler(log: SendLog, delay: float) -> type[BaseHTTPRequestHandler]:
             missing = [f for f in REQUIRED if not isinstance(body, dict) or f not in body]
             if missing:
                 self._reply(400, {"error": f"missing fields: {', '.join(missing)}"})
+                return
+            with posts_lock:
+                posts[0] += 1
+                refused = posts[0] in refuse
+            if refused:
+                self._reply(429, {"error": "rate limit exceeded", "retry_after": 3600})
                 return
             n, duplicate = log.append(body)
             if delay > 0:
@@ -125,9 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log", required=True, help="append-only JSON-lines log of sends")
     parser.add_argument("--delay-ms", type=float, default=0.0, help="latency of POST /send")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--rate-limit", type=int, action="append", default=[], help="refuse the N-th POST (429)"
+    )
     args = parser.parse_args(argv)
     log = SendLog(args.log)
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(log, args.delay_ms / 1000))
+    handler = make_handler(log, args.delay_ms / 1000, frozenset(args.rate_limit))
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler)
     server.daemon_threads = True
     print(f"PORT {server.server_address[1]}", flush=True)
     try:
@@ -153,8 +173,11 @@ class FakePlatform:
     Use as a context manager, or call :meth:`stop` (it always reaps the process).
     """
 
-    def __init__(self, log: str, *, delay_ms: float = 0.0) -> None:
+    def __init__(
+        self, log: str, *, delay_ms: float = 0.0, rate_limit: tuple[int, ...] = ()
+    ) -> None:
         self.log = str(log)
+        refuse = [arg for n in rate_limit for arg in ("--rate-limit", str(n))]
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -163,6 +186,7 @@ class FakePlatform:
                 self.log,
                 "--delay-ms",
                 str(delay_ms),
+                *refuse,
             ],
             stdout=subprocess.PIPE,
             text=True,

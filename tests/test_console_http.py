@@ -8,6 +8,7 @@ second workspace in the same database holds data the console must never show.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import uuid
 from collections import Counter
@@ -176,49 +177,73 @@ def build_other(store: Storage) -> None:
 Opener = Callable[[str], Storage]
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def opener(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Opener]:
+BACKENDS = ["memory", "sqlite", "postgres"]
+
+
+@contextlib.contextmanager
+def databases(kind: str, folder: Path) -> Iterator[Opener]:
     """Opens storages of one database (memory, SQLite file, PostgreSQL schema), by workspace."""
     opened: list[Storage] = []
-    if request.param == "memory":
+    if kind == "memory":
         shared = MemoryStore()
         yield lambda workspace: MemoryStorage(workspace, shared=shared)
-    elif request.param == "sqlite":
-        path = str(tmp_path / "console.db")
+        return
+    if kind == "sqlite":
+        path = str(folder / "console.db")
 
         def make(workspace: str) -> Storage:
             store = SQLiteStorage(path, workspace)
             opened.append(store)
             return store
 
-        yield make
-    else:
-        pytest.importorskip("psycopg")
-        from pg_env import postgres_url
-        from seqengine.storage.postgres import PostgresStorage, drop_schema, parse_url, upgrade
+        try:
+            yield make
+        finally:
+            for store in opened:
+                store.close()
+        return
+    pytest.importorskip("psycopg")
+    from pg_env import postgres_url
+    from seqengine.storage.postgres import PostgresStorage, drop_schema, parse_url, upgrade
 
-        dsn = parse_url(postgres_url())[0]
-        schema = f"console_{uuid.uuid4().hex[:10]}"
-        upgrade(dsn, schema)
+    dsn = parse_url(postgres_url())[0]
+    schema = f"console_{uuid.uuid4().hex[:10]}"
+    upgrade(dsn, schema)
 
-        def make_pg(workspace: str) -> Storage:
-            store = PostgresStorage(dsn, workspace, schema=schema, pool_size=2)
-            opened.append(store)
-            return store
+    def make_pg(workspace: str) -> Storage:
+        store = PostgresStorage(dsn, workspace, schema=schema, pool_size=2)
+        opened.append(store)
+        return store
 
+    try:
         yield make_pg
-    for store in opened:
-        store.close()
-    if request.param == "postgres":
+    finally:
+        for store in opened:
+            store.close()
         drop_schema(dsn, schema)
 
 
-@pytest.fixture
-def world(opener: Opener) -> Storage:
-    build_other(opener("other"))
-    store = opener("main")
+def made(open_: Opener) -> Storage:
+    build_other(open_("other"))
+    store = open_("main")
     build_world(store)
     return store
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Storage]:
+    """A world the tests only read (built once per backend)."""
+    with databases(request.param, tmp_path_factory.mktemp(request.param)) as open_:
+        yield made(open_)
+
+
+@pytest.fixture(params=BACKENDS)
+def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    """A world of the test's own, to change."""
+    with databases(request.param, tmp_path) as open_:
+        yield made(open_)
 
 
 def client_for(app: Any, host: str = "127.0.0.1") -> TestClient:
@@ -362,7 +387,7 @@ def test_serve_refuses_a_public_address_without_a_token(world: Storage, monkeypa
         create_app(world, token="short")
 
 
-def test_mounted_under_a_prefix_with_the_hosts_own_authorization(world: Storage) -> None:
+def test_mounted_under_a_prefix_with_the_hosts_own_authorization(fresh: Storage) -> None:
     seen: list[str] = []
 
     async def authorize(request: Any) -> bool:
@@ -370,7 +395,7 @@ def test_mounted_under_a_prefix_with_the_hosts_own_authorization(world: Storage)
         return request.headers.get("x-staff") == "yes"
 
     host = Starlette(
-        routes=[Mount("/ops/console", create_app(world, authorize=authorize, clock=lambda: NOW))]
+        routes=[Mount("/ops/console", create_app(fresh, authorize=authorize, clock=lambda: NOW))]
     )
     client = client_for(host, "203.0.113.9")
     refused = client.get("/ops/console/")
@@ -393,7 +418,7 @@ def test_mounted_under_a_prefix_with_the_hosts_own_authorization(world: Storage)
         done.status_code == 303
         and done.headers["location"] == "/ops/console/attention?done=account"
     )
-    assert world.get_pause("acc-2") is None
+    assert fresh.get_pause("acc-2") is None
     assert seen and all(p.startswith("/ops/console") for p in seen)
 
 
@@ -563,12 +588,12 @@ def console_reads_other(world: Storage) -> list[str]:
         other.close()
 
 
-def test_resume_account_from_the_ui(world: Storage) -> None:
-    client = logged_in(world)
+def test_resume_account_from_the_ui(fresh: Storage) -> None:
+    client = logged_in(fresh)
     page = client.get("/attention")
     done = client.post("/accounts/acc-2/resume", data={"csrf": csrf_of(page.text)})
     assert done.status_code == 303 and done.headers["location"] == "/attention?done=account"
-    assert world.get_pause("acc-2") is None
+    assert fresh.get_pause("acc-2") is None
     after = client.get(done.headers["location"]).text
     assert "Account resumed." in after and Cells(after).rows.get("pauses") is None
 
@@ -597,17 +622,17 @@ def test_reads_agree_with_storage(world: Storage) -> None:
     assert [m.id for m in reads.inbox_page(0, 50).items] == [m.id for m in reversed(world.inbox())]
 
 
-def test_aggregates_are_served_from_a_cache_until_they_age(world: Storage) -> None:
+def test_aggregates_are_served_from_a_cache_until_they_age(fresh: Storage) -> None:
     """Counts computed at start are served while young; max_age=0 recomputes every time."""
-    cached = logged_in(world, stats_max_age=3600)
-    fresh = logged_in(world, stats_max_age=0)
-    lead = world.get_lead("lead-1")
+    cached = logged_in(fresh, stats_max_age=3600)
+    exact = logged_in(fresh, stats_max_age=0)
+    lead = fresh.get_lead("lead-1")
     assert lead is not None
-    world.put_lead(attrs.evolve(lead, status=LeadStatus.MEETING_BOOKED))
+    fresh.put_lead(attrs.evolve(lead, status=LeadStatus.MEETING_BOOKED))
     replied = ("sequences", "alpha", "replied")
     assert Cells(cached.get("/").text).cells[replied] == "1"
     assert "as of" in cached.get("/").text
-    assert Cells(fresh.get("/").text).cells[replied] == "2"
+    assert Cells(exact.get("/").text).cells[replied] == "2"
 
 
 # -- actions through the storage's host operations --------------------------------------------
@@ -632,14 +657,14 @@ def post_form(client: TestClient, page: str, action: str, **data: str) -> Any:
     return client.post(action, data={"csrf": token, **data})
 
 
-def test_pause_and_resume_a_sequence_from_the_ui(world: Storage) -> None:
-    waiting = enroll_waiting(world, "alpha", ["lead-w1", "lead-w2"], NOW)
-    client = logged_in(world, stats_max_age=0)
+def test_pause_and_resume_a_sequence_from_the_ui(fresh: Storage) -> None:
+    waiting = enroll_waiting(fresh, "alpha", ["lead-w1", "lead-w2"], NOW)
+    client = logged_in(fresh, stats_max_age=0)
     done = post_form(client, "/sequences/alpha", "/sequences/alpha/pause")
     assert done.status_code == 303 and done.headers["location"] == "/sequences/alpha?done=paused"
-    assert world.paused_sequences() == frozenset({"alpha"})
+    assert fresh.paused_sequences() == frozenset({"alpha"})
     for action_id in waiting:
-        action = world.get_action(action_id)
+        action = fresh.get_action(action_id)
         assert action is not None and action.status is ActionStatus.CANCELLED
         assert action.reason == "sequence_paused"
     page = client.get(done.headers["location"]).text
@@ -648,25 +673,25 @@ def test_pause_and_resume_a_sequence_from_the_ui(world: Storage) -> None:
 
     again = post_form(client, "/sequences/alpha", "/sequences/alpha/resume")
     assert again.headers["location"] == "/sequences/alpha?done=resumed"
-    assert world.paused_sequences() == frozenset()
+    assert fresh.paused_sequences() == frozenset()
     for lid in ("lead-w1", "lead-w2"):
-        e = world.get_enrollment("alpha", lid)
+        e = fresh.get_enrollment("alpha", lid)
         assert e is not None and e.pending
-        current = world.get_action(e.pending[0])
+        current = fresh.get_action(e.pending[0])
         assert current is not None and current.status is ActionStatus.PENDING
     assert Cells(client.get("/").text).cells[("sequences", "alpha", "state")] == "running"
 
 
-def test_remove_a_lead_from_the_ui(world: Storage) -> None:
-    (waiting,) = enroll_waiting(world, "alpha", ["lead-w1"], NOW)
-    client = logged_in(world)
+def test_remove_a_lead_from_the_ui(fresh: Storage) -> None:
+    (waiting,) = enroll_waiting(fresh, "alpha", ["lead-w1"], NOW)
+    client = logged_in(fresh)
     done = post_form(
         client, "/leads/lead-w1", "/sequences/alpha/leads/lead-w1/remove", reason="asked <us>"
     )
     assert done.status_code == 303 and done.headers["location"] == "/leads/lead-w1?done=removed"
-    e = world.get_enrollment("alpha", "lead-w1")
+    e = fresh.get_enrollment("alpha", "lead-w1")
     assert e is not None and e.status.value == "removed"
-    action = world.get_action(waiting)
+    action = fresh.get_action(waiting)
     assert action is not None and action.status is ActionStatus.CANCELLED
     assert action.reason == "lead_removed: asked <us>"
     page = client.get(done.headers["location"]).text
@@ -683,32 +708,32 @@ def unknown_action(world: Storage) -> str:
     return found[0]
 
 
-def test_resolve_an_unknown_outcome_as_sent(world: Storage) -> None:
-    action_id = unknown_action(world)
-    client = logged_in(world)
+def test_resolve_an_unknown_outcome_as_sent(fresh: Storage) -> None:
+    action_id = unknown_action(fresh)
+    client = logged_in(fresh)
     done = post_form(client, "/attention", f"/actions/{action_id}/resolve", sent="yes")
     assert done.status_code == 303 and done.headers["location"] == "/attention?done=sent"
-    action = world.get_action(action_id)
+    action = fresh.get_action(action_id)
     # The action stays failed (a final state) with the person's verdict; the flow goes on.
     assert action is not None and action.status is ActionStatus.FAILED
     assert (action.reason or "").startswith("resolved_by_person: sent")
-    e = world.get_enrollment("alpha", "lead-3")
+    e = fresh.get_enrollment("alpha", "lead-3")
     assert e is not None and e.status.value == "completed"  # dm was the last step
     page = client.get(done.headers["location"]).text
     assert "Marked as sent" in page and Cells(page).rows.get("unknown") is None
     # Resolving it again is refused with the storage's reason, changing nothing.
     again = post_form(client, "/attention", f"/actions/{action_id}/resolve", sent="no")
     assert again.status_code == 409
-    assert world.get_action(action_id) == action
+    assert fresh.get_action(action_id) == action
 
 
-def test_resolve_an_unknown_outcome_as_not_sent_queues_a_new_attempt(world: Storage) -> None:
-    action_id = unknown_action(world)
-    before = {a.id for a in world.actions()}
-    client = logged_in(world)
+def test_resolve_an_unknown_outcome_as_not_sent_queues_a_new_attempt(fresh: Storage) -> None:
+    action_id = unknown_action(fresh)
+    before = {a.id for a in fresh.actions()}
+    client = logged_in(fresh)
     done = post_form(client, "/attention", f"/actions/{action_id}/resolve", sent="no")
     assert done.headers["location"] == "/attention?done=not-sent"
-    new = [a for a in world.actions() if a.id not in before or a.id == action_id]
+    new = [a for a in fresh.actions() if a.id not in before or a.id == action_id]
     waiting = [a for a in new if a.status in (ActionStatus.PENDING, ActionStatus.QUEUED)]
     assert waiting and all(a.lead_id == "lead-3" and a.step_id == "dm" for a in waiting)
     assert (

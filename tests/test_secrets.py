@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import socket
 import threading
 import time
 import traceback
-from collections.abc import Coroutine, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -222,7 +223,8 @@ def test_the_detector_finds_every_form() -> None:
 # -- what a person or a log can see ----------------------------------------------------------
 def exception_texts(exc: BaseException) -> list[str]:
     """``str``, ``repr``, ``args``, attributes and traceback of ``exc`` and of every exception
-    chained behind it (``__cause__`` and ``__context__``, even when suppressed)."""
+    chained behind it as tracebacks, logging and error trackers walk the chain: the
+    ``__cause__``, else the ``__context__`` unless ``raise … from None`` suppressed it."""
     texts: list[str] = []
     seen: set[int] = set()
     todo: list[BaseException | None] = [exc]
@@ -234,7 +236,8 @@ def exception_texts(exc: BaseException) -> list[str]:
         texts += [str(current), repr(current), repr(current.args)]
         texts += [repr(v) for v in vars(current).values()] if hasattr(current, "__dict__") else []
         texts.append("".join(traceback.format_exception(current)))
-        todo += [current.__cause__, current.__context__]
+        suppressed = current.__suppress_context__ or current.__cause__ is not None
+        todo.append(current.__cause__ if suppressed else current.__context__)
     return texts
 
 
@@ -869,8 +872,75 @@ SMTP_CASES = (
     "data_timeout",
     "unreachable",
     "starttls_missing",
+    "auth_echo",
+    "auth_drop",
 )
-IMAP_CASES = ("wrong_password", "unreachable", "starttls_missing")
+IMAP_CASES = ("wrong_password", "unreachable", "starttls_missing", "login_echo", "login_drop")
+
+
+class LineServer:
+    """A line-based TCP server on 127.0.0.1 for the answers the SMTP and IMAP fakes do not
+    give: after ``greeting``, each line the client sends goes to ``answer``, whose text is
+    sent back; ``None`` hangs up."""
+
+    def __init__(self, greeting: str, answer: Callable[[str], str | None]) -> None:
+        self.lines: list[str] = []
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._sock.getsockname()[1])
+        self._greeting, self._answer = greeting, answer
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return  # closed
+            with conn, conn.makefile("rb") as lines:
+                conn.sendall(self._greeting.encode() + b"\r\n")
+                for raw in lines:
+                    line = raw.decode("utf-8", "replace").rstrip("\r\n")
+                    self.lines.append(line)
+                    reply = self._answer(line)
+                    if reply is None:
+                        break
+                    conn.sendall(reply.encode() + b"\r\n")
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() in progress
+        self._sock.close()
+        self._thread.join(timeout=5)
+        assert not self._thread.is_alive()
+
+
+def imap_answer(case: str) -> Callable[[str], str | None]:
+    """An IMAP server that repeats the LOGIN command back in its refusal, or hangs up."""
+
+    def answer(line: str) -> str | None:
+        tag, _, command = line.partition(" ")
+        if command.upper().startswith("CAPABILITY"):
+            return f"* CAPABILITY IMAP4rev1\r\n{tag} OK CAPABILITY completed"
+        if command.upper().startswith("LOGIN") and case == "login_echo":
+            return f"{tag} BAD unexpected arguments: {command}"
+        return None
+
+    return answer
+
+
+def smtp_answer(case: str) -> Callable[[str], str | None]:
+    """An SMTP server that repeats the AUTH line (the base64 credentials) back in its
+    refusal, or hangs up on it."""
+
+    def answer(line: str) -> str | None:
+        if line.upper().startswith(("EHLO", "HELO")):
+            return "250-fake.test\r\n250 AUTH PLAIN"
+        if line.upper().startswith("AUTH") and case == "auth_echo":
+            return f"535 5.7.8 Authentication failed: {line}"
+        return None
+
+    return answer
 
 
 @attrs.define
@@ -925,11 +995,20 @@ def test_smtp_errors_show_no_secret(case: str, mail_servers: MailServers, seen: 
     handler.rcpt_reply = "550 5.1.1 user unknown" if case == "rcpt_unknown" else None
     handler.data_reply = "552 5.4.5 daily sending quota exceeded" if case == "data_quota" else None
     handler.data_delay = 1.0 if case == "data_timeout" else 0.0
-    mailbox = SmtpMailbox(
-        smtp_config(mail_servers, case), timeout=wait(case, 0.4), attempts=2, backoff=0
-    )
-    with pytest.raises(MailboxError) as caught:
-        run(mailbox.send(message(SMTP_USER), thread_id=None))
+    config = smtp_config(mail_servers, case)
+    scripted = None
+    if case in ("auth_echo", "auth_drop"):
+        scripted = LineServer("220 fake.test ESMTP", smtp_answer(case))
+        config = attrs.evolve(config, port=scripted.port)
+    mailbox = SmtpMailbox(config, timeout=wait(case, 0.4), attempts=2, backoff=0)
+    try:
+        with pytest.raises(MailboxError) as caught:
+            run(mailbox.send(message(SMTP_USER), thread_id=None))
+    finally:
+        if scripted is not None:
+            scripted.close()
+    if scripted is not None:  # the credentials really went out (AUTH PLAIN, base64)
+        assert any(_b64(f"\0{SMTP_USER}\0{SMTP_PASSWORD}") in line for line in scripted.lines)
     expected = {
         "wrong_password": "login as",
         "mail_451": "451",
@@ -939,6 +1018,8 @@ def test_smtp_errors_show_no_secret(case: str, mail_servers: MailServers, seen: 
         "data_timeout": "while sending",
         "unreachable": "before sending",
         "starttls_missing": "does not support",
+        "auth_echo": "login as",
+        "auth_drop": "before sending",
     }[case]
     assert expected in caught.value.reason, caught.value.reason
     seen.error("SmtpMailbox error", caught.value)
@@ -950,15 +1031,26 @@ def test_smtp_errors_show_no_secret(case: str, mail_servers: MailServers, seen: 
 
 @pytest.mark.parametrize("case", IMAP_CASES)
 def test_imap_errors_show_no_secret(case: str, mail_servers: MailServers, seen: Seen) -> None:
-    mailbox = SmtpMailbox(
-        smtp_config(mail_servers, case), timeout=wait(case, 0.4), attempts=2, backoff=0
-    )
-    with pytest.raises(MailboxError) as caught:
-        run(mailbox.fetch_new(datetime.now(UTC) - timedelta(days=1)))
+    config = smtp_config(mail_servers, case)
+    scripted = None
+    if case in ("login_echo", "login_drop"):
+        scripted = LineServer("* OK IMAP4rev1 ready", imap_answer(case))
+        config = attrs.evolve(config, imap_port=scripted.port)
+    mailbox = SmtpMailbox(config, timeout=wait(case, 0.4), attempts=2, backoff=0)
+    try:
+        with pytest.raises(MailboxError) as caught:
+            run(mailbox.fetch_new(datetime.now(UTC) - timedelta(days=1)))
+    finally:
+        if scripted is not None:
+            scripted.close()
+    if scripted is not None:  # the password really went out, and came back for login_echo
+        assert any(SMTP_PASSWORD in line for line in scripted.lines), scripted.lines
     expected = {
         "wrong_password": "login as",
         "unreachable": "cannot reach",
         "starttls_missing": "TLS",
+        "login_echo": "login as",
+        "login_drop": "during login",
     }[case]
     assert expected in caught.value.reason, caught.value.reason
     seen.error("IMAP error", caught.value)

@@ -25,7 +25,6 @@ from pathlib import Path
 from _paths import ROOT
 from fakes.x_api import FakeX
 from seqengine._cli import main
-from seqengine.runtime._feedback import LineFeedback, run_with_heartbeat
 
 X_FLOW = ROOT / "examples" / "x-default.toml"
 SATURDAY = "2026-01-10T10:00:00+00:00"
@@ -297,6 +296,8 @@ def test_loading_leads_is_told_when_piped(tmp_path, capsys) -> None:
 
 def test_work_without_progress_figures_says_it_still_runs() -> None:
     """A parse that reports nothing still gets a line every few seconds when piped."""
+    from seqengine.runtime._feedback import LineFeedback, run_with_heartbeat
+
     lines: list[str] = []
 
     class Sink:

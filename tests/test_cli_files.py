@@ -12,17 +12,19 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from _paths import ROOT
 from seqengine._cli import main
-from seqengine.storage._files import (
-    check_output_dir,
-    check_sqlite_url,
-    inspect_database,
-    prepare_database,
-)
+
+
+def inspect_database(path: Path) -> Any:
+    from seqengine.storage._files import inspect_database as inspect
+
+    return inspect(path)
+
 
 X_FLOW = str(ROOT / "examples" / "x-default.toml")
 QUICK = ["--leads", "3", "--days", "1"]
@@ -129,6 +131,8 @@ def test_a_bad_sequence_file_keeps_the_previous_run(tmp_path, capsys) -> None:
 
 
 def test_prepare_database_kinds(tmp_path) -> None:
+    from seqengine.storage._files import check_sqlite_url, prepare_database
+
     assert inspect_database(tmp_path / "new.db").kind == "absent"
     empty = tmp_path / "empty.db"
     empty.write_bytes(b"")
@@ -165,6 +169,8 @@ def test_workspace_storage_refuses_another_applications_database(tmp_path, capsy
     assert code == 1
     one_error(err, "crm.db", "another application", "[storage] url")
     assert db.read_bytes() == before
+    from seqengine.storage._files import check_sqlite_url
+
     assert check_sqlite_url("memory://") is None
     assert check_sqlite_url("sqlite:///:memory:") is None
 
@@ -193,6 +199,8 @@ def test_out_under_a_file_or_in_an_unwritable_place_fails_first(tmp_path, capsys
         one_error(err, str(out))
     assert not db.exists()
     # /proc refuses new directories even to root.
+    from seqengine.storage._files import check_output_dir
+
     with pytest.raises(Exception, match="cannot create"):
         check_output_dir("/proc/seqengine-test-out")
 

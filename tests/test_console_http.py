@@ -846,3 +846,31 @@ def test_pages_forbid_scripts_framing_and_caching(world: Storage) -> None:
         assert "frame-ancestors 'none'" in headers["content-security-policy"]
         assert headers["x-frame-options"] == "DENY"
         assert headers["cache-control"] == "no-store"
+
+
+def test_postgres_setup_rebuilds_an_index_an_interrupted_build_left_invalid() -> None:
+    pytest.importorskip("psycopg")
+    import psycopg
+
+    with databases("postgres", Path(".")) as open_:
+        store = open_("main")
+        reads = console_reads(store)
+        reads.setup()
+        schema = store.schema  # type: ignore[attr-defined]
+        dsn = store._dsn  # type: ignore[attr-defined]
+        valid = (
+            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = %s AND c.relname = 'console_actions_lead'"
+        )
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            # What a CREATE INDEX CONCURRENTLY that was cancelled half way leaves behind.
+            conn.execute(
+                "UPDATE pg_index SET indisvalid = false WHERE indexrelid ="
+                " (SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                "  WHERE n.nspname = %s AND c.relname = 'console_actions_lead')",
+                (schema,),
+            )
+            assert conn.execute(valid, (schema,)).fetchone() == (False,)
+            reads.setup()
+            assert conn.execute(valid, (schema,)).fetchone() == (True,)

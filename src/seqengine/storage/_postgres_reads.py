@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any, LiteralString
 
+from psycopg import sql
+
 from seqengine._flow import Sequence as Flow
 from seqengine._model import Account, Action, ActionStatus, Enrollment, Lead
 from seqengine._outcomes import PauseAccount
@@ -30,19 +32,24 @@ from seqengine.storage.postgres import PostgresStorage, _load
 
 __all__ = ["INDEXES", "PostgresReads"]
 
-#: The indexes the console's queries use ({s} is the schema); each query repeats its
-#: index's expression exactly, so the planner can match them.
-INDEXES: tuple[LiteralString, ...] = (
-    "CREATE INDEX IF NOT EXISTS console_actions_lead ON {s}.actions (ws, (body->>'lead_id'), seq)",
-    "CREATE INDEX IF NOT EXISTS console_actions_step ON {s}.actions"
-    " (ws, sequence_id, (body->>'step_id'), status)",
-    "CREATE INDEX IF NOT EXISTS console_actions_unknown ON {s}.actions (ws, seq)"
+#: The indexes the console's queries use, by name ({s} is the schema); each query repeats its
+#: index's expression exactly, so the planner can match them. Built CONCURRENTLY, so workers
+#: keep writing while a large table is indexed.
+INDEXES: dict[str, LiteralString] = {
+    "console_actions_lead": "CREATE INDEX CONCURRENTLY IF NOT EXISTS console_actions_lead"
+    " ON {s}.actions (ws, (body->>'lead_id'), seq)",
+    "console_actions_step": "CREATE INDEX CONCURRENTLY IF NOT EXISTS console_actions_step"
+    " ON {s}.actions (ws, sequence_id, (body->>'step_id'), status)",
+    "console_actions_unknown": "CREATE INDEX CONCURRENTLY IF NOT EXISTS console_actions_unknown"
+    " ON {s}.actions (ws, seq)"
     " WHERE status = 'failed' AND starts_with(body->>'reason', 'unknown_outcome:')",
-    "CREATE INDEX IF NOT EXISTS console_enrollments_status ON {s}.enrollments"
-    " (ws, sequence_id, (body->>'status'))",
-    "CREATE INDEX IF NOT EXISTS console_enrollments_lead ON {s}.enrollments (ws, lead_id)",
-    "CREATE INDEX IF NOT EXISTS console_leads_status ON {s}.leads (ws, (body->>'status'))",
-)
+    "console_enrollments_status": "CREATE INDEX CONCURRENTLY IF NOT EXISTS"
+    " console_enrollments_status ON {s}.enrollments (ws, sequence_id, (body->>'status'))",
+    "console_enrollments_lead": "CREATE INDEX CONCURRENTLY IF NOT EXISTS"
+    " console_enrollments_lead ON {s}.enrollments (ws, lead_id)",
+    "console_leads_status": "CREATE INDEX CONCURRENTLY IF NOT EXISTS console_leads_status"
+    " ON {s}.leads (ws, (body->>'status'))",
+}
 
 
 class PostgresReads:
@@ -56,11 +63,29 @@ class PostgresReads:
         """Nothing of its own to close (the storage's pool is the storage's)."""
 
     def setup(self) -> None:
-        """Create the console's indexes (once; later calls find them) and refresh statistics."""
-        with self.storage._tx("console setup") as conn:
-            for statement in INDEXES:
-                conn.execute(self.storage._sql(statement))
+        """Create the console's indexes (once; later calls find them) and refresh statistics.
+
+        A build that was interrupted leaves an invalid index behind; it is dropped and built
+        again.
+        """
+        schema = self.storage.schema
+        # Autocommit: CREATE INDEX CONCURRENTLY cannot run inside a transaction.
         with self.storage._conn("console setup") as conn:
+            for name, statement in INDEXES.items():
+                row = conn.execute(
+                    "SELECT i.indisvalid FROM pg_index AS i"
+                    " JOIN pg_class AS c ON c.oid = i.indexrelid"
+                    " JOIN pg_namespace AS n ON n.oid = c.relnamespace"
+                    " WHERE n.nspname = %s AND c.relname = %s",
+                    (schema, name),
+                ).fetchone()
+                if row is not None and not row[0]:
+                    conn.execute(
+                        sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}.{}").format(
+                            sql.Identifier(schema), sql.Identifier(name)
+                        )
+                    )
+                conn.execute(self.storage._sql(statement))
             for table in ("actions", "enrollments", "leads"):
                 conn.execute(self.storage._sql(_ANALYZE[table]))
 

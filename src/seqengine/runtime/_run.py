@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from seqengine._exceptions import ConfigError, PluginError
-from seqengine._model import LeadStatus, Platform
+from seqengine._model import Platform
 from seqengine.runtime._clock import SystemClock, VirtualClock
 from seqengine.runtime._executor import Executor, load_executor, route
 from seqengine.runtime._feedback import Feedback, LogBridge, ObservedExecutor, make_feedback
@@ -150,7 +150,7 @@ async def _run(
     """Store the workspace, enrol the leads, run the worker (or rehearse), print the report."""
     from seqengine.runtime._cli import report_nothing_done
     from seqengine.runtime._config import assign
-    from seqengine.sim._report import build_report
+    from seqengine.sim import deliver_replies, storage_report
     from seqengine.sim._simulate import drive, enroll_all
 
     virtual = bool(args.virtual_clock)
@@ -158,7 +158,6 @@ async def _run(
         storage.put_sequence(seq)
     for acc in ws.accounts:
         storage.put_account(acc.account)
-    lead_ids: list[str] = []
     if rows:
         assignments = assign(rows, [s.id for s in seqs], [a.account.id for a in ws.accounts])
         feedback.stage("enrolling")
@@ -171,7 +170,6 @@ async def _run(
                 yield item
 
         added = enroll_all(storage, seqs, counted(), clock.now(), args.seed)
-        lead_ids = [row.lead.id for row in rows]
         feedback.tell(
             "leads_enrolled",
             f"enrolled {added:,} new lead/sequence pairs from {ws.leads_path}",
@@ -208,6 +206,7 @@ async def _run(
             feedback.waiting(due, start)
         feedback.stage("rehearsing")
         await drive(worker, storage, clock, end, feedback.progress)
+        deliver_replies(executors, storage, end)  # replies after the last action count too
         feedback.finish()
     else:
         feedback.end_stage()
@@ -225,12 +224,7 @@ async def _run(
             with contextlib.suppress(asyncio.CancelledError):
                 await watch
         feedback.finish()
-    replied = [
-        lid
-        for lid in lead_ids
-        if (lead := storage.get_lead(lid)) is not None and lead.status is LeadStatus.REPLIED
-    ]
-    report = build_report(seqs, storage.actions(), storage.enrollments(), replied)
+    report = storage_report(storage, seqs)  # replies per enrollment, from the inbox
     if virtual:
         report_nothing_done(feedback, report.records, seqs, start, start + timedelta(days=days))
     feedback.close()

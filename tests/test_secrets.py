@@ -8,7 +8,7 @@ or a log could later see is collected and searched for every secret and its obvi
 transforms (URL-encoded, base64, HTTP Basic, SMTP AUTH PLAIN, XOAUTH2, any 12-character run):
 
 - the exception's ``str``/``repr``/``args``/attributes, its traceback text, and every
-  exception chained behind it (``__cause__`` and ``__context__``, suppressed or not);
+  exception chained behind it as tracebacks, logging and error trackers show the chain;
 - the outcome an executor reports (its reason) and the ``repr`` of config, client, gateway,
   mailbox, executor and writer objects;
 - every log record of every logger at DEBUG (message, arguments, formatted traceback);
@@ -41,6 +41,7 @@ from urllib.parse import quote, quote_plus
 import attrs
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -93,7 +94,6 @@ from seqengine_linkedin import (
 )
 from seqengine_x import XApiError, XClient, XExecutor
 
-aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller")
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 
 T = TypeVar("T")
@@ -236,8 +236,10 @@ def exception_texts(exc: BaseException) -> list[str]:
         texts += [str(current), repr(current), repr(current.args)]
         texts += [repr(v) for v in vars(current).values()] if hasattr(current, "__dict__") else []
         texts.append("".join(traceback.format_exception(current)))
-        suppressed = current.__suppress_context__ or current.__cause__ is not None
-        todo.append(current.__cause__ if suppressed else current.__context__)
+        if current.__cause__ is not None:
+            todo.append(current.__cause__)
+        elif not current.__suppress_context__:
+            todo.append(current.__context__)
     return texts
 
 
@@ -956,7 +958,7 @@ def mail_servers() -> Iterator[MailServers]:
     store = MailStore()
     handler = SubmissionHandler(store)
     port = free_port()
-    controller = aiosmtpd_controller.Controller(
+    controller = Controller(
         handler,
         hostname="127.0.0.1",
         port=port,

@@ -302,6 +302,7 @@ class _Console:
         first = today - timedelta(days=_VOLUME_DAYS - 1)
         volume = self.reads.counter_days(f"sequence:{seq.id}", first, today)
         funnel = self.funnel(seq.id)
+        counts, counted_at = self.counts()
         done: dict[str, int] = {}
         total: dict[str, int] = {}
         for row in funnel:
@@ -315,8 +316,8 @@ class _Console:
             request,
             "sequence.html",
             seq=seq,
-            counts=self.counts()[0].get(seq.id),
-            counted_at=self.counts()[1],
+            counts=counts.get(seq.id),
+            counted_at=counted_at,
             paused=seq.id in self.paused_sequences(),
             today=self.storage.count(f"sequence:{seq.id}", today, 1),
             mermaid=mermaid,

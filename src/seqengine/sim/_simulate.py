@@ -18,13 +18,21 @@ from seqengine._engine import World, enroll, new_world, update_lead
 from seqengine._exceptions import ConfigError
 from seqengine._files import load_sequence
 from seqengine._flow import Sequence
-from seqengine._model import Account, Enrollment, Lead, LeadStatus, Mailbox, MailboxKind
+from seqengine._model import (
+    Account,
+    Action,
+    Enrollment,
+    Lead,
+    LeadStatus,
+    Mailbox,
+    MailboxKind,
+)
 from seqengine.runtime._clock import VirtualClock
 from seqengine.runtime._drive import content_renderer, executor_callable
 from seqengine.runtime._executor import ExecContext, Executor, route
 from seqengine.runtime._worker import Worker
 from seqengine.sim._leads import synthetic_leads
-from seqengine.sim._platforms import PlatformBehaviour, SimulatedExecutor
+from seqengine.sim._platforms import PlatformBehaviour, SimulatedExecutor, deliver_replies
 from seqengine.sim._report import Report, build_report
 from seqengine.storage._open import open_storage
 from seqengine.storage._protocol import Storage
@@ -60,6 +68,10 @@ def simulated_accounts(n: int, *, connection_request_limit: int = 15) -> list[Ac
     ]
 
 
+#: How many leads :func:`enroll_all` stores per ``enroll_many`` call (one transaction each).
+ENROLL_CHUNK = 5_000
+
+
 def enroll_all(
     storage: Storage,
     sequences: Seq[Sequence],
@@ -67,25 +79,33 @@ def enroll_all(
     now: datetime,
     seed: int,
 ) -> int:
-    """Store leads and enrol each (lead, sequence id, account id); returns new enrollments."""
+    """Store leads and enrol each (lead, sequence id, account id); returns new enrollments.
+
+    The leads go to storage :data:`ENROLL_CHUNK` at a time (``Storage.enroll_many``);
+    ``assignments`` is read lazily, so an iterator that reports progress as it is read
+    shows the import going.
+    """
     by_id = {s.id: s for s in sequences}
     count = 0
+    chunk: list[tuple[Lead, Enrollment, Action]] = []
     for lead, sequence_id, account_id in assignments:
-        storage.put_lead(lead)
         enrollment = Enrollment(
             sequence_id=sequence_id, lead_id=lead.id, account_id=account_id, enrolled_at=now
         )
         first = first_action(by_id[sequence_id], enrollment, now, seed)
-        count += storage.enroll(
-            Enrollment(
-                sequence_id=sequence_id,
-                lead_id=lead.id,
-                account_id=account_id,
-                enrolled_at=now,
-                pending=(first.id,),
-            ),
-            first,
+        waiting = Enrollment(
+            sequence_id=sequence_id,
+            lead_id=lead.id,
+            account_id=account_id,
+            enrolled_at=now,
+            pending=(first.id,),
         )
+        chunk.append((lead, waiting, first))
+        if len(chunk) >= ENROLL_CHUNK:
+            count += storage.enroll_many(chunk)
+            chunk = []
+    if chunk:
+        count += storage.enroll_many(chunk)
     return count
 
 
@@ -218,12 +238,21 @@ def _simulate_world(
             ).world
             if progress is not None:
                 progress(min(1.0, (stop - begin).total_seconds() / total), stop.date().isoformat())
+    # Replies that come after the last action still reach the inbox (and count).
+    deliver_replies([executor], records, end)
+    world = records.hand_over(world)
     replied = [
         lead.id
         for lead in lead_list
         if (cur := world.leads.get(lead.id)) is not None and cur.status is LeadStatus.REPLIED
     ]
-    return build_report(seqs, world.actions_in_order(), world.enrollments.values(), replied)
+    return build_report(
+        seqs,
+        world.actions_in_order(),
+        world.enrollments.values(),
+        replied,
+        inbox=records.inbox(),
+    )
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -333,12 +362,15 @@ def simulate(
         )
         with _loaded_data_frozen():
             run_sync(drive(worker, store, clock, begin + timedelta(days=days), progress))
+        deliver_replies(execs, store, begin + timedelta(days=days))
         replied = [
             lead.id
             for lead in lead_list
             if (cur := store.get_lead(lead.id)) is not None and cur.status is LeadStatus.REPLIED
         ]
-        return build_report(seqs, store.actions(), store.enrollments(), replied)
+        return build_report(
+            seqs, store.actions(), store.enrollments(), replied, inbox=store.inbox()
+        )
     finally:
         if isinstance(storage, str):
             store.close()

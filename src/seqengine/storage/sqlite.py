@@ -994,8 +994,12 @@ class SQLiteStorage:
         statement instead of a read and a write) and raises LeaseLost. An enrollment changed
         since the plan was made raises StaleRecord. Both are found before anything is written.
         """
+        checked = False
         for w in plan:
             if isinstance(w, PutEnrollment) and w.expected is not None:
+                if fence is not None and not checked:
+                    self._fence(cur, fence, now, live=False)  # a lost lease is said first
+                    checked = True
                 e = w.enrollment
                 if self._enrollment(cur, e.sequence_id, e.lead_id) != w.expected:
                     raise stale_enrollment(e)

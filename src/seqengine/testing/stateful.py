@@ -2,7 +2,8 @@
 
 :func:`agreement_machine` builds a Hypothesis ``RuleBasedStateMachine`` that enrolls leads,
 claims, decides and starts actions with the real core, feeds outcomes back, lets time pass,
-pauses accounts and records posts — every operation on both the backend under test and a
+pauses accounts, records posts and runs the host operations (pause and resume a sequence,
+remove a lead, resolve an unknown outcome) — every operation on both the backend under test and a
 :class:`~seqengine.storage.memory.MemoryStorage` — and after every step checks that what can
 be observed (actions, enrollments, counters, pauses, leads, posts, inbox) is the same::
 
@@ -58,6 +59,7 @@ from seqengine._outcomes import (
     Skipped,
     Unknown,
 )
+from seqengine._plan import awaits_person
 from seqengine.storage._protocol import Claim, InboxMessage, Storage
 from seqengine.storage.memory import MemoryStorage
 from seqengine.testing.conformance import (
@@ -354,6 +356,27 @@ def agreement_machine(make_storage: Callable[[], Storage]) -> type[RuleBasedStat
             end = self.now + until if isinstance(until, timedelta) else None
             pause = PauseAccount("acc-1", kind, "paused by hand", end)
             self._both(lambda s: s.pause_account(pause))
+
+        # -- host operations (racing the claims held above) --------------------------------
+        @rule(seq=st.sampled_from(["li-flow", "x-flow"]), resume=st.booleans())
+        def pause_or_resume_sequence(self, seq: str, resume: bool) -> None:
+            if resume:
+                self._both(lambda s: s.resume_sequence(seq, self.now))
+            else:
+                self._both(lambda s: s.pause_sequence(seq, self.now))
+            self._both(lambda s: s.paused_sequences())
+
+        @rule(seq=st.sampled_from(["li-flow", "x-flow"]), lead=st.integers(1, _LEADS))
+        def remove_lead(self, seq: str, lead: int) -> None:
+            self._both(lambda s: s.remove_lead(seq, f"lead-{lead}", "by hand", self.now))
+
+        @rule(pick=st.integers(0, 50), sent=st.booleans())
+        def resolve_unknown(self, pick: int, sent: bool) -> None:
+            waiting = [a.id for a in self.ref.actions() if awaits_person(a)]
+            if not waiting:
+                return
+            aid = waiting[pick % len(waiting)]
+            self._both(lambda s: s.resolve_unknown(aid, sent=sent, now=self.now))
 
         @rule(
             platform=st.sampled_from([Platform.X, Platform.LINKEDIN]),

@@ -1,13 +1,17 @@
 """A worker process for the PostgreSQL scale tests: one real Worker against the counting fake.
 
     python tests/pg_worker.py --dsn DSN --schema S --fake http://127.0.0.1:PORT \\
-        --clock-file clock.txt --worker-id w1 [--lease 5] [--batch 16] [--concurrency 4]
+        --clock-file clock.txt --worker-id w1 [--lease 5] [--batch 16] [--concurrency 4] \\
+        [--kill before_start|after_start|after_call --kill-n N]
 
 It runs ``Worker.run`` — the loop a deployment runs: claim, decide, start, execute, commit,
 heartbeats, and ``LISTEN`` (``wait_for_work``) while idle — until SIGTERM, then prints its
 stats as one JSON line and exits 0. A :class:`~seqengine.StorageError` that escapes the loop
 (the database went away while claiming) is counted and the loop restarted after a short
 back-off, as a supervisor would restart it.
+
+With ``--kill`` the process SIGKILLs itself at that point of a send (``kill_points.py``) on
+its ``--kill-n``-th occurrence: the tests build the in-flight states a takeover must resolve.
 
 The clock is shared through a file: the test (the coordinator) writes an ISO instant into
 ``--clock-file`` (write-then-rename) and sends ``NOTIFY`` on the schema's channel, so idle
@@ -29,6 +33,7 @@ from datetime import datetime
 from typing import Any
 
 from fakes.http_executor import HttpExecutor
+from kill_points import COMMIT_POINTS, KILL_POINTS, KillingStorage
 from seqengine import StorageError
 from seqengine.runtime import Worker, route
 from seqengine.storage.postgres import PostgresStorage
@@ -94,6 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pool-size", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--profile", default=None, help="write a cProfile of the run to this file")
+    p.add_argument(
+        "--kill", choices=[k for k in KILL_POINTS if k not in COMMIT_POINTS], default="none"
+    )
+    p.add_argument("--kill-n", type=int, default=1)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
 
@@ -102,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     executor = HttpExecutor(args.fake)
     worker = Worker(
-        storage,
+        KillingStorage(storage, args.kill, args.kill_n),
         route([executor]),
         clock=FileClock(args.clock_file),
         worker_id=args.worker_id,

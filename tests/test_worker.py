@@ -1,16 +1,23 @@
-"""The Worker on MemoryStorage: template failures, critical errors, graceful stop, missing
-executors and plugin loading."""
+"""The Worker: template failures, critical errors, graceful stop, the daily-limit sweep, missing
+executors and plugin loading.
+
+What the worker does with storage (pausing and notifying on a critical error, releasing
+leases on a graceful stop, sweeping a full day's waiting actions to the next day) runs on every
+backend: memory, a SQLite file and PostgreSQL (a schema of its own; skipped without
+``SEQENGINE_TEST_POSTGRES_URL``)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from importlib.metadata import EntryPoint
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from backends import BACKEND_PARAMS, Backend, open_backend
 from seqengine import (
     Account,
     ActionKind,
@@ -75,10 +82,21 @@ def lead(lead_id: str, **fields: Any) -> Lead:
     )
 
 
+@pytest.fixture(params=BACKEND_PARAMS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """A fresh storage of each kind: memory, a SQLite file, PostgreSQL."""
+    with open_backend(request.param, tmp_path, "worker-tests") as opened:
+        yield opened
+
+
 def setup(
-    seq: Sequence, leads: list[Lead], executors: dict[Platform, Any], **worker_args: Any
-) -> tuple[MemoryStorage, Worker, VirtualClock]:
-    store = MemoryStorage("worker-tests")
+    seq: Sequence,
+    leads: list[Lead],
+    executors: dict[Platform, Any],
+    store: Any = None,
+    **worker_args: Any,
+) -> tuple[Any, Worker, VirtualClock]:
+    store = MemoryStorage("worker-tests") if store is None else store
     store.put_sequence(seq)
     store.put_account(Account(id="acc-1"))
     enroll_all(store, [seq], [(p, seq.id, "acc-1") for p in leads], NOW, 0)
@@ -88,11 +106,11 @@ def setup(
     return store, worker, clock
 
 
-def run_for(worker: Worker, store: MemoryStorage, clock: VirtualClock, days: float) -> None:
+def run_for(worker: Worker, store: Any, clock: VirtualClock, days: float) -> None:
     asyncio.run(drive(worker, store, clock, NOW + timedelta(days=days)))
 
 
-def actions_by_step(store: MemoryStorage) -> dict[tuple[str, str], Any]:
+def actions_by_step(store: Any) -> dict[tuple[str, str], Any]:
     return {(a.lead_id, a.step_id): a for a in store.actions()}
 
 
@@ -127,7 +145,7 @@ def test_a_template_that_cannot_render_skips_the_action_and_the_flow_advances() 
     assert steps[("no-company", "follow")].id in sent
 
 
-def test_a_critical_error_pauses_the_account_and_notifies() -> None:
+def test_a_critical_error_pauses_the_account_and_notifies(backend: Backend) -> None:
     seq = Sequence(id="like-only", steps=[Step(id="like", action="like", platform="x")])
     until = NOW + timedelta(days=2)
     recorder = Recorder(
@@ -143,7 +161,11 @@ def test_a_critical_error_pauses_the_account_and_notifies() -> None:
 
     notifier = Notifier()
     store, worker, clock = setup(
-        seq, [lead("lead-1"), lead("lead-2")], {Platform.X: recorder}, notifier=notifier
+        seq,
+        [lead("lead-1"), lead("lead-2")],
+        {Platform.X: recorder},
+        backend.storage,
+        notifier=notifier,
     )
     clock.advance_to(store.next_due())  # type: ignore[arg-type]
     assert asyncio.run(worker.run_once()) == 2  # both leads' likes are due together
@@ -213,12 +235,14 @@ async def _stop_while_busy(worker: Worker, blocking: Blocking, *, busy: int, fin
 
 @pytest.mark.parametrize("concurrency", [1, 3])
 @pytest.mark.parametrize("finish", [True, False], ids=["finishes-in-grace", "cut-off"])
-def test_graceful_stop_releases_held_leases(finish: bool, concurrency: int) -> None:
+def test_graceful_stop_releases_held_leases(
+    finish: bool, concurrency: int, backend: Backend
+) -> None:
     seq = Sequence(id="like-only", steps=[Step(id="like", action="like", platform="x")])
     blocking = Blocking()
     leads = [lead(f"lead-{i}") for i in range(5)]
     store, worker, clock = setup(
-        seq, leads, {Platform.X: blocking}, batch=10, concurrency=concurrency
+        seq, leads, {Platform.X: blocking}, backend.storage, batch=10, concurrency=concurrency
     )
     clock.advance_to(max(a.scheduled_at for a in store.actions()))  # all five are due
 
@@ -240,7 +264,7 @@ def test_graceful_stop_releases_held_leases(finish: bool, concurrency: int) -> N
         # Cut off mid-call: started, so it is left to be reconciled once its lease runs out —
         # never handed out again as if it had not happened.
         assert set(ended.values()) == {ActionStatus.IN_PROGRESS}
-        later = store.claim("next-worker", clock.now() + timedelta(seconds=200), 60, 10)
+        later = store.claim("next-worker", backend.after_lease(clock.now(), 60), 60, 10)
         assert {c.action.id for c in later if c.in_flight} == busy
 
 
@@ -299,7 +323,7 @@ def test_the_simulated_executor_loads_by_name() -> None:
 
 @pytest.mark.parametrize("sweeps", [True, False])
 def test_r_check_9_a_full_day_moves_the_rest_of_the_sequence_to_the_next_day(
-    sweeps: bool,
+    sweeps: bool, backend: Backend
 ) -> None:
     """Over the daily limit, every waiting action of the sequence goes to a random time in
     the next day's window — with the sweep in one write, without it one decision each; the
@@ -309,7 +333,11 @@ def test_r_check_9_a_full_day_moves_the_rest_of_the_sequence_to_the_next_day(
     )
     recorder = Recorder(lambda request: Completed(provider_id="ok"))
     store, worker, clock = setup(
-        seq, [lead(f"lead-{i:02d}") for i in range(40)], {Platform.X: recorder}, batch=4
+        seq,
+        [lead(f"lead-{i:02d}") for i in range(40)],
+        {Platform.X: recorder},
+        backend.storage,
+        batch=4,
     )
     if not sweeps:
         store.defer_waiting = None  # type: ignore[method-assign]  # a backend without it

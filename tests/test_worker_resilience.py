@@ -1,27 +1,50 @@
-"""A worker survives its database being unreachable for a while (it backs off, then goes on)."""
+"""A worker survives its database being unreachable for a while (it backs off, then goes on),
+and a stalled storage call does not hold its event loop — on every backend (memory, a SQLite
+file, PostgreSQL in a schema of its own)."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import seqengine as se
+from backends import BACKEND_PARAMS, Backend, open_backend
 from seqengine import StorageError
 from seqengine.runtime import SystemClock, VirtualClock, Worker, route
 from seqengine.sim import DEFAULT_START, SimulatedExecutor, synthetic_leads
 from seqengine.sim._simulate import enroll_all
-from seqengine.storage.memory import MemoryStorage
+
+STALL_SECONDS = 1.0  # how long a stalled claim waits for a gate that only a free loop opens
 
 
-class Flaky(MemoryStorage):
-    """Memory storage whose first ``failures`` claims fail like a dropped connection."""
+@pytest.fixture(params=BACKEND_PARAMS)
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """A fresh storage of each kind: memory, a SQLite file, PostgreSQL."""
+    with open_backend(request.param, tmp_path) as opened:
+        yield opened
 
-    def __init__(self, failures: int) -> None:
-        super().__init__("default")
+
+class Wrapped:
+    """A storage that delegates everything to a real backend except what it overrides."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class Flaky(Wrapped):
+    """A storage whose first ``failures`` claims fail like a dropped connection."""
+
+    def __init__(self, inner: Any, failures: int) -> None:
+        super().__init__(inner)
         self.failures = failures
         self.claims = 0
 
@@ -31,12 +54,12 @@ class Flaky(MemoryStorage):
             self.failures -= 1
             msg = "connection to the database was lost"
             raise StorageError(msg)
-        return super().claim(*args, **kwargs)
+        return self.inner.claim(*args, **kwargs)
 
 
-def test_claim_failures_back_off_and_the_worker_carries_on() -> None:
+def test_claim_failures_back_off_and_the_worker_carries_on(backend: Backend) -> None:
     seq = se.load_sequence("examples/x-default.toml")
-    store = Flaky(failures=3)
+    store = Flaky(backend.storage, failures=3)
     store.put_sequence(seq)
     store.put_account(se.Account("acc-1"))
     now = DEFAULT_START + timedelta(hours=15)  # Monday 10:00 in New York
@@ -55,26 +78,28 @@ def test_claim_failures_back_off_and_the_worker_carries_on() -> None:
     assert len(started) > 0
 
 
-class Stalling(MemoryStorage):
-    """Memory storage whose first claim stalls (like a pool reconnecting) until ``gate`` opens,
-    or for at most two seconds."""
+class Stalling(Wrapped):
+    """A storage whose first claim stalls (like a pool reconnecting) until ``gate`` opens, or
+    for at most ``STALL_SECONDS``."""
 
-    def __init__(self) -> None:
-        super().__init__("default")
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
         self.gate = threading.Event()
         self.stalled_for_nothing = False
 
     def claim(self, *args: Any, **kwargs: Any) -> Any:
         if not self.gate.is_set():
-            self.stalled_for_nothing = not self.gate.wait(2)
-        return super().claim(*args, **kwargs)
+            self.stalled_for_nothing = not self.gate.wait(STALL_SECONDS)
+        return self.inner.claim(*args, **kwargs)
 
 
 @pytest.mark.parametrize("threaded", [True, False])
-def test_a_stalled_storage_call_does_not_hold_the_event_loop(threaded: bool) -> None:
+def test_a_stalled_storage_call_does_not_hold_the_event_loop(
+    threaded: bool, backend: Backend
+) -> None:
     """A real-time worker calls storage off the event loop: while a storage call stalls, other
     coroutines (heartbeats, a platform call already on its way) still run."""
-    store = Stalling()
+    store = Stalling(backend.storage)
     worker = Worker(
         store, route([SimulatedExecutor()]), clock=SystemClock(), storage_thread=threaded
     )

@@ -1218,12 +1218,21 @@ def test_openai_errors_show_no_secret(case: str, fake_ai: FakeAI, seen: Seen) ->
     seen.check()
 
 
-# == Any echo, anywhere in the text: the scrub runs before a message is shortened ============
+# == Any echo, anywhere in the text, also where a message is cut short ======================
 TOKENS = st.text(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/", min_size=16, max_size=64
 ).map(lambda t: "T0k" + t)
-PADDING = st.text(" .:;,!?()", max_size=320)
+#: How many characters of the echoed credential come before the point where the adapter
+#: shortens the provider's text (X: 200, email: 200/300, AI: 300); 0 = all of it is cut.
+INSIDE = st.integers(min_value=0, max_value=90)
+FILLER = st.sampled_from(".:;,!?()")
 ECHO = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def padding(filler: str, before: int, inside: int) -> str:
+    """Filler that puts ``inside`` characters of what follows ``before`` more characters
+    (the echo's preamble) in front of the cut at ``limit - 1`` (X's ``…`` takes the last)."""
+    return filler * max(0, 199 - before - inside)
 
 
 def echoing(status: int, body: Any) -> httpx.MockTransport:
@@ -1233,8 +1242,8 @@ def echoing(status: int, body: Any) -> httpx.MockTransport:
     return httpx.MockTransport(answer)
 
 
-def assert_hidden(token: str, exc: BaseException) -> None:
-    table = {text: how for text, how in forms(token).items()} | {token: "the token"}
+def assert_hidden(exc: BaseException, *secrets: str) -> None:
+    table = {text: f"{how} #{n}" for n, s in enumerate(secrets) for text, how in forms(s).items()}
     found = {how for text in exception_texts(exc) for how in leaks(text, table=table)}
     assert not found, (found, str(exc))
 
@@ -1242,16 +1251,17 @@ def assert_hidden(token: str, exc: BaseException) -> None:
 @ECHO
 @given(
     token=TOKENS,
-    pad=PADDING,
+    filler=FILLER,
+    inside=INSIDE,
     status=st.sampled_from([200, 400, 403, 404, 500, 503]),
     key=st.sampled_from(["detail", "message", "title", "error_description"]),
 )
 def test_x_client_hides_an_echoed_token_wherever_the_message_is_cut(
-    token: str, pad: str, status: int, key: str
+    token: str, filler: str, inside: int, status: int, key: str
 ) -> None:
     """X's own text is shortened to 200 characters; a token straddling the cut must not leave
     its first characters behind (a 200 with only ``errors`` is X's answer for a missing user)."""
-    text = f"{pad}access_token={token} was refused"
+    text = f"{padding(filler, 13, inside)}access_token={token} was refused"
     body = {"errors": [{key: text}]} if status == 200 else {"title": "Error", key: text}
     if key == "error_description":
         body = {"error": "invalid_request", key: text}
@@ -1259,20 +1269,54 @@ def test_x_client_hides_an_echoed_token_wherever_the_message_is_cut(
     client = XClient(config, transport=echoing(status, body), max_attempts=1)
     with pytest.raises(XApiError) as caught:
         run(client.user(X_LEAD))
-    assert_hidden(token, caught.value)
+    assert_hidden(caught.value, token)
+
+
+@ECHO
+@given(secret_=TOKENS, filler=FILLER, inside=INSIDE, status=st.sampled_from([400, 401, 500]))
+def test_x_refresh_hides_echoed_basic_credentials_wherever_the_message_is_cut(
+    secret_: str, filler: str, inside: int, status: int
+) -> None:
+    """A token endpoint that repeats the confidential client's HTTP Basic header."""
+    basic = base64.b64encode(f"{X_CLIENT_ID}:{quote(secret_, safe='')}".encode()).decode()
+    pad = padding(filler, len("Authorization: Basic "), inside + 20)  # 20: the client id's part
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path != "/2/oauth2/token":
+            return httpx.Response(401, json={"title": "Unauthorized", "detail": "Unauthorized"})
+        said = f"{pad}Authorization: {request.headers['authorization']} is not valid"
+        return httpx.Response(status, json={"error": "invalid_client", "error_description": said})
+
+    config = XConfig(
+        user_id=X_ME,
+        access_token=secret(X_TOKEN),
+        refresh_token=secret(X_REFRESH),
+        client_id=secret(X_CLIENT_ID),
+        client_secret=secret(secret_),
+        base_url="https://api.x.test",
+    )
+    client = XClient(config, transport=httpx.MockTransport(answer), max_attempts=1)
+    with pytest.raises(XApiError) as caught:
+        run(client.user(X_LEAD))
+    assert "token refresh" in caught.value.reason, caught.value.reason
+    assert_hidden(caught.value, secret_, basic[20:])
 
 
 @ECHO
 @given(
     token=TOKENS,
-    pad=PADDING,
+    filler=FILLER,
+    inside=INSIDE,
     status=st.sampled_from([400, 403, 404, 429, 500, 503]),
     plain=st.booleans(),
 )
 def test_gmail_hides_an_echoed_token_wherever_the_message_is_cut(
-    token: str, pad: str, status: int, plain: bool
+    token: str, filler: str, inside: int, status: int, plain: bool
 ) -> None:
-    text = f"{pad}Authorization: Bearer {token} was refused"
+    """Plain-text bodies are cut at 200 characters, JSON messages at 300."""
+    preamble = "Authorization: Bearer "
+    pad = padding(filler, len(preamble), inside - (0 if plain else 100))
+    text = f"{pad}{preamble}{token} was refused"
     body: Any = text if plain else {"error": {"code": status, "message": text}}
     config = GmailConfig(
         address=GMAIL_ADDRESS, access_token=secret(token), base_url="https://gmail.test"
@@ -1280,15 +1324,24 @@ def test_gmail_hides_an_echoed_token_wherever_the_message_is_cut(
     mailbox = GmailMailbox(config, transport=echoing(status, body), attempts=1, backoff=0)
     with pytest.raises(MailboxError) as caught:
         run(mailbox.send(message(GMAIL_ADDRESS), thread_id=None))
-    assert_hidden(token, caught.value)
+    assert_hidden(caught.value, token)
 
 
 @ECHO
-@given(token=TOKENS, pad=PADDING, status=st.sampled_from([400, 401, 403, 404, 429, 500]))
+@given(
+    token=TOKENS,
+    filler=FILLER,
+    inside=INSIDE,
+    status=st.sampled_from([400, 401, 403, 404, 429, 500]),
+)
 def test_openai_hides_an_echoed_key_wherever_the_message_is_cut(
-    token: str, pad: str, status: int
+    token: str, filler: str, inside: int, status: int
 ) -> None:
-    body = {"error": {"message": f"{pad}Incorrect API key provided: {token}."}}
+    """The provider's message is cut at 300 characters."""
+    preamble = "Incorrect API key provided: "
+    body = {
+        "error": {"message": f"{padding(filler, len(preamble), inside - 100)}{preamble}{token}."}
+    }
     writer = OpenAIWriter(
         model="m",
         api_key=token,
@@ -1299,7 +1352,7 @@ def test_openai_hides_an_echoed_key_wherever_the_message_is_cut(
     request = CommentRequest(post_text="A post", prompt="Be brief", language="en", lead={})
     with pytest.raises(ExecutorError) as caught:
         run(writer.write_comment(request))
-    assert_hidden(token, caught.value)
+    assert_hidden(caught.value, token)
 
 
 # == A whole run: actions.jsonl, summary.json, printed output, the database ====================

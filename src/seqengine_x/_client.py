@@ -148,12 +148,15 @@ class XClient:
         return state
 
     def scrub(self, text: str) -> str:
-        """``text`` with every credential of this account replaced by ``***``."""
-        for secret in (self._access, self._refresh, self._client_id, self._client_secret):
-            if secret:
-                text = text.replace(secret, "***")
+        """``text`` with every credential of this account replaced by ``***`` — also one cut
+        short where X's text was shortened (``…``)."""
+        secrets = [self._access, self._refresh, self._client_id, self._client_secret]
         if self._client_id and self._client_secret:
-            text = text.replace(_basic(self._client_id, self._client_secret), "***")
+            secrets.append(_basic(self._client_id, self._client_secret))
+        for secret in filter(None, secrets):
+            text = text.replace(secret, "***")
+            for size in range(len(secret) - 1, 3, -1):
+                text = text.replace(secret[:size] + "…", "***…")
         return _BEARER.sub(r"\1***", text)
 
     def _fail(self, kind: XErrorKind, reason: str, **extra: Any) -> XApiError:
@@ -284,7 +287,6 @@ class XClient:
             what=what,
             now=self.now(),
             facts=self.facts,
-            scrub=self.scrub,
         )
         if failure is not None:
             kind, reason = failure.kind, failure.reason
@@ -350,7 +352,7 @@ class XClient:
                 data = None
             token = data.get("access_token") if isinstance(data, dict) else None
             if response.status_code != 200 or not isinstance(token, str) or not token:
-                said = problem_text(data, scrub=self.scrub)
+                said = problem_text(data)
                 raise self._fail(
                     XErrorKind.AUTH_FAILURE,
                     f"x_auth: the OAuth 2 token refresh for account {self.account_id} failed "
@@ -467,7 +469,7 @@ def _data(payload: dict[str, Any], what: str, kind: type, scrub: Callable[[str],
     data = payload.get("data")
     if isinstance(data, kind):
         return data
-    said = problem_text(payload, scrub=scrub)
+    said = scrub(problem_text(payload))
     if payload.get("errors"):
         raise XApiError(
             XErrorKind.NOT_FOUND, f"x_not_found: X answered {what}{': ' + said if said else ''}"

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -130,21 +130,19 @@ def _codes(problems: Iterable[Mapping[str, Any]]) -> set[int]:
     return {p["code"] for p in problems if type(p.get("code")) is int}
 
 
-def problem_text(data: Any, limit: int = 200, scrub: Callable[[str], str] | None = None) -> str:
+def problem_text(data: Any, limit: int = 200) -> str:
     """The first human-readable message of an error answer (``detail``, ``message``,
-    ``title``, ``error_description``), shortened to ``limit`` characters — after ``scrub``
-    (hiding credentials), so a credential at the cut cannot leave a part of itself."""
-    clean = scrub or str
+    ``title``, ``error_description``), shortened to ``limit`` characters."""
     for problem in _problems(data):
         for key in ("detail", "message", "title"):
             value = problem.get(key)
             if isinstance(value, str) and value.strip():
-                return _short(clean(value.strip()), limit)
+                return _short(value.strip(), limit)
     if isinstance(data, Mapping):
         for key in ("error_description", "error"):
             value = data.get(key)
             if isinstance(value, str) and value.strip():
-                return _short(clean(value.strip()), limit)
+                return _short(value.strip(), limit)
     return ""
 
 
@@ -192,7 +190,6 @@ def classify(
     now: datetime,
     wall: datetime | None = None,
     facts: XFacts | None = None,
-    scrub: Callable[[str], str] | None = None,
 ) -> XApiError | None:
     """The failure an answer means, or None for a success (2xx whose body is checked later).
 
@@ -204,14 +201,13 @@ def classify(
         now: the caller's clock (rate-limit resets are expressed on it).
         wall: the real time (default: now).
         facts: the error-code table.
-        scrub: hides credentials in X's text before it is shortened into a message.
     """
     facts = facts or XFacts()
     wall = wall or datetime.now(UTC)
     data = _json(body)
     problems = _problems(data)
     codes = _codes(problems)
-    detail = problem_text(data, scrub=scrub)
+    detail = problem_text(data)
     said = f": {detail}" if detail else ""
     if codes & facts.bot_codes:
         code = min(codes & facts.bot_codes)

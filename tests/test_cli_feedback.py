@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import pty
-import select
+import queue
 import signal
 import subprocess
 import sys
@@ -61,6 +61,13 @@ def on_a_terminal(argv: list[str], *, cwd: Path, prelude: str = "") -> tuple[str
     os.close(master)
     out, _ = proc.communicate(timeout=120)
     return b"".join(chunks).decode("utf-8", "replace"), out.decode(), proc.returncode
+
+
+def iter_queue(q: queue.Queue[str]) -> list[str]:
+    items = []
+    while not q.empty():
+        items.append(q.get_nowait())
+    return items
 
 
 def workspace(tmp: Path, *, flow: Path = X_FLOW, leads: int = 2, extra: str = "") -> Path:
@@ -247,23 +254,19 @@ def test_an_idle_worker_says_when_the_next_action_is_due(tmp_path) -> None:
         cli("run", "--config", str(ws), "--simulated-platforms", "--log-format", "json"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
     )  # fmt: skip
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stderr is not None
+    reader = threading.Thread(target=lambda: [lines.put(x) for x in proc.stderr], daemon=True)
+    reader.start()
     seen: list[dict[str, object]] = []
     try:
-        assert proc.stderr is not None
-        deadline = datetime.now(UTC) + timedelta(seconds=60)
-        while datetime.now(UTC) < deadline:
-            ready, _, _ = select.select([proc.stderr], [], [], 1.0)
-            if not ready:
-                continue
-            line = proc.stderr.readline()
-            if not line:
-                break
-            seen.append(json.loads(line))
-            if seen[-1]["event"] == "idle":
-                break
+        while not seen or seen[-1]["event"] != "idle":
+            seen.append(json.loads(lines.get(timeout=60)))  # an idle worker tells within ~2 s
     finally:
         proc.send_signal(signal.SIGTERM)
-        _, rest = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
+        reader.join(timeout=60)
+    rest = "".join(iter_queue(lines))
     idle = [e for e in seen if e["event"] == "idle"]
     assert idle, (seen, rest)
     due = datetime.fromisoformat(str(idle[0]["next_due"]))

@@ -308,3 +308,22 @@ def test_a_new_executor_reconciles_a_cut_off_attempt_to_the_uninterrupted_outcom
     later = VirtualClock(cut.started_at + timedelta(hours=1) if cut.started_at else T0)
     got = asyncio.run(fresh.reconcile(request, cut.content, ExecContext(store, later)))
     assert got == whole.sent[cut.id], (cut.kind, cut.step_id)
+
+
+def test_a_new_executor_marks_again_a_replied_lead_whose_facts_were_stored_again() -> None:
+    """Resuming re-imports the leads file, which stores each lead's facts again (status
+    "new"); the inbox still says who replied, and the platform marks them again."""
+    seqs = [_example("x-default")]
+    behaviour = PlatformBehaviour(reply_rate=0.6, dm_closed_rate=0.0)
+    store, report = _run(seqs, leads=20, days=10, behaviour=behaviour)
+    replied = sorted({row["lead_id"] for row in report.replies})
+    assert replied
+    for lead_id in replied:
+        lead = store.get_lead(lead_id)
+        assert lead is not None and lead.status is LeadStatus.REPLIED
+        store.put_lead(attrs.evolve(lead, status=LeadStatus.NEW))  # the re-import
+    fresh = SimulatedExecutor(behaviour, 1)
+    assert fresh.deliver(store, DEFAULT_START) == 0  # nothing new: only what was stored
+    for lead_id in replied:
+        lead = store.get_lead(lead_id)
+        assert lead is not None and lead.status is LeadStatus.REPLIED, lead_id

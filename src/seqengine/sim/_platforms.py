@@ -201,6 +201,13 @@ class SimulatedExecutor:
                 kept.append((at, acc, lead_id, platform))
         heapq.heapify(kept)
         self._pending = kept
+        # A lead whose reply is in the inbox has replied, even if its facts were stored again
+        # since (re-importing a leads file resets its status): mark it again, as a mailbox
+        # resync does.
+        for lead_id in sorted(self._replied):
+            lead = storage.get_lead(lead_id)
+            if lead is not None and not lead.is_terminal:
+                storage.put_lead(attrs.evolve(lead, status=LeadStatus.REPLIED))
 
     def _note(
         self,

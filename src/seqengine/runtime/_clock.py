@@ -4,14 +4,36 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
-__all__ = ["SystemClock", "VirtualClock"]
+__all__ = ["RuntimeClock", "SystemClock", "VirtualClock"]
+
+
+class RuntimeClock(Protocol):
+    """The clock a worker runs on: where "now" comes from, and how it waits.
+
+    ``virtual`` says whether time moves only when told to (rehearsals, simulations): a
+    virtual clock's worker does not wait out human delays or renew leases in real time.
+    """
+
+    @property
+    def virtual(self) -> bool:
+        """True for a clock whose time moves only when told to."""
+        ...
+
+    def now(self) -> datetime:
+        """The current instant, timezone-aware (UTC)."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` (a virtual clock returns at once)."""
+        ...
 
 
 class SystemClock:
     """Wall-clock time in UTC; ``sleep`` really waits."""
 
-    virtual = False
+    virtual: bool = False
 
     def now(self) -> datetime:
         """The current UTC instant."""
@@ -29,7 +51,7 @@ class VirtualClock:
     Human delays are not waited for: the worker records them as the time the action took.
     """
 
-    virtual = True
+    virtual: bool = True
 
     def __init__(self, start: datetime) -> None:
         if start.tzinfo is None:

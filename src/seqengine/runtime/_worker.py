@@ -8,10 +8,11 @@ committed in one fenced transaction. An action found in flight after a crash is 
 through its executor, never resent; if the executor cannot tell, the action ends with an
 explicit unknown outcome for a person to resolve.
 
-Group commit: when the storage has ``start_many`` and ``commit_many`` (``BatchStorage`` in
-``seqengine.storage._protocol``), the starts (and the commits) that the actions running side
-by side ask for in one turn of the event loop are written in one transaction — one durable
-write per group instead of one per action. Each action still goes start → platform call →
+Group commit: every storage has ``start_many`` and ``commit_many`` (its own, or
+``StorageBase``'s one-by-one defaults), and the worker writes only through them — one write
+path. The starts (and the commits) that the actions running side by side ask for in one turn
+of the event loop are written in one call — with SQLite and PostgreSQL one transaction, one
+durable write per group instead of one per action. Each action still goes start → platform call →
 commit in that order, and at most ``concurrency`` actions are started but not yet committed,
 so a crash leaves no more actions to reconcile than without grouping. Two rules keep grouping
 from changing decisions: actions of one enrollment are worked one at a time (each decision
@@ -37,7 +38,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime, timedelta
-from typing import Any, Generic, ParamSpec, TypeVar, cast
+from typing import Any, Generic, ParamSpec, TypeVar
 
 import attrs
 
@@ -57,9 +58,10 @@ from seqengine._outcomes import (
 )
 from seqengine._sweep import end_of_local_day, next_day_rescheduler, stopped_by_limit
 from seqengine._timing import total_seconds
+from seqengine.runtime._clock import RuntimeClock
 from seqengine.runtime._executor import ExecContext, Executor, Notifier
 from seqengine.runtime._render import render_content
-from seqengine.storage._protocol import BatchStorage, Claim, Context, Storage, consumed_keys
+from seqengine.storage._protocol import Claim, Context, Storage, consumed_keys
 
 __all__ = ["Worker", "WorkerStats"]
 
@@ -153,7 +155,7 @@ class Worker:
         storage: Storage,
         executors: Mapping[Platform, Executor],
         *,
-        clock: Any,
+        clock: RuntimeClock,
         worker_id: str | None = None,
         lease_seconds: float = 120.0,
         batch: int = 64,
@@ -176,9 +178,9 @@ class Worker:
         self.checks = checks
         self.writer = writer
         self.notifier = notifier
-        self.wait_human_delays = wait_human_delays and not getattr(clock, "virtual", False)
+        self.wait_human_delays = wait_human_delays and not clock.virtual
         self.stats = WorkerStats()
-        virtual = bool(getattr(clock, "virtual", False))
+        virtual = clock.virtual
         self._threaded = not virtual if storage_thread is None else storage_thread
         self._thread: concurrent.futures.ThreadPoolExecutor | None = None
         # Contexts read for a whole claimed batch at once (``context_many``), by action id.
@@ -192,10 +194,6 @@ class Worker:
         self._lease_deadline: dict[str, float] = {}
         self._stopping = asyncio.Event()
         self._ctx = ExecContext(storage=storage, clock=clock, writer=writer)
-        grouped = callable(getattr(storage, "start_many", None)) and callable(
-            getattr(storage, "commit_many", None)
-        )
-        self._group: BatchStorage | None = cast(BatchStorage, storage) if grouped else None
         self._starts: _Batcher[_Write, bool] = _Batcher(
             lambda items: self._io(self._start_group, items)
         )
@@ -225,8 +223,8 @@ class Worker:
             self.worker_id, self.clock.now(), self.lease_seconds, self.batch
         )
         self._prefetched.clear()
-        many = getattr(self.storage, "context_many", None)
-        if callable(many) and claims:
+        many = self.storage.context_many
+        if claims:
             # One read for the batch, but only for each lead's first action: a later one may
             # depend on what the first one changes (a reply, a finished enrollment).
             firsts: dict[str, Action] = {}
@@ -333,10 +331,9 @@ class Worker:
                 if claimed == 0:
                     if until_idle:
                         break
-                    waiter = getattr(self.storage, "wait_for_work", None)
-                    if waiter is not None:
+                    if self.storage.waits_for_work:
                         try:
-                            await asyncio.to_thread(waiter, idle_seconds)
+                            await asyncio.to_thread(self.storage.wait_for_work, idle_seconds)
                             continue
                         except StorageError as exc:
                             log.warning("waiting for work failed (%s); polling instead", exc)
@@ -361,7 +358,7 @@ class Worker:
 
         Only real-time workers can lose a lease by being slow; a virtual clock never does.
         """
-        if getattr(self.clock, "virtual", False):
+        if self.clock.virtual:
             return True
         deadline = self._lease_deadline.get(action_id)
         if deadline is None:
@@ -376,7 +373,7 @@ class Worker:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(max(self.lease_seconds / 3, 0.05))
-            if self._held and not getattr(self.clock, "virtual", False):
+            if self._held and not self.clock.virtual:
                 renewed = time.monotonic()
                 try:
                     kept = await self._io(
@@ -528,9 +525,7 @@ class Worker:
     async def _sweep(self, situation: Situation, decision: Decision, now: datetime) -> None:
         """The sequence's day is full: move the rest of its day's waiting actions to the next
         day in one write (``seqengine._sweep``), once per sequence and day in this worker."""
-        sweep = getattr(self.storage, "defer_waiting", None)
-        if not callable(sweep):
-            return
+        sweep = self.storage.defer_waiting
         seq = situation.sequence
         key = (seq.id, end_of_local_day(seq.timezone, now))
         if key in self._swept:
@@ -644,22 +639,17 @@ class Worker:
 
     # -- writes -------------------------------------------------------------------------------
     async def _start(self, claim: Claim, decision: Decision, now: datetime) -> bool:
-        if self._group is None:
-            return await self._io(self.storage.start, claim, decision, now)
         if self.concurrency == 1:  # nothing runs beside it to group with
             return (await self._io(self._start_group, [(claim, decision, now)]))[0]
         return await self._starts.submit((claim, decision, now))
 
     async def _commit(self, claim: Claim, decision: Decision, now: datetime) -> None:
-        if self._group is None:
-            await self._io(self.storage.commit, claim, decision, now)
+        if self.concurrency == 1:
+            error = (await self._io(self._commit_group, [(claim, decision, now)]))[0]
         else:
-            if self.concurrency == 1:
-                error = (await self._io(self._commit_group, [(claim, decision, now)]))[0]
-            else:
-                error = await self._commits.submit((claim, decision, now))
-            if error is not None:
-                raise error
+            error = await self._commits.submit((claim, decision, now))
+        if error is not None:
+            raise error
         self.stats.committed += 1
         for effect in decision.effects:
             if isinstance(effect, PauseAccount):
@@ -682,14 +672,12 @@ class Worker:
         return decide(paused, self.checks)
 
     def _start_group(self, items: list[_Write]) -> list[bool]:
-        assert self._group is not None
         pairs = [(claim, decision) for claim, decision, _ in items]
-        return list(self._group.start_many(pairs, self._group_time(items)))
+        return list(self.storage.start_many(pairs, self._group_time(items)))
 
     def _commit_group(self, items: list[_Write]) -> list[Exception | None]:
-        assert self._group is not None
         pairs = [(claim, decision) for claim, decision, _ in items]
-        return list(self._group.commit_many(pairs, self._group_time(items)))
+        return list(self.storage.commit_many(pairs, self._group_time(items)))
 
     def _group_time(self, items: list[_Write]) -> datetime:
         # The latest of the items' times (an outcome's time may run ahead of a virtual clock

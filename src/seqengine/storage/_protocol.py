@@ -46,7 +46,7 @@ suite checks each):
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from collections.abc import Sequence as Seq
 from datetime import date, datetime
 from typing import Protocol, runtime_checkable
@@ -55,7 +55,7 @@ import attrs
 
 from seqengine._checks import Situation, build_situation
 from seqengine._decide import Budget, Decision
-from seqengine._exceptions import ConfigError, StaleRecord, StorageError
+from seqengine._exceptions import ConfigError, LeaseLost, StaleRecord, StorageError
 from seqengine._fast import replace
 from seqengine._flow import Sequence
 from seqengine._lifecycle import RUNNABLE
@@ -65,10 +65,15 @@ from seqengine._plan import Plan, PutEnrollment, PutLead, enrollment_plan
 
 __all__ = [
     "BatchStorage",
+    "Catalog",
     "Claim",
     "Context",
+    "HostOperations",
     "InboxMessage",
+    "Records",
     "Storage",
+    "StorageBase",
+    "WorkQueue",
     "address_to_suppress",
     "check_enroll_items",
     "consumed_keys",
@@ -122,12 +127,9 @@ class InboxMessage:
 
 
 @runtime_checkable
-class Storage(Protocol):
-    """A backend bound to one workspace. Every backend passes ``seqengine.testing``'s suite."""
+class Catalog(Protocol):
+    """What the host sets up and reads back: sequences, accounts, leads, enrollments."""
 
-    workspace: str
-
-    # -- setup -------------------------------------------------------------------------
     def put_sequence(self, sequence: Sequence) -> None:
         """Store (or replace) a sequence definition."""
         ...
@@ -175,7 +177,78 @@ class Storage(Protocol):
         """A lead's enrollment in a sequence, or None."""
         ...
 
-    # -- work ----------------------------------------------------------------------------
+    def enrollments(self, *, sequence_id: str | None = None) -> Iterator[Enrollment]:
+        """Enrollments (optionally of one sequence), ordered by sequence then lead id."""
+        ...
+
+    def paused_sequences(self) -> frozenset[str]:
+        """The ids of the paused sequences."""
+        ...
+
+
+@runtime_checkable
+class Records(Protocol):
+    """What a channel executor may read and record besides its request (``ExecContext``):
+    the lead's facts as of now, the account and sequence, posts seen, the unified inbox,
+    bounces and the suppression list. Executors get this, never the whole storage."""
+
+    def get_lead(self, lead_id: str) -> Lead | None:
+        """The lead with this id, or None."""
+        ...
+
+    def put_lead(self, lead: Lead) -> None:
+        """Store (or replace) a lead's facts; checks read them as of execution time."""
+        ...
+
+    def get_account(self, account_id: str) -> Account | None:
+        """The account with this id, or None."""
+        ...
+
+    def get_sequence(self, sequence_id: str) -> Sequence | None:
+        """The sequence with this id, or None."""
+        ...
+
+    def record_post(self, platform: Platform, post_id: str, *, commented: bool = False) -> None:
+        """Remember a post we interacted with (R-LIKE-1) or commented on (R-COMMENT-1)."""
+        ...
+
+    def posts_seen(
+        self, platform: Platform, post_ids: Seq[str], *, commented: bool = False
+    ) -> set[str]:
+        """Which of ``post_ids`` were interacted with (or commented on) in any sequence."""
+        ...
+
+    def add_inbox_message(self, message: InboxMessage) -> bool:
+        """Store an inbound/outbound message; False if its id is already stored."""
+        ...
+
+    def inbox(
+        self, *, lead_id: str | None = None, platform: Platform | None = None
+    ) -> list[InboxMessage]:
+        """Messages, oldest first, optionally for one lead or platform."""
+        ...
+
+    def record_bounce(self, lead_id: str, detail: str) -> None:
+        """Record a hard bounce on a lead (R-EMAIL-2 then skips it)."""
+        ...
+
+    def suppress(self, address: str, reason: str) -> None:
+        """Never email ``address`` again (bounce, complaint, unsubscribe); replaces the reason."""
+        ...
+
+    def is_suppressed(self, address: str) -> bool:
+        """Whether ``address`` (compared after ``strip().lower()``) is suppressed."""
+        ...
+
+    def get_pause(self, account_id: str) -> PauseAccount | None:
+        """An account's pause, or None."""
+        ...
+
+
+@runtime_checkable
+class WorkQueue(Protocol):
+    """The due actions, their leases and the plan interpreter behind ``start``/``commit``."""
+
     def claim(self, worker_id: str, now: datetime, lease_seconds: float, limit: int) -> list[Claim]:
         """Lease up to ``limit`` due actions (earliest first) and expired in-flight ones."""
         ...
@@ -219,7 +292,6 @@ class Storage(Protocol):
         """Clear expired leases of waiting actions; returns how many. (Claim also does this.)"""
         ...
 
-    # -- reads ---------------------------------------------------------------------------
     def get_action(self, action_id: str) -> Action | None:
         """The action with this id, or None."""
         ...
@@ -228,105 +300,9 @@ class Storage(Protocol):
         """Actions in the order they were created (optionally of one sequence)."""
         ...
 
-    def enrollments(self, *, sequence_id: str | None = None) -> Iterator[Enrollment]:
-        """Enrollments (optionally of one sequence), ordered by sequence then lead id."""
-        ...
-
     def next_due(self) -> datetime | None:
         """When the earliest runnable action is due, or None."""
         ...
-
-    # -- shared records ----------------------------------------------------------------
-    def record_post(self, platform: Platform, post_id: str, *, commented: bool = False) -> None:
-        """Remember a post we interacted with (R-LIKE-1) or commented on (R-COMMENT-1)."""
-        ...
-
-    def posts_seen(
-        self, platform: Platform, post_ids: Seq[str], *, commented: bool = False
-    ) -> set[str]:
-        """Which of ``post_ids`` were interacted with (or commented on) in any sequence."""
-        ...
-
-    def pause_account(self, pause: PauseAccount) -> None:
-        """Pause an account (replacing any earlier pause)."""
-        ...
-
-    def resume_account(self, account_id: str) -> None:
-        """Lift an account's pause."""
-        ...
-
-    def get_pause(self, account_id: str) -> PauseAccount | None:
-        """An account's pause, or None."""
-        ...
-
-    def add_inbox_message(self, message: InboxMessage) -> bool:
-        """Store an inbound/outbound message; False if its id is already stored."""
-        ...
-
-    def inbox(
-        self, *, lead_id: str | None = None, platform: Platform | None = None
-    ) -> list[InboxMessage]:
-        """Messages, oldest first, optionally for one lead or platform."""
-        ...
-
-    def record_bounce(self, lead_id: str, detail: str) -> None:
-        """Record a hard bounce on a lead (R-EMAIL-2 then skips it)."""
-        ...
-
-    def suppress(self, address: str, reason: str) -> None:
-        """Never email ``address`` again (bounce, complaint, unsubscribe); replaces the reason."""
-        ...
-
-    def is_suppressed(self, address: str) -> bool:
-        """Whether ``address`` (compared after ``strip().lower()``) is suppressed."""
-        ...
-
-    # -- host operations (each one transaction; fenced against running workers) -----------
-    def pause_sequence(self, sequence_id: str, now: datetime) -> int:
-        """Pause a sequence: waiting actions are cancelled (``sequence_paused``) and
-        remembered with their due times; new enrollments wait. Returns enrollments paused."""
-        ...
-
-    def resume_sequence(self, sequence_id: str, now: datetime, *, seed: int = 0) -> int:
-        """Resume a paused sequence: each lead gets back what it waited for (auto-withdrawals
-        and condition retries included), due when it was due or now. Returns how many."""
-        ...
-
-    def paused_sequences(self) -> frozenset[str]:
-        """The ids of the paused sequences."""
-        ...
-
-    def remove_lead(self, sequence_id: str, lead_id: str, reason: str, now: datetime) -> bool:
-        """Remove a lead from a sequence: waiting actions cancelled (``lead_removed: ...``);
-        one already running finishes and nothing follows. False if there was nothing to do."""
-        ...
-
-    def supersede(self, action_id: str, manual: Action, now: datetime) -> None:
-        """A manual action replaces a waiting one, which is cancelled (``superseded: ...``)."""
-        ...
-
-    def resolve_unknown(
-        self, action_id: str, *, sent: bool, now: datetime, seed: int = 0
-    ) -> Action:
-        """A person's verdict on an action whose outcome was unknown: sent (the flow goes on)
-        or not sent (the step is tried again now). Returns the action as now stored."""
-        ...
-
-    def close(self) -> None:
-        """Release connections and files."""
-        ...
-
-
-@runtime_checkable
-class BatchStorage(Storage, Protocol):
-    """A :class:`Storage` that can also start and commit several claims in one transaction.
-
-    Optional: the worker uses these when a backend has them (group commit) and the one-claim
-    methods otherwise. Results come back in the order of ``items``. A backend may also offer
-    ``context_many(actions) -> list[Context]`` (:meth:`Storage.context` for each action, in
-    order, in as few round trips as it can); the worker then reads a claimed batch's contexts
-    at once.
-    """
 
     def start_many(self, items: Seq[tuple[Claim, Decision]], now: datetime) -> list[bool]:
         """:meth:`Storage.start` for each item, all in one transaction.
@@ -350,6 +326,141 @@ class BatchStorage(Storage, Protocol):
         when the transaction as a whole fails.
         """
         ...
+
+    def context_many(self, actions: Seq[Action]) -> list[Context]:
+        """:meth:`context` for each action, in order, in as few round trips as possible."""
+        ...
+
+    def defer_waiting(
+        self,
+        sequence_id: str,
+        before: datetime,
+        now: datetime,
+        reschedule: Callable[[Action], Action | None],
+    ) -> int:
+        """Reschedule the sequence's waiting, unleased actions due before ``before`` in one
+        write (the daily-limit sweep, ``seqengine._sweep``); returns how many moved."""
+        ...
+
+    #: Whether :meth:`wait_for_work` can block until new work is signalled (PostgreSQL's
+    #: LISTEN); without it the worker polls, sleeping between claims.
+    waits_for_work: bool
+
+    def wait_for_work(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds for new work (True: something may be due now)."""
+        ...
+
+
+@runtime_checkable
+class HostOperations(Protocol):
+    """What an operator (CLI, console, API) changes: each one transaction, fenced against
+    running workers, planned by :mod:`seqengine._plan`."""
+
+    def pause_sequence(self, sequence_id: str, now: datetime) -> int:
+        """Pause a sequence: waiting actions are cancelled (``sequence_paused``) and
+        remembered with their due times; new enrollments wait. Returns enrollments paused."""
+        ...
+
+    def resume_sequence(self, sequence_id: str, now: datetime, *, seed: int = 0) -> int:
+        """Resume a paused sequence: each lead gets back what it waited for (auto-withdrawals
+        and condition retries included), due when it was due or now. Returns how many."""
+        ...
+
+    def remove_lead(self, sequence_id: str, lead_id: str, reason: str, now: datetime) -> bool:
+        """Remove a lead from a sequence: waiting actions cancelled (``lead_removed: ...``);
+        one already running finishes and nothing follows. False if there was nothing to do."""
+        ...
+
+    def supersede(self, action_id: str, manual: Action, now: datetime) -> None:
+        """A manual action replaces a waiting one, which is cancelled (``superseded: ...``)."""
+        ...
+
+    def resume_account(self, account_id: str) -> None:
+        """Lift an account's pause."""
+        ...
+
+    def resolve_unknown(
+        self, action_id: str, *, sent: bool, now: datetime, seed: int = 0
+    ) -> Action:
+        """A person's verdict on an action whose outcome was unknown: sent (the flow goes on)
+        or not sent (the step is tried again now). Returns the action as now stored."""
+        ...
+
+    def pause_account(self, pause: PauseAccount) -> None:
+        """Pause an account (replacing any earlier pause)."""
+        ...
+
+
+@runtime_checkable
+class Storage(Catalog, Records, WorkQueue, HostOperations, Protocol):
+    """A backend bound to one workspace. Every backend passes ``seqengine.testing``'s suite.
+
+    Derive from :class:`StorageBase` to get the batch methods (``start_many``,
+    ``commit_many``, ``context_many``), ``wait_for_work`` and ``defer_waiting`` for free.
+    """
+
+    workspace: str
+
+    def close(self) -> None:
+        """Release connections and files."""
+        ...
+
+
+#: Every storage now has the group-commit methods (through :class:`StorageBase` if not its
+#: own); kept as a name for code written against seqengine 0.1.
+BatchStorage = Storage
+
+
+class StorageBase:
+    """Defaults a backend inherits: one-by-one batch methods, no wait for work, no sweep.
+
+    Override any of them with something faster (SQLite and PostgreSQL write a group in one
+    transaction). The defaults keep the worker on a single write path whatever the backend.
+    """
+
+    def start_many(self, items: Seq[tuple[Claim, Decision]], now: datetime) -> list[bool]:
+        """:meth:`Storage.start` for each item, in order; a lost lease counts as refused."""
+        results: list[bool] = []
+        for claim, decision in items:
+            try:
+                results.append(self.start(claim, decision, now))  # type: ignore[attr-defined]
+            except LeaseLost:
+                results.append(False)
+        return results
+
+    def commit_many(
+        self, items: Seq[tuple[Claim, Decision]], now: datetime
+    ) -> list[Exception | None]:
+        """:meth:`Storage.commit` for each item, in order; each item's error or None."""
+        results: list[Exception | None] = []
+        for claim, decision in items:
+            try:
+                self.commit(claim, decision, now)  # type: ignore[attr-defined]
+            except StorageError as exc:
+                results.append(exc)
+            else:
+                results.append(None)
+        return results
+
+    def context_many(self, actions: Seq[Action]) -> list[Context]:
+        """:meth:`Storage.context` for each action, in order."""
+        return [self.context(a) for a in actions]  # type: ignore[attr-defined]
+
+    waits_for_work: bool = False
+
+    def wait_for_work(self, timeout: float) -> bool:
+        """No notification channel: return at once (the worker polls)."""
+        return False
+
+    def defer_waiting(
+        self,
+        sequence_id: str,
+        before: datetime,
+        now: datetime,
+        reschedule: Callable[[Action], Action | None],
+    ) -> int:
+        """No sweep: each waiting action is still decided, and deferred, as it comes due."""
+        return 0
 
 
 def suppression_key(address: str) -> str:

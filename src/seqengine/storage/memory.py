@@ -57,6 +57,7 @@ from seqengine.storage._protocol import (
     Claim,
     Context,
     InboxMessage,
+    StorageBase,
     address_to_suppress,
     check_enroll_items,
     count_enrollments,
@@ -142,7 +143,7 @@ def _lease_delta(lease_seconds: float) -> timedelta:
     return timedelta(seconds=lease_seconds)
 
 
-class MemoryStorage:
+class MemoryStorage(StorageBase):
     """The reference :class:`~seqengine.storage.Storage`: dicts in this process, one lock.
 
     Args:

@@ -100,6 +100,7 @@ from seqengine.storage._protocol import (
     Claim,
     Context,
     InboxMessage,
+    StorageBase,
     address_to_suppress,
     check_enroll_items,
     consumed_keys,
@@ -451,7 +452,7 @@ def _newer(dsn: str, schema: str, version: int) -> StorageError:
 # -- the backend ----------------------------------------------------------------------------
 
 
-class PostgresStorage:
+class PostgresStorage(StorageBase):
     """A :class:`~seqengine.storage.Storage` on PostgreSQL, bound to one workspace.
 
     Args:
@@ -1872,6 +1873,8 @@ class PostgresStorage:
         return row is not None
 
     # -- waking idle workers ----------------------------------------------------------------
+
+    waits_for_work: bool = True
 
     def wait_for_work(self, timeout: float) -> bool:
         """Sleep until a commit signals new work, or ``timeout`` seconds pass.

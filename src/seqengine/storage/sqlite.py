@@ -79,6 +79,7 @@ from seqengine.storage._protocol import (
     Claim,
     Context,
     InboxMessage,
+    StorageBase,
     address_to_suppress,
     check_enroll_items,
     count_enrollments,
@@ -284,7 +285,7 @@ class _Refused(Exception):
     """A budget has no room: roll the start back."""
 
 
-class SQLiteStorage:
+class SQLiteStorage(StorageBase):
     """A :class:`~seqengine.storage.Storage` in one SQLite file (WAL, ``BEGIN IMMEDIATE``).
 
     Args:

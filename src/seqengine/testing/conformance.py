@@ -17,9 +17,9 @@ Each test is named for the guarantee it checks. Decisions are built by the real 
 (:func:`seqengine._decide.decide` and :func:`~seqengine._decide.resolve`) wherever that is
 natural, so the suite exercises storage the way a worker does.
 
-Group commit (``start_many``, ``commit_many``) is optional: its tests are skipped for a
-backend without those methods, and check that a batch gives exactly what the same items
-started or committed one by one give.
+Group commit (``start_many``, ``commit_many``): every backend has it, its own or
+:class:`~seqengine.storage.StorageBase`'s one-by-one default; the tests check that a batch
+gives exactly what the same items started or committed one by one give.
 
 Leases: tests pass a ``now`` past a lease's end. A backend that measures leases on its own
 clock (PostgreSQL uses the database's) overrides :meth:`StorageConformance.let_leases_expire`
@@ -58,7 +58,7 @@ from seqengine._model import (
 )
 from seqengine._outcomes import Completed, CriticalError, CriticalKind, Outcome, PauseAccount
 from seqengine._timing import ActivityWindow, load_zone, local_date
-from seqengine.storage._protocol import Claim, InboxMessage, Storage
+from seqengine.storage._protocol import Claim, InboxMessage, Storage, StorageBase
 from seqengine.testing.host_operations import HostOperationsConformance
 
 __all__ = [
@@ -934,23 +934,20 @@ class StorageConformance(HostOperationsConformance):
         assert storage.count("connect:acc-1", T0.date()) == 1
         assert storage.next_due() is None
 
-    # -- group commit (optional) -----------------------------------------------------------
-    def _grouping(self, storage: Storage) -> Any:
-        """The storage, if it has the optional group-commit methods; skips the test if not."""
-        if not (
-            callable(getattr(storage, "start_many", None))
-            and callable(getattr(storage, "commit_many", None))
-        ):
-            pytest.skip("the backend has no start_many/commit_many (optional)")
+    # -- group commit ------------------------------------------------------------------------
+    def _grouping(self, storage: Storage) -> Storage:
+        """The storage: every backend has the group-commit methods (``StorageBase``'s
+        one-by-one defaults if not its own), and a batch must give what one by one gives."""
         return storage
 
-    # -- the daily-limit sweep (optional: defer_waiting) ------------------------------------
+    # -- the daily-limit sweep (defer_waiting) ------------------------------------------------
     def _sweeper(self, storage: Storage) -> Any:
-        """The storage's ``defer_waiting``; skips the test if it has none."""
-        sweep = getattr(storage, "defer_waiting", None)
-        if not callable(sweep):
-            pytest.skip("the backend has no defer_waiting (optional)")
-        return sweep
+        """The storage's ``defer_waiting``; skips the test for a backend that keeps
+        ``StorageBase``'s no-op (it sweeps nothing: each action is deferred as it comes due)."""
+        own: object = type(storage).defer_waiting
+        if own is StorageBase.defer_waiting:
+            pytest.skip("the backend keeps StorageBase's no-op defer_waiting")
+        return storage.defer_waiting
 
     def test_defer_waiting_moves_only_the_sequences_unleased_waiting_actions(
         self, storage: Storage
@@ -1033,7 +1030,7 @@ class StorageConformance(HostOperationsConformance):
             except LeaseLost:
                 alone.append(False)
         grouped_items, _ = self._starts(many)
-        grouped = many.start_many(grouped_items, now)  # type: ignore[attr-defined]
+        grouped = many.start_many(grouped_items, now)
         assert grouped == alone == [True, False, True, False, True]
         keys = [("b", T0.date()), ("other", T0.date())]
         assert _state(many, *keys) == _state(one, *keys)
@@ -1106,7 +1103,7 @@ class StorageConformance(HostOperationsConformance):
             else:
                 alone.append(None)
         grouped_items, _ = self._commits(many)
-        grouped = many.commit_many(grouped_items, now)  # type: ignore[attr-defined]
+        grouped = many.commit_many(grouped_items, now)
         kinds = [type(e).__name__ for e in grouped]
         assert kinds == [type(e).__name__ for e in alone]
         assert kinds == ["NoneType", "LeaseLost", "NoneType", "LeaseLost", "StorageError"]

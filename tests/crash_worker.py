@@ -13,8 +13,11 @@ Clocks:
   after a crash the test knows where time stood and can restart a worker past the dead one's
   leases.
 - ``fast``: a real clock shared by every process, running ``--speed`` times faster than wall
-  time from ``--start`` at wall instant ``--epoch``; for several workers at once. The worker
-  polls until nothing is due before ``--horizon`` and nothing is in flight.
+  time from ``--start`` at wall instant ``--epoch`` (``--epoch stdin``: say ``ready``, then
+  read the instant from stdin, so slow start-ups do not eat into the run); for several
+  workers at once. The worker
+  polls until nothing is due before ``--horizon`` and nothing is in flight. ``--lease`` is in
+  wall seconds here (see ``WallLeases``).
 
 Kill points (the process SIGKILLs itself on the ``--kill-n``-th occurrence, counting from 1;
 see ``kill_points.py``): ``before_start``, ``after_start``, ``after_call``, inside the SQLite
@@ -63,6 +66,29 @@ class RateLimitAware(HttpExecutor):
         return outcome
 
 
+class WallLeases:
+    """Leases given in wall seconds, measured by storage on the fast clock.
+
+    The worker guards its own leases with the process's monotonic clock (it sends only well
+    before its lease ends, and heartbeats every third of it), which runs at wall speed; the
+    storage compares leases with the fast clock's instants. Scaling the lease between the two
+    keeps both views the same length, as they are on a real clock.
+    """
+
+    def __init__(self, inner: Any, speed: float) -> None:
+        self.inner = inner
+        self.speed = speed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def claim(self, worker_id: str, now: datetime, lease_seconds: float, limit: int) -> Any:
+        return self.inner.claim(worker_id, now, lease_seconds * self.speed, limit)
+
+    def heartbeat(self, claims: Any, now: datetime, lease_seconds: float) -> Any:
+        return self.inner.heartbeat(claims, now, lease_seconds * self.speed)
+
+
 class FastClock:
     """Wall time, ``speed`` times faster, from ``start`` at wall instant ``epoch``.
 
@@ -83,7 +109,7 @@ class FastClock:
             await asyncio.sleep(seconds / self.speed)
 
 
-def _in_flight(storage: SQLiteStorage) -> bool:
+def _in_flight(storage: Any) -> bool:
     return any(a.status is ActionStatus.IN_PROGRESS for a in storage.actions())
 
 
@@ -109,7 +135,7 @@ async def run_fast(worker: Worker, storage: Any, clock: FastClock, args: Any) ->
         if await worker.run_once():
             continue
         due = storage.next_due()
-        if (due is None or due >= horizon) and not _in_flight(storage.inner):
+        if (due is None or due >= horizon) and not _in_flight(storage):
             return
         # Idle: the next action is not due yet (or another worker holds it). Poll.
         await asyncio.sleep(0.005)
@@ -124,9 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--horizon", required=True, help="stop when nothing is due before this")
     p.add_argument("--clock", choices=("virtual", "fast"), default="virtual")
     p.add_argument("--clock-file", default=None)
-    p.add_argument("--epoch", type=float, default=None, help="wall instant of --start (fast)")
+    p.add_argument(
+        "--epoch",
+        default=None,
+        help="wall instant of --start (fast); 'stdin': print 'ready', then read it from stdin",
+    )
     p.add_argument("--speed", type=float, default=1.0, help="virtual seconds per wall second")
-    p.add_argument("--lease", type=float, default=60.0, help="lease in clock seconds")
+    p.add_argument(
+        "--lease", type=float, default=60.0, help="lease in clock seconds (fast: wall seconds)"
+    )
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--concurrency", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
@@ -138,11 +170,19 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     inner = SQLiteStorage(args.db, args.workspace)
-    storage = KillingStorage(inner, args.kill, args.kill_n)
+    killing = KillingStorage(inner, args.kill, args.kill_n)
+    storage: Any = killing
     start = datetime.fromisoformat(args.start)
     clock: Any
     if args.clock == "fast":
-        clock = FastClock(start, args.epoch if args.epoch is not None else time.time(), args.speed)
+        if args.epoch == "stdin":
+            # Every process of a test opens its file first, then all start on one signal.
+            print("ready", flush=True)
+            epoch = float(sys.stdin.readline())
+        else:
+            epoch = float(args.epoch) if args.epoch is not None else time.time()
+        clock = FastClock(start, epoch, args.speed)
+        storage = WallLeases(killing, args.speed)
     else:
         clock = VirtualClock(start)
     executor = RateLimitAware(args.fake)
@@ -173,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         inner.close()
     stats = attrs.asdict(worker.stats)
     stats["reconciled_keys"] = executor.reconciled
-    stats["kill_seen"] = max(storage.seen, notifier.seen)
+    stats["kill_seen"] = max(killing.seen, notifier.seen)
     print(json.dumps(stats), flush=True)
     return 0
 

@@ -77,6 +77,7 @@ def setup_run(
     limits: dict[str, int] | None = None,
     accounts: int = 1,
     connection_request_limit: int = 15,
+    weekly_invitation_limit: int = 100,
     start: datetime = START,
 ) -> Run:
     """Enrol ``leads`` synthetic leads in every sequence of ``files`` (in ``directory``)."""
@@ -91,7 +92,12 @@ def setup_run(
     try:
         for seq in seqs:
             store.put_sequence(seq)
-        accs = simulated_accounts(accounts, connection_request_limit=connection_request_limit)
+        accs = [
+            attrs.evolve(acc, weekly_invitation_limit=weekly_invitation_limit)
+            for acc in simulated_accounts(
+                accounts, connection_request_limit=connection_request_limit
+            )
+        ]
         for acc in accs:
             store.put_account(acc)
         people = synthetic_leads(leads, seed=SEED)
@@ -526,7 +532,7 @@ def test_two_workers_at_once_share_budgets_and_never_double_send(
         "--speed",
         repr(speed),
         "--lease",
-        repr(20.0 * speed),  # twenty wall seconds; no action takes near that long
+        "20",  # wall seconds; no action takes near that long
         "--batch",
         "2",
     ]

@@ -32,11 +32,12 @@ from seqengine._outcomes import (
     Skipped,
     Unknown,
 )
+from seqengine.runtime import AccountConfig, Workspace
 from seqengine.runtime._clock import SystemClock
-from seqengine.runtime._config import AccountConfig, EmailConfig, EmailSettings, Workspace
 from seqengine.runtime._executor import ExecContext
-from seqengine.storage._protocol import Storage
+from seqengine.storage import Records
 from seqengine_email._address import normalize_address, route_mailbox
+from seqengine_email._config import EmailConfig, EmailSettings
 from seqengine_email._errors import ERROR_RULES, ErrorRule, MailboxError, Reaction
 from seqengine_email._gmail import GmailMailbox, GmailPaths
 from seqengine_email._graph import GraphMailbox, GraphPaths
@@ -68,16 +69,15 @@ def _accounts(
     accounts: Mapping[str, EmailConfig] | Iterable[AccountConfig] | None,
 ) -> dict[str, EmailConfig]:
     out: dict[str, EmailConfig] = {}
-    if workspace is not None:
-        for acc in workspace.accounts:
-            if acc.email is not None:
-                out[acc.id] = acc.email
+    for acc in workspace.accounts if workspace is not None else ():
+        if (mail := acc.channel("email", EmailConfig)) is not None:
+            out[acc.id] = mail
     if isinstance(accounts, Mapping):
         out.update(accounts)
     elif accounts is not None:
         for acc in accounts:
-            if acc.email is not None:
-                out[acc.id] = acc.email
+            if (mail := acc.channel("email", EmailConfig)) is not None:
+                out[acc.id] = mail
     return out
 
 
@@ -172,7 +172,8 @@ class EmailExecutor:
         self.settings: dict[str, EmailSettings] = {
             account_id: cfg.settings for account_id, cfg in self.configs.items()
         }
-        defaults = workspace.email if workspace is not None else EmailSettings()
+        found = workspace.channel_defaults.get("email") if workspace is not None else None
+        defaults = found if isinstance(found, EmailSettings) else EmailSettings()
         self.unsubscribe = _unsubscribe(
             defaults, unsubscribe_url, unsubscribe_mailto, unsubscribe_secret
         )
@@ -274,7 +275,7 @@ class EmailExecutor:
         check = getattr(storage, "is_suppressed", None)
         return bool(check(norm)) if callable(check) else False
 
-    def load_suppressions(self, storage: Storage) -> int:
+    def load_suppressions(self, storage: Records) -> int:
         """Put the configured suppression list (``suppressed`` and the accounts'
         ``suppression_file``) on ``storage``'s suppression list; done once per storage before
         its first email action. Returns how many addresses were written."""
@@ -290,7 +291,7 @@ class EmailExecutor:
             log.info("%d addresses on the suppression list", len(self._suppressed))
         return len(self._suppressed)
 
-    def _suppress_from_poll(self, storage: Storage, address: str, reason: str) -> None:
+    def _suppress_from_poll(self, storage: Records, address: str, reason: str) -> None:
         log.info("suppressing an address after an unsubscribe request (%s)", reason)
         norm = normalize_address(address)
         if norm is None:
@@ -303,7 +304,7 @@ class EmailExecutor:
             record_unsubscribe(storage, norm, lead_id, reason)
 
     # -- routing ---------------------------------------------------------------------------
-    def _route(self, lead: Lead, account_id: str, storage: Storage) -> _Route | Skipped:
+    def _route(self, lead: Lead, account_id: str, storage: Records) -> _Route | Skipped:
         if lead.bounced:
             return Skipped(f"bounced: lead {lead.id}'s address bounced before (R-EMAIL-2)")
         raw = (lead.email or "").strip()

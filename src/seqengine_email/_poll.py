@@ -29,7 +29,7 @@ import attrs
 
 from seqengine._model import LeadStatus, MailboxKind, Platform
 from seqengine._outcomes import CriticalError, CriticalKind, Outcome, RetryLater
-from seqengine.storage._protocol import InboxMessage, Storage
+from seqengine.storage import InboxMessage, Records
 from seqengine_email._address import normalize_address
 from seqengine_email._dsn import parse_dsn
 from seqengine_email._errors import MailboxError
@@ -115,7 +115,7 @@ class ConversationIndex:
         """The latest message we sent this lead from this account's ``kind`` mailbox."""
         return self._last.get((account_id, lead_id, kind))
 
-    def load(self, storage: Storage, *, force: bool = False) -> None:
+    def load(self, storage: Records, *, force: bool = False) -> None:
         """Rebuild from the unified inbox (once, or again when ``force``)."""
         if self._loaded and not force:
             return
@@ -202,7 +202,7 @@ class PollResult:
     blocked: str | None = None
 
 
-Suppress = Callable[[Storage, str, str], None]
+Suppress = Callable[[Records, str, str], None]
 
 
 class MailboxPoller:
@@ -252,7 +252,7 @@ class MailboxPoller:
         reason, self.blocked = self.blocked, None
         return CriticalError(CriticalKind.BOT_DETECTION, reason)
 
-    async def poll(self, storage: Storage, *, force: bool = False) -> PollResult:
+    async def poll(self, storage: Records, *, force: bool = False) -> PollResult:
         """Fetch and file new mail (at most once per ``interval`` unless ``force``)."""
         async with self._lock():
             now = self.clock()
@@ -307,7 +307,7 @@ class MailboxPoller:
 
     def _file(
         self,
-        storage: Storage,
+        storage: Records,
         raw: bytes,
         thread_id: str | None,
         provider_id: str,

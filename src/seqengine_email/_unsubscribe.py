@@ -29,7 +29,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import attrs
 
 from seqengine._exceptions import ConfigError, StorageError
-from seqengine.storage._protocol import Storage
+from seqengine.storage import Records
 from seqengine_email._address import normalize_address
 
 __all__ = [
@@ -121,7 +121,7 @@ def read_token(secrets: Secrets, token: str) -> tuple[str, str] | None:
 
 
 def record_unsubscribe(
-    storage: Storage, address: str, lead_id: str | None, reason: str = "unsubscribe"
+    storage: Records, address: str, lead_id: str | None, reason: str = "unsubscribe"
 ) -> bool:
     """Suppress ``address`` and mark the lead ``blacklisted`` (pre-check 5 then stops its
     sequences on every channel). Returns whether the lead was newly marked.
@@ -197,7 +197,7 @@ def _confirm_page() -> str:
 
 
 def handle_unsubscribe(
-    storage: Storage,
+    storage: Records,
     method: str,
     path_or_token: str,
     body: bytes = b"",
@@ -250,7 +250,7 @@ ASGISend = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 def asgi_app(
-    storage: Storage, secret: Secrets
+    storage: Records, secret: Secrets
 ) -> Callable[[ASGIScope, ASGIReceive, ASGISend], Awaitable[None]]:
     """An ASGI 3 application serving unsubscribe URLs; mount it at the URL's path prefix.
 
@@ -313,7 +313,7 @@ _REASONS = {
 
 
 def wsgi_app(
-    storage: Storage, secret: Secrets
+    storage: Records, secret: Secrets
 ) -> Callable[[Mapping[str, Any], Callable[..., Any]], Iterable[bytes]]:
     """A WSGI application serving unsubscribe URLs (e.g. under ``wsgiref`` or gunicorn)."""
     _keys(secret)

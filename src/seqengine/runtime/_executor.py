@@ -19,7 +19,7 @@ import attrs
 from seqengine._exceptions import ConfigError, PluginError
 from seqengine._model import Platform
 from seqengine._outcomes import ExecuteAction, Outcome
-from seqengine.storage._protocol import Storage
+from seqengine.storage._protocol import Records
 
 __all__ = [
     "EXTRAS",
@@ -47,9 +47,11 @@ class Notifier(Protocol):
 
 @attrs.frozen
 class ExecContext:
-    """What an executor may use besides the request: storage (shared records, inbox) and time."""
+    """What an executor may use besides the request: the storage's records (the lead's facts,
+    posts seen, the inbox, bounces, suppressions — :class:`~seqengine.storage.Records`, never
+    the whole storage) and time."""
 
-    storage: Storage
+    storage: Records
     clock: Any
     writer: Any = None
 

@@ -31,7 +31,7 @@ from seqengine._outcomes import (
 from seqengine.ai._offline import OfflineWriter
 from seqengine.ai._protocol import CommentRequest, NegativityRequest
 from seqengine.runtime._executor import ExecContext
-from seqengine.storage._protocol import InboxMessage, Storage
+from seqengine.storage import InboxMessage, Records
 
 __all__ = ["PlatformBehaviour", "SimulatedExecutor", "deliver_replies", "route_mailbox"]
 
@@ -119,7 +119,7 @@ class SimulatedExecutor:
         self.events: dict[tuple[str, str, str], datetime] = {}  # (account, lead, what) → when
         self.writer = OfflineWriter()
         # The storage the state above was read from (None: not read yet).
-        self._storage: Storage | None = None
+        self._storage: Records | None = None
         # Replies on their way: (when, account, lead, platform), earliest first.
         self._pending: list[tuple[datetime, str, str, str]] = []
         # Leads whose reply was delivered, and when (the earliest).
@@ -166,7 +166,7 @@ class SimulatedExecutor:
         return first + self._delay(self.behaviour.reply_delay_hours, lead_id, "message", "delay")
 
     # -- state kept in the run's storage ----------------------------------------------------
-    def _sync(self, storage: Storage) -> None:
+    def _sync(self, storage: Records) -> None:
         """Work the platform state out from ``storage`` the first time this executor meets it.
 
         Everything follows from the finished actions already stored (in the order they
@@ -241,7 +241,7 @@ class SimulatedExecutor:
         if when is not None:
             heapq.heappush(self._pending, (when, account_id, lead_id, platform.value))
 
-    def deliver(self, storage: Storage, until: datetime) -> int:
+    def deliver(self, storage: Records, until: datetime) -> int:
         """Deliver the replies due by ``until``; returns how many.
 
         Each goes to the unified inbox (received at its own time) and marks its lead Replied.
@@ -495,7 +495,7 @@ def _reply_id(platform: str, account_id: str, lead_id: str) -> str:
     return f"reply-{platform}-{account_id}-{lead_id}"
 
 
-def _completed_request(request: ExecuteAction, storage: Storage) -> ExecuteAction:
+def _completed_request(request: ExecuteAction, storage: Records) -> ExecuteAction:
     """A reconcile request with what the flow adds (condition, settings, prompt) filled in.
 
     A worker reconciling after a crash hands over only the action and the lead.
@@ -513,7 +513,7 @@ def _completed_request(request: ExecuteAction, storage: Storage) -> ExecuteActio
     )
 
 
-def deliver_replies(executors: Iterable[object], storage: Storage, until: datetime) -> int:
+def deliver_replies(executors: Iterable[object], storage: Records, until: datetime) -> int:
     """Deliver, on every :class:`SimulatedExecutor` among ``executors``, the replies due by
     ``until`` (the end of a run); returns how many. Other executors are left alone."""
     return sum(e.deliver(storage, until) for e in executors if isinstance(e, SimulatedExecutor))

@@ -244,6 +244,10 @@ class Records(Protocol):
         """An account's pause, or None."""
         ...
 
+    def actions(self, *, sequence_id: str | None = None) -> Iterator[Action]:
+        """Actions in the order they were created (optionally of one sequence)."""
+        ...
+
 
 @runtime_checkable
 class WorkQueue(Protocol):

@@ -591,18 +591,26 @@ def test_a_takeover_reconciles_a_send_that_left_and_one_that_did_not(
     cluster = cluster_factory([seq])
     populate(cluster.dsn, cluster.schema, [seq], 6, accounts=1)
     fake = cluster.fake
-    # A lease long enough that the second worker cannot take the first one's action over.
-    cluster.spawn("dies-before-call", lease=4.0, batch=1, conc=1, kill="after_start")
+    # Leases far longer than the test: the second worker cannot take the first one's action
+    # over, however slowly it starts; both are ended below, once both workers are dead.
+    cluster.spawn("dies-before-call", lease=300.0, batch=1, conc=1, kill="after_start")
     cluster.reap("dies-before-call")
     (unsent,) = cluster.in_flight()
     assert unsent not in {s["key"] for s in fake.sends()}
     assert cluster.kill_points("dies-before-call") == {"started_not_sent"}
 
-    cluster.spawn("dies-after-call", lease=4.0, batch=1, conc=1, kill="after_call")
+    cluster.spawn("dies-after-call", lease=300.0, batch=1, conc=1, kill="after_call")
     cluster.reap("dies-after-call")
     (sent,) = cluster.in_flight() - {unsent}
     assert [s["key"] for s in fake.sends()] == [sent]
     assert cluster.kill_points("dies-after-call") == {"sent_not_committed"}
+    # Nobody heartbeats the dead workers' leases: end them on the database clock, as their
+    # running out would (the zombie test above waits for a real lapse).
+    [(ended,)] = cluster.q(
+        "WITH e AS (UPDATE {s}.actions SET lease_until = now() WHERE lease_owner LIKE 'dies-%%'"
+        " RETURNING 1) SELECT count(*) FROM e"
+    )
+    assert ended == 2
 
     cluster.spawn("rescuer", lease=30.0, batch=4, conc=2)
     horizon = START + timedelta(days=1)

@@ -61,7 +61,7 @@ from seqengine._flow import Sequence
 from seqengine._lifecycle import RUNNABLE
 from seqengine._model import Account, Action, Enrollment, Lead, Platform
 from seqengine._outcomes import PauseAccount
-from seqengine._plan import Plan, PutEnrollment, PutLead, enrollment_plan
+from seqengine._plan import AddAction, Plan, PutEnrollment, PutLead, enrollment_plan
 
 __all__ = [
     "BatchStorage",
@@ -79,6 +79,7 @@ __all__ = [
     "consumed_keys",
     "count_enrollments",
     "enroll_many_plans",
+    "only_creations",
     "replace_budgets",
     "rescheduled_in_place",
     "situation_for",
@@ -569,6 +570,18 @@ def enroll_many_plans(
         held = enrollment.sequence_id in paused
         plans.append((PutLead(lead), *enrollment_plan(enrollment, first, paused=held)))
     return plans
+
+
+def only_creations(plan: Plan) -> bool:
+    """Whether ``plan`` only creates: leads, unfenced enrollments and actions, the writes of
+    :func:`enroll_many_plans` (what the backends' batch interpreters group by table)."""
+    for w in plan:
+        if isinstance(w, PutEnrollment):
+            if w.expected is not None:
+                return False
+        elif not isinstance(w, (PutLead, AddAction)):
+            return False
+    return True
 
 
 def stale_enrollment(enrollment: Enrollment) -> StaleRecord:

@@ -106,6 +106,7 @@ from seqengine.storage._protocol import (
     consumed_keys,
     count_enrollments,
     enroll_many_plans,
+    only_creations,
     replace_budgets,
     rescheduled_in_place,
     situation_for,
@@ -796,11 +797,7 @@ class PostgresStorage(StorageBase):
             actions.clear()
 
         for plan in plans:
-            if not all(
-                isinstance(w, PutLead | AddAction)
-                or (isinstance(w, PutEnrollment) and w.expected is None)
-                for w in plan
-            ):
+            if not only_creations(plan):
                 flush()
                 self._write_plans(conn, [(None, plan)], _EPOCH)
                 continue

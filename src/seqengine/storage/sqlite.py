@@ -84,6 +84,7 @@ from seqengine.storage._protocol import (
     check_enroll_items,
     count_enrollments,
     enroll_many_plans,
+    only_creations,
     replace_budgets,
     rescheduled_in_place,
     situation_for,
@@ -249,7 +250,11 @@ _codec.register_structure_hook(Held, lambda value, _: held_from(value))
 
 
 def _dump(value: Any) -> str:
-    return json.dumps(_codec.unstructure(value), ensure_ascii=False, separators=(",", ":"))
+    return _encode(_codec.unstructure(value))
+
+
+# json.dumps with these options, without building an encoder for every call.
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _load(text: str, kind: type[_T]) -> _T:
@@ -620,11 +625,7 @@ class SQLiteStorage(StorageBase):
             actions.clear()
 
         for plan in plans:
-            if not all(
-                isinstance(w, PutLead | AddAction)
-                or (isinstance(w, PutEnrollment) and w.expected is None)
-                for w in plan
-            ):
+            if not only_creations(plan):
                 flush()
                 self._apply(cur, plan, now)
                 continue

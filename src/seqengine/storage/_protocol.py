@@ -447,6 +447,16 @@ class StorageBase:
                 results.append(None)
         return results
 
+    def enroll_many(self, items: Seq[tuple[Lead, Enrollment, Action]]) -> int:
+        """:meth:`Storage.put_lead` then :meth:`Storage.enroll` for each item, in order (one
+        call at a time, not one transaction); returns how many enrollments were new."""
+        check_enroll_items(items)
+        new = 0
+        for lead, enrollment, first in items:
+            self.put_lead(lead)  # type: ignore[attr-defined]
+            new += bool(self.enroll(enrollment, first))  # type: ignore[attr-defined]
+        return new
+
     def context_many(self, actions: Seq[Action]) -> list[Context]:
         """:meth:`Storage.context` for each action, in order."""
         return [self.context(a) for a in actions]  # type: ignore[attr-defined]

@@ -1,0 +1,107 @@
+"""Importing leads: the inherited enroll_many default, and enroll_all (``seqengine run
+--leads``) storing a leads file in enroll_many chunks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+import pytest
+
+from seqengine._decide import first_action
+from seqengine._model import Enrollment, Lead
+from seqengine.sim import _simulate
+from seqengine.sim._simulate import enroll_all
+from seqengine.storage._protocol import StorageBase
+from seqengine.storage.memory import MemoryStorage, MemoryStore
+from seqengine.storage.sqlite import SQLiteStorage
+from seqengine.testing.conformance import (
+    T0,
+    StorageConformance,
+    linkedin_sequence,
+    populate,
+    sample_lead,
+    x_sequence,
+)
+
+
+class _Looping(MemoryStorage):
+    """A backend that keeps the inherited one-by-one ``enroll_many``."""
+
+    enroll_many = StorageBase.enroll_many
+
+
+def test_the_inherited_enroll_many_passes_the_import_tests() -> None:
+    store = MemoryStore()
+    suite = StorageConformance()
+
+    def open_(workspace: str = "default") -> _Looping:
+        return _Looping(workspace, shared=store)
+
+    suite.test_enroll_many_gives_what_put_lead_and_enroll_one_by_one_give(open_)
+    for n, test in enumerate(
+        (
+            suite.test_enroll_many_twice_changes_nothing_but_lead_facts,
+            suite.test_enroll_many_holds_leads_of_a_paused_sequence,
+            suite.test_enroll_many_refuses_mismatched_items_and_writes_nothing,
+        )
+    ):
+        storage = open_(f"ws-{n}")
+        populate(storage)
+        test(storage)
+
+
+class _Recording(SQLiteStorage):
+    """SQLite, noting how many assignments were read when each enroll_many call came."""
+
+    def __init__(self, path: str, read: list[int]) -> None:
+        super().__init__(path)
+        self.read = read
+        self.calls: list[tuple[int, int]] = []
+
+    def enroll_many(self, items: Any) -> int:
+        self.calls.append((len(items), self.read[0]))
+        return super().enroll_many(items)
+
+
+def test_enroll_all_stores_a_leads_file_in_enroll_many_chunks(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_simulate, "ENROLL_CHUNK", 7)
+    seqs = [x_sequence(), linkedin_sequence()]
+    leads = [sample_lead(f"lead-{n}") for n in range(20)]
+    # Lead 3 comes twice in the li-flow: the second row changes its facts only.
+    rows = [(lead, seqs[n % 2].id, "acc-1") for n, lead in enumerate(leads)]
+    rows.insert(11, (sample_lead("lead-3", bio="again"), "li-flow", "acc-1"))
+    read = [0]
+
+    def counted() -> Iterator[tuple[Lead, str, str]]:
+        for row in rows:
+            read[0] += 1
+            yield row
+
+    chunked = _Recording(str(tmp_path / "chunked.db"), read)
+    one = SQLiteStorage(str(tmp_path / "one-by-one.db"))
+    try:
+        for storage in (chunked, one):
+            populate(storage, leads=0)
+        assert enroll_all(chunked, seqs, counted(), T0, 5) == 20
+        # Read lazily: each chunk is stored as soon as it is full (progress moves with it).
+        assert chunked.calls == [(7, 7), (7, 14), (7, 21)]
+        # What enroll_all did before enroll_many: put_lead + enroll, row by row.
+        by_id = {s.id: s for s in seqs}
+        new = 0
+        for lead, sequence_id, account_id in rows:
+            one.put_lead(lead)
+            enrollment = Enrollment(sequence_id, lead.id, account_id, enrolled_at=T0)
+            first = first_action(by_id[sequence_id], enrollment, T0, 5)
+            new += one.enroll(attrs.evolve(enrollment, pending=(first.id,)), first)
+        assert new == 20
+        assert list(chunked.actions()) == list(one.actions())
+        assert list(chunked.enrollments()) == list(one.enrollments())
+        assert [chunked.get_lead(x.id) for x in leads] == [one.get_lead(x.id) for x in leads]
+        assert chunked.get_lead("lead-3") == sample_lead("lead-3", bio="again")
+    finally:
+        chunked.close()
+        one.close()

@@ -52,7 +52,7 @@ from seqengine.console._security import SESSION_COOKIE
 from seqengine.runtime import ExecContext, VirtualClock, Worker
 from seqengine.sim._simulate import drive, enroll_all
 from seqengine.storage import InboxMessage, Storage
-from seqengine.storage._reads import console_reads
+from seqengine.storage._console_reads import console_reads
 from seqengine.storage.memory import MemoryStorage, MemoryStore
 from seqengine.storage.sqlite import SQLiteStorage
 

@@ -78,7 +78,7 @@ from seqengine.runtime import (
     load_workspace,
 )
 from seqengine.runtime._config import EmailConfig, GmailConfig, OutlookConfig, SmtpConfig
-from seqengine.runtime._openai import OpenAIWriter
+from seqengine.ai._openai import OpenAIWriter
 from seqengine.storage.memory import MemoryStorage
 from seqengine_email import EmailExecutor, GmailPaths
 from seqengine_email._errors import MailboxError

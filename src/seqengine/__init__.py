@@ -86,7 +86,14 @@ from seqengine._outcomes import (
     Unknown,
 )
 from seqengine._render import ActionContent, content_limit, content_values, render_action
-from seqengine._template import MissingPolicy, Rendered, Template, render, with_booking_url
+from seqengine._template import (
+    MissingPolicy,
+    Rendered,
+    Template,
+    render,
+    text_length,
+    with_booking_url,
+)
 from seqengine._timing import ActivityWindow, HumanDelay
 
 if TYPE_CHECKING:
@@ -186,6 +193,7 @@ __all__ = [
     "simulate",
     "step",
     "supersede",
+    "text_length",
     "to_mermaid",
     "update_lead",
     "with_booking_url",

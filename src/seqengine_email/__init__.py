@@ -7,6 +7,13 @@ See ``docs/channels/email.md``.
 """
 
 from seqengine_email._address import normalize_address, route_mailbox
+from seqengine_email._config import (
+    EmailConfig,
+    EmailSettings,
+    GmailConfig,
+    OutlookConfig,
+    SmtpConfig,
+)
 from seqengine_email._dsn import Bounce, parse_dsn
 from seqengine_email._errors import ERROR_RULES, ErrorRule, MailboxError, Reaction
 from seqengine_email._executor import EmailExecutor
@@ -38,10 +45,13 @@ __all__ = [
     "ERROR_RULES",
     "Bounce",
     "ConversationIndex",
+    "EmailConfig",
     "EmailExecutor",
     "EmailNotifier",
+    "EmailSettings",
     "ErrorRule",
     "FetchResult",
+    "GmailConfig",
     "GmailMailbox",
     "GmailPaths",
     "GraphMailbox",
@@ -51,10 +61,12 @@ __all__ = [
     "MailboxClient",
     "MailboxError",
     "MailboxPoller",
+    "OutlookConfig",
     "PollResult",
     "Reaction",
     "SentLookup",
     "SentMessage",
+    "SmtpConfig",
     "SmtpMailbox",
     "Unsubscribe",
     "UnsubscribeResponse",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from seqengine._model import MailboxKind
+from seqengine import MailboxKind
 
 __all__ = ["GMAIL_DOMAINS", "OUTLOOK_DOMAINS", "normalize_address", "route_mailbox"]
 

@@ -14,11 +14,11 @@ from email.utils import parsedate_to_datetime
 
 import attrs
 
-from seqengine._exceptions import ExecutorError
-from seqengine._outcomes import (
+from seqengine import (
     BudgetExhausted,
     CriticalError,
     CriticalKind,
+    ExecutorError,
     MinorError,
     Outcome,
     RetryLater,

@@ -20,21 +20,23 @@ from typing import Any
 import attrs
 import httpx
 
-from seqengine._exceptions import ConfigError
-from seqengine._model import ActionKind, Lead, LeadStatus, MailboxKind, Platform
-from seqengine._outcomes import (
+from seqengine import (
+    ActionKind,
     Completed,
+    ConfigError,
     CriticalError,
     ExecuteAction,
+    Lead,
+    LeadStatus,
+    MailboxKind,
     MinorError,
     Outcome,
+    Platform,
     RetryLater,
     Skipped,
     Unknown,
 )
-from seqengine.runtime import AccountConfig, Workspace
-from seqengine.runtime._clock import SystemClock
-from seqengine.runtime._executor import ExecContext
+from seqengine.runtime import AccountConfig, ExecContext, SystemClock, Workspace
 from seqengine.storage import Records
 from seqengine_email._address import normalize_address, route_mailbox
 from seqengine_email._config import EmailConfig, EmailSettings

@@ -15,8 +15,8 @@ from email.message import EmailMessage
 import attrs
 import httpx
 
-from seqengine._model import MailboxKind
-from seqengine.runtime._config import GmailConfig
+from seqengine import MailboxKind
+from seqengine_email._config import GmailConfig
 from seqengine_email._errors import ERROR_RULES, ErrorRule, MailboxError, Reaction
 from seqengine_email._http import HttpApi, OAuthRefresh, SecretToken, TokenSource, json_object
 from seqengine_email._mailbox import FetchResult, Inbound, Lookup, SentLookup, SentMessage

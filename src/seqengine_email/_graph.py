@@ -18,9 +18,9 @@ from typing import Any
 import attrs
 import httpx
 
-from seqengine._model import MailboxKind
-from seqengine.runtime._config import OutlookConfig
+from seqengine import MailboxKind
 from seqengine_email._address import normalize_address
+from seqengine_email._config import OutlookConfig
 from seqengine_email._errors import ERROR_RULES, ErrorRule, MailboxError, Reaction
 from seqengine_email._http import HttpApi, SecretToken, json_object
 from seqengine_email._mailbox import FetchResult, Inbound, Lookup, SentLookup, SentMessage

@@ -16,9 +16,8 @@ from urllib.parse import urlsplit
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from seqengine._exceptions import ConfigError
-from seqengine.runtime._config import Secret
-from seqengine.runtime._executor import is_loopback
+from seqengine import ConfigError
+from seqengine.runtime import Secret, is_loopback
 from seqengine_email._errors import ErrorRule, MailboxError, Reaction, classify, retry_after_seconds
 
 __all__ = ["HttpApi", "OAuthRefresh", "SecretToken", "TokenSource", "json_object"]

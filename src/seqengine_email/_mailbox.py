@@ -9,7 +9,7 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-from seqengine._model import MailboxKind
+from seqengine import MailboxKind
 
 __all__ = ["FetchResult", "Inbound", "Lookup", "MailboxClient", "SentLookup", "SentMessage"]
 

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import attrs
 
-from seqengine._exceptions import ConfigError
+from seqengine import ConfigError
 from seqengine_email._address import normalize_address
 from seqengine_email._unsubscribe import make_token
 

@@ -7,9 +7,9 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from seqengine._exceptions import ConfigError, ExecutorError
-from seqengine.runtime._config import SmtpConfig
+from seqengine import ConfigError, ExecutorError
 from seqengine_email._address import normalize_address
+from seqengine_email._config import EmailConfig, SmtpConfig
 from seqengine_email._errors import MailboxError
 from seqengine_email._gmail import GmailMailbox, GmailPaths
 from seqengine_email._graph import GraphMailbox
@@ -78,7 +78,7 @@ class EmailNotifier:
         if not to:
             return None
         for acc in getattr(workspace, "accounts", ()):
-            mail = acc.email
+            mail = acc.channel("email", EmailConfig)
             if mail is None:
                 continue
             token_url = mail.settings.token_url

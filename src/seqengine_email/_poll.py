@@ -27,8 +27,15 @@ from datetime import datetime, timedelta
 
 import attrs
 
-from seqengine._model import LeadStatus, MailboxKind, Platform
-from seqengine._outcomes import CriticalError, CriticalKind, Outcome, RetryLater
+from seqengine import (
+    CriticalError,
+    CriticalKind,
+    LeadStatus,
+    MailboxKind,
+    Outcome,
+    Platform,
+    RetryLater,
+)
 from seqengine.storage import InboxMessage, Records
 from seqengine_email._address import normalize_address
 from seqengine_email._dsn import parse_dsn

@@ -27,10 +27,9 @@ from typing import TypeVar
 import httpx
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from seqengine._exceptions import ConfigError
-from seqengine._model import MailboxKind
-from seqengine.runtime._config import DEFAULT_TOKEN_URL, SmtpConfig
-from seqengine.runtime._executor import is_loopback
+from seqengine import ConfigError, MailboxKind
+from seqengine.runtime import is_loopback
+from seqengine_email._config import DEFAULT_TOKEN_URL, SmtpConfig
 from seqengine_email._errors import ERROR_RULES, ErrorRule, MailboxError, Reaction, classify
 from seqengine_email._http import OAuthRefresh, SecretToken, TokenSource
 from seqengine_email._mailbox import FetchResult, Inbound, Lookup, SentLookup, SentMessage

@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import attrs
 
-from seqengine._exceptions import ConfigError, StorageError
+from seqengine import ConfigError, StorageError
 from seqengine.storage import Records
 from seqengine_email._address import normalize_address
 

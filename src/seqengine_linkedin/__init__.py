@@ -10,6 +10,7 @@ See ``docs/channels/linkedin.md``.
 """
 
 from seqengine_linkedin._accounts import APIS, LinkedInAccount, build_gateway
+from seqengine_linkedin._config import LinkedInConfig
 from seqengine_linkedin._errors import (
     AlreadyPendingError,
     AuthFailedError,
@@ -64,6 +65,7 @@ __all__ = [
     "Invitation",
     "InvitationQuotaError",
     "LinkedInAccount",
+    "LinkedInConfig",
     "LinkedInError",
     "LinkedInExecutor",
     "LinkedInGateway",

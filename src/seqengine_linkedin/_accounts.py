@@ -3,8 +3,10 @@
 ``[accounts.linkedin]`` in a workspace gives the session cookies and ``api = "voyager"``
 (default) or ``"official"``. The official API additionally needs an OAuth 2 access token and
 the member's ``urn:li:person:…``; a host passes those as :class:`LinkedInAccount` values
-through ``LinkedInExecutor(accounts={...})``. ``[accounts.linkedin.endpoints]`` (and
-``official_endpoints``) replace entries of the endpoint tables for the account.
+through ``LinkedInExecutor(accounts={...})``, or the workspace's table gives them (read into a
+:class:`~seqengine_linkedin.LinkedInConfig` by the channel itself).
+``[accounts.linkedin.endpoints]`` (and ``official_endpoints``) replace entries of the endpoint
+tables for the account.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import httpx
 
 from seqengine import ConfigError
 from seqengine.runtime import Secret
+from seqengine_linkedin._config import LinkedInConfig
 from seqengine_linkedin._gateway import LinkedInGateway
 from seqengine_linkedin._http import Endpoints
 from seqengine_linkedin._official import (
@@ -107,32 +110,39 @@ class LinkedInAccount:
             raise ConfigError(msg)
 
     @classmethod
-    def from_config(cls, config: Any, *, account_id: str) -> LinkedInAccount:
-        """Build from a workspace's ``LinkedInConfig`` (or anything with the same fields).
+    def from_config(cls, config: LinkedInConfig, *, account_id: str) -> LinkedInAccount:
+        """Build from a workspace's ``[accounts.linkedin]`` settings (:class:`LinkedInConfig`).
+
+        Unset optional keys (``rest_base_url``, ``linkedin_version``) keep this class's
+        defaults.
 
         Raises:
-            ConfigError: as the class does, naming ``account_id``.
+            ConfigError: ``config`` is not a :class:`LinkedInConfig`, or as the class does,
+                naming ``account_id``.
         """
-        fields: dict[str, Any] = {
-            "li_at": config.li_at,
-            "jsessionid": config.jsessionid,
-            "base_url": getattr(config, "base_url", DEFAULT_VOYAGER_URL),
-            "api": getattr(config, "api", "voyager"),
-        }
-        # Optional fields a newer LinkedInConfig may carry for the official API.
-        for name in (
-            "access_token",
-            "actor_urn",
-            "rest_base_url",
-            "linkedin_version",
-            "endpoints",
-            "official_endpoints",
-        ):
-            value = getattr(config, name, None)
-            if value is not None:
-                fields[name] = value
+        if not isinstance(config, LinkedInConfig):
+            msg = (
+                f"account {account_id!r}: LinkedIn settings must be a LinkedInAccount or a "
+                f"LinkedInConfig, got {type(config).__name__}"
+            )
+            raise ConfigError(msg)
+        optional: dict[str, str] = {}
+        if config.rest_base_url is not None:
+            optional["rest_base_url"] = config.rest_base_url
+        if config.linkedin_version is not None:
+            optional["linkedin_version"] = config.linkedin_version
         try:
-            return cls(**fields)
+            return cls(
+                li_at=config.li_at,
+                jsessionid=config.jsessionid,
+                base_url=config.base_url,
+                api=config.api,
+                access_token=config.access_token,
+                actor_urn=config.actor_urn,
+                endpoints=config.endpoints,
+                official_endpoints=config.official_endpoints,
+                **optional,
+            )
         except ConfigError as exc:
             msg = f"account {account_id!r}, [accounts.linkedin]: {exc}"
             raise ConfigError(msg) from None

@@ -49,10 +49,15 @@ from seqengine import (
     Skipped,
     TemplateError,
     content_limit,
+    text_length,
 )
-from seqengine._template import text_length
-from seqengine.ai import ConversationMessage, NegativityRequest, OfflineWriter
-from seqengine.ai._fill import generate_comment, generate_reply
+from seqengine.ai import (
+    ConversationMessage,
+    NegativityRequest,
+    OfflineWriter,
+    generate_comment,
+    generate_reply,
+)
 from seqengine.runtime import ExecContext, Workspace
 from seqengine.storage import InboxMessage
 from seqengine_linkedin._accounts import LinkedInAccount, build_gateway

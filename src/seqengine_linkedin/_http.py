@@ -18,7 +18,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from seqengine import ConfigError
-from seqengine.runtime._executor import is_loopback
+from seqengine.runtime import is_loopback
 from seqengine_linkedin._errors import (
     AlreadyPendingError,
     AuthFailedError,

@@ -31,7 +31,7 @@ import httpx
 import tenacity
 
 from seqengine import ConfigError
-from seqengine.runtime import XConfig
+from seqengine_x._config import XConfig
 from seqengine_x._errors import XApiError, XErrorKind, classify, problem_text
 from seqengine_x._facts import XFacts
 

@@ -15,9 +15,10 @@ from seqengine import (
     Platform,
     Skipped,
 )
-from seqengine.runtime import ExecContext, Workspace, XConfig
+from seqengine.runtime import ExecContext, Workspace
 from seqengine_x import _actions
 from seqengine_x._client import TokenSink, XClient
+from seqengine_x._config import XConfig
 from seqengine_x._errors import XApiError
 from seqengine_x._facts import XFacts
 
@@ -75,7 +76,9 @@ class XExecutor:
                 raise ConfigError(msg)
         configs: dict[str, XConfig] = {}
         if workspace is not None:
-            configs.update({a.id: a.x for a in workspace.accounts if a.x is not None})
+            for acc in workspace.accounts:
+                if (x := acc.channel("x", XConfig)) is not None:
+                    configs[acc.id] = x
         configs.update(accounts or {})
         self.facts = facts or XFacts()
         self._clients = {

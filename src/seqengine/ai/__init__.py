@@ -30,7 +30,7 @@ from seqengine.ai._protocol import (
 )
 
 if TYPE_CHECKING:
-    from seqengine.runtime._openai import OpenAIWriter
+    from seqengine.ai._openai import OpenAIWriter
 
 __all__ = [
     "DEFAULT_COMMENT_PROMPT",
@@ -60,7 +60,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     if name == "OpenAIWriter":
         # Imported on first use: httpx and tenacity are the optional ``ai`` extra.
-        from seqengine.runtime._openai import OpenAIWriter
+        from seqengine.ai._openai import OpenAIWriter
 
         return OpenAIWriter
     msg = f"module 'seqengine.ai' has no attribute {name!r}"

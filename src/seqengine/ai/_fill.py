@@ -266,7 +266,7 @@ def writer_from_config(
         msg = f'[ai] provider must be "openai" or "offline", got {provider!r}'
         raise ConfigError(msg)
     try:
-        from seqengine.runtime._openai import OpenAIWriter
+        from seqengine.ai._openai import OpenAIWriter
     except ImportError as exc:
         msg = (
             f'[ai] provider "openai" needs {exc.name or "httpx and tenacity"} — '

@@ -50,8 +50,9 @@ from seqengine.console._security import (
     is_loopback,
     same_secret,
 )
+from seqengine.storage._console_reads import console_reads
 from seqengine.storage._protocol import Storage
-from seqengine.storage._reads import ConsoleReads, Page, SequenceCounts, StepCount, console_reads
+from seqengine.storage._reads import ConsoleReads, Page, SequenceCounts, StepCount
 
 __all__ = ["TOKEN_ENV", "Authorize", "create_app"]
 

@@ -7,7 +7,8 @@ messages — and must stay fast with 100,000 leads and 1,000,000 actions. :class
 is that read side: every list is paged (``offset``/``limit``, fetching one row more than asked
 to tell whether another page follows), every method is a bounded number of queries (never one
 per row), and nothing here writes workspace data. Each shipped backend has one implementation
-(``_memory_reads``, ``_sqlite_reads``, ``_postgres_reads``); :func:`console_reads` picks it.
+(``_memory_reads``, ``_sqlite_reads``, ``_postgres_reads``); ``_console_reads`` picks
+it.
 
 The SQL implementations add the indexes their queries need (``CREATE INDEX IF NOT EXISTS``)
 in :meth:`ConsoleReads.setup`, run once when a console opens a storage.
@@ -26,7 +27,7 @@ from seqengine._exceptions import ConfigError
 from seqengine._flow import Sequence
 from seqengine._model import Account, Action, ActionStatus, Enrollment, Lead
 from seqengine._outcomes import PauseAccount
-from seqengine.storage._protocol import InboxMessage, Storage
+from seqengine.storage._protocol import InboxMessage
 
 __all__ = [
     "MAX_PAGE",
@@ -37,7 +38,6 @@ __all__ = [
     "SequenceCounts",
     "StepCount",
     "check_page",
-    "console_reads",
 ]
 
 #: The reason prefix of an action whose outcome is unknown and waits for a person.
@@ -193,39 +193,3 @@ def tally(sequence_id: str, by_status: Mapping[str, int], replied: int) -> Seque
         removed=by_status.get("removed", 0),
         replied=replied,
     )
-
-
-def console_reads(storage: Storage) -> ConsoleReads:
-    """The :class:`ConsoleReads` for ``storage`` (a shipped backend, or one that is its own).
-
-    Raises:
-        ConfigError: the storage is of a kind the console cannot read.
-    """
-    if isinstance(storage, ConsoleReads):
-        return storage
-    from seqengine.storage.memory import MemoryStorage
-
-    if isinstance(storage, MemoryStorage):
-        from seqengine.storage._memory_reads import MemoryReads
-
-        return MemoryReads(storage)
-    from seqengine.storage.sqlite import SQLiteStorage
-
-    if isinstance(storage, SQLiteStorage):
-        from seqengine.storage._sqlite_reads import SQLiteReads
-
-        return SQLiteReads(storage)
-    try:
-        from seqengine.storage.postgres import PostgresStorage
-    except ImportError:  # pragma: no cover - psycopg not installed
-        PostgresStorage = None  # type: ignore[assignment,misc]
-    if PostgresStorage is not None and isinstance(storage, PostgresStorage):
-        from seqengine.storage._postgres_reads import PostgresReads
-
-        return PostgresReads(storage)
-    msg = (
-        f"the console cannot read {type(storage).__name__}: it reads the memory, SQLite and "
-        "PostgreSQL backends; a third-party storage must also implement "
-        "seqengine.storage._reads.ConsoleReads"
-    )
-    raise ConfigError(msg)

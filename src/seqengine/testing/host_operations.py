@@ -19,9 +19,6 @@ Guarantees checked:
 * a manual action supersedes a waiting one; resuming an account lifts its pause;
 * an unknown outcome is resolved by a person: sent (the flow goes on) or not sent (tried again);
 * bad input (an unknown sequence or action) raises ConfigError naming it, changing nothing.
-
-The sample data and helpers come from :mod:`seqengine.testing.conformance`, which inherits this
-class; they are imported where used, as that module imports this one.
 """
 
 from __future__ import annotations
@@ -38,6 +35,7 @@ from seqengine._model import Action, ActionKind, ActionStatus, Enrollment, Enrol
 from seqengine._outcomes import Completed, CriticalKind, PauseAccount, Unknown
 from seqengine._plan import awaits_person
 from seqengine.storage._protocol import Claim, Storage
+from seqengine.testing.samples import T0, enroll_lead, linkedin_sequence, situation_for, x_sequence
 
 __all__ = ["HostOperationsConformance"]
 
@@ -52,8 +50,6 @@ class HostOperationsConformance:
 
     def _run(self, storage: Storage, claim: Claim, now: datetime) -> Action:
         """Decide ``claim`` as a worker does and start it; the started action."""
-        from seqengine.testing.conformance import situation_for
-
         decision = decide(situation_for(storage, claim.action, now))
         assert decision.action.status is ActionStatus.IN_PROGRESS, decision.action
         assert storage.start(claim, decision, now)
@@ -63,8 +59,6 @@ class HostOperationsConformance:
         self, storage: Storage, claim: Claim, action: Action, now: datetime, outcome: object
     ) -> None:
         """Resolve ``action``'s outcome and commit it as the worker does (StaleRecord: again)."""
-        from seqengine.testing.conformance import situation_for
-
         for _ in range(3):
             decision = resolve(situation_for(storage, action, now), outcome)  # type: ignore[arg-type]
             try:
@@ -78,8 +72,6 @@ class HostOperationsConformance:
     def test_pause_cancels_waiting_actions_and_fences_a_claiming_worker(
         self, storage: Storage
     ) -> None:
-        from seqengine.testing.conformance import T0, enroll_lead, situation_for, x_sequence
-
         first = enroll_lead(storage, x_sequence(), "lead-1", at=T0)
         other = enroll_lead(storage, x_sequence(), "lead-2", at=T0 + timedelta(hours=2))
         claim = self._claim_one(storage, T0)
@@ -99,8 +91,6 @@ class HostOperationsConformance:
         assert storage.claim("w2", T0 + timedelta(days=1), _LEASE, 10) == []
 
     def test_resume_restores_actions_with_their_due_times(self, storage: Storage) -> None:
-        from seqengine.testing.conformance import T0, enroll_lead, x_sequence
-
         later = T0 + timedelta(days=1, hours=1)
         enroll_lead(storage, x_sequence(), "lead-1", at=later)
         storage.pause_sequence("x-flow", T0)
@@ -117,8 +107,6 @@ class HostOperationsConformance:
 
     def test_resume_gives_back_the_auto_withdrawal(self, storage: Storage) -> None:
         """R-CONNECT-4: a pause must not leave a sent invitation pending for ever."""
-        from seqengine.testing.conformance import T0, enroll_lead, linkedin_sequence
-
         seq = linkedin_sequence()
         enroll_lead(storage, seq, "lead-1", at=T0)
         claim = self._claim_one(storage, T0)
@@ -147,8 +135,6 @@ class HostOperationsConformance:
     def test_an_action_running_during_the_pause_finishes_and_nothing_follows(
         self, storage: Storage
     ) -> None:
-        from seqengine.testing.conformance import T0, enroll_lead, situation_for, x_sequence
-
         enroll_lead(storage, x_sequence(), "lead-1", at=T0)
         claim = self._claim_one(storage, T0)
         started = self._run(storage, claim, T0)
@@ -174,8 +160,6 @@ class HostOperationsConformance:
         assert nxt is not None and nxt.step_id == "follow" and nxt.status is ActionStatus.PENDING
 
     def test_leads_enrolled_while_paused_wait_for_the_resume(self, storage: Storage) -> None:
-        from seqengine.testing.conformance import T0, x_sequence
-
         storage.pause_sequence("x-flow", T0)
         seq = x_sequence()
         enrollment = Enrollment(seq.id, "lead-1", "acc-1", enrolled_at=T0)
@@ -188,8 +172,6 @@ class HostOperationsConformance:
         assert e is not None and e.status is EnrollmentStatus.ACTIVE and len(e.pending) == 1
 
     def test_pausing_an_unknown_sequence_names_it(self, storage: Storage) -> None:
-        from seqengine.testing.conformance import T0
-
         with pytest.raises(ConfigError, match="no sequence 'nope'"):
             storage.pause_sequence("nope", T0)
         with pytest.raises(ConfigError, match="no sequence 'nope'"):
@@ -198,8 +180,6 @@ class HostOperationsConformance:
 
     # -- remove / supersede / resume account ---------------------------------------------------
     def test_remove_lead_cancels_its_waiting_actions(self, storage: Storage) -> None:
-        from seqengine.testing.conformance import T0, enroll_lead, situation_for, x_sequence
-
         first = enroll_lead(storage, x_sequence(), "lead-1", at=T0)
         claim = self._claim_one(storage, T0)
         decision = decide(situation_for(storage, claim.action, T0))
@@ -215,8 +195,6 @@ class HostOperationsConformance:
         assert storage.remove_lead("x-flow", "lead-9", "never enrolled", T0) is False
 
     def test_a_manual_action_supersedes_a_waiting_one(self, storage: Storage) -> None:
-        from seqengine.testing.conformance import T0, enroll_lead, x_sequence
-
         first = enroll_lead(storage, x_sequence(), "lead-1", at=T0)
         manual = attrs.evolve(first, id="manual-dm-1", kind="dm", step_id="dm", content="Hi!")
         storage.supersede(first.id, manual, T0)
@@ -233,8 +211,6 @@ class HostOperationsConformance:
             storage.supersede("ghost", manual, T0)
 
     def test_resume_account_lifts_its_pause(self, storage: Storage) -> None:
-        from seqengine.testing.conformance import T0
-
         storage.pause_account(PauseAccount("acc-1", CriticalKind.RATE_LIMIT, "429", T0))
         assert storage.get_pause("acc-1") is not None
         storage.resume_account("acc-1")
@@ -243,8 +219,6 @@ class HostOperationsConformance:
 
     # -- unknown outcomes ----------------------------------------------------------------------
     def _unknown(self, storage: Storage) -> Action:
-        from seqengine.testing.conformance import T0, enroll_lead, x_sequence
-
         enroll_lead(storage, x_sequence(), "lead-1", at=T0)
         claim = self._claim_one(storage, T0)
         started = self._run(storage, claim, T0)
@@ -256,8 +230,6 @@ class HostOperationsConformance:
         return failed
 
     def test_an_unknown_outcome_resolved_as_sent_continues_the_flow(self, storage: Storage) -> None:
-        from seqengine.testing.conformance import T0
-
         failed = self._unknown(storage)
         at = T0 + timedelta(hours=2)
         resolved = storage.resolve_unknown(failed.id, sent=True, now=at)
@@ -272,8 +244,6 @@ class HostOperationsConformance:
             storage.resolve_unknown(failed.id, sent=False, now=at)
 
     def test_an_unknown_outcome_resolved_as_not_sent_is_tried_again(self, storage: Storage) -> None:
-        from seqengine.testing.conformance import T0
-
         failed = self._unknown(storage)
         at = T0 + timedelta(hours=2)
         resolved = storage.resolve_unknown(failed.id, sent=False, now=at)
@@ -287,7 +257,5 @@ class HostOperationsConformance:
         assert [c.action.id for c in claims] == [retry.id]
 
     def test_resolving_an_unknown_action_names_it(self, storage: Storage) -> None:
-        from seqengine.testing.conformance import T0
-
         with pytest.raises(ConfigError, match="no action 'ghost'"):
             storage.resolve_unknown("ghost", sent=True, now=T0)

@@ -228,3 +228,27 @@ class _Recording:
 
     async def reconcile(self, request, content, ctx):
         return None
+
+
+def test_sqlite_storage_refuses_files_that_are_not_its_own(tmp_path):
+    """Opening a text file or another application's database changes nothing in it."""
+    import sqlite3
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("precious notes\n")
+    with pytest.raises(StorageError, match=r"notes\.txt: is not a SQLite database"):
+        SQLiteStorage(str(notes))
+    assert notes.read_text() == "precious notes\n"
+
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+    conn.execute("INSERT INTO invoices (total) VALUES (12.5)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StorageError, match=r"another application.*invoices"):
+        SQLiteStorage(str(other))
+    conn = sqlite3.connect(other)
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    conn.close()
+    assert tables == ["invoices"]

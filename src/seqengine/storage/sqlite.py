@@ -343,6 +343,13 @@ class SQLiteStorage(StorageBase):
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute(f"PRAGMA synchronous = {sync}")
             self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            msg = (
+                f"{self.path}: is not a SQLite database ({exc}); nothing was changed — give the "
+                "path of a seqengine database, or a new file name"
+            )
+            raise StorageError(msg) from exc
         except BaseException:
             self._conn.close()
             raise
@@ -443,6 +450,21 @@ class SQLiteStorage(StorageBase):
                     "seqengine. Upgrade seqengine (pip install -U seqengine) to open it"
                 )
                 raise SchemaOutdated(msg)
+            if version == 0:
+                tables = [
+                    str(r[0])
+                    for r in self._run(
+                        cur, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name", ()
+                    ).fetchall()
+                ]
+                if tables:
+                    shown = ", ".join(tables[:5]) + (", …" if len(tables) > 5 else "")
+                    msg = (
+                        f"{self.path}: is a SQLite database of another application (tables: "
+                        f"{shown}), not a seqengine database; nothing was changed — give "
+                        "seqengine a file of its own"
+                    )
+                    raise StorageError(msg)
             for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
                 for step in migration:
                     try:

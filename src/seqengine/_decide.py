@@ -68,6 +68,7 @@ __all__ = [
     "first_action",
     "reopen",
     "resolve",
+    "retry_queued",
     "skip_queued",
     "step_action",
     "withdrawal_at",
@@ -331,6 +332,12 @@ def _start(s: Situation, action: Action, day: date) -> Decision:
         check_transition(action.status, ActionStatus.IN_PROGRESS, action_id=action.id)
     started = replace(action, status=ActionStatus.IN_PROGRESS, started_at=now, reason=None)
     return _decision(started, budgets=tuple(budgets), effects=(_execute(s, started),))
+
+
+def retry_queued(s: Situation, at: datetime, reason: str) -> Decision:
+    """Put a queued action back to pending at ``at`` (moved into the activity window): what
+    it could not do yet (e.g. its AI text could not be written) it tries again then."""
+    return _back_to_pending(s, s.action, at, reason, tries=s.action.tries + 1)
 
 
 def skip_queued(s: Situation, reason: str) -> Decision:

@@ -43,8 +43,14 @@ from typing import Any, Generic, ParamSpec, TypeVar
 import attrs
 
 from seqengine._checks import DEFAULT_CHECKS, CheckChain, Situation, build_situation
-from seqengine._decide import Decision, decide, resolve, skip_queued
-from seqengine._exceptions import LeaseLost, StaleRecord, StorageError, TemplateError
+from seqengine._decide import Decision, decide, resolve, retry_queued, skip_queued
+from seqengine._exceptions import (
+    ExecutorError,
+    LeaseLost,
+    StaleRecord,
+    StorageError,
+    TemplateError,
+)
 from seqengine._fast import replace
 from seqengine._model import Action, ActionStatus, Platform
 from seqengine._outcomes import (
@@ -501,6 +507,13 @@ class Worker:
             except TemplateError as exc:
                 await self._commit(claim, _skip_before_start(situation, decision, str(exc)), now)
                 return
+            except ExecutorError as exc:
+                # The AI writer's provider failed (down, refusing, timing out): nothing was
+                # sent, so the action waits and tries again later; the run goes on.
+                log.warning("could not write %s: %s; it is tried again later", claim.action.id, exc)
+                retry = _retry_before_start(situation, decision, f"ai_unavailable: {exc}")
+                await self._commit(claim, retry, now)
+                return
             # replace(): these copies only swap in the rendered action, nothing to validate.
             started = replace(decision.action, content=content)
             decision = replace(decision, action=started)
@@ -692,6 +705,18 @@ _STALE_TRIES = 5
 
 class _NeedsStorage(Exception):
     """Deciding offline needs something only storage has (see ``Worker._decide``)."""
+
+
+#: How long an action whose text could not be written waits before it is tried again.
+_WRITE_RETRY = timedelta(minutes=30)
+
+
+def _retry_before_start(situation: Situation, decision: Decision, reason: str) -> Decision:
+    """The action's text cannot be written now: back to pending, tried again later."""
+    queued = attrs.evolve(decision.action, status=ActionStatus.QUEUED, started_at=None)
+    return retry_queued(
+        attrs.evolve(situation, action=queued), situation.now + _WRITE_RETRY, reason
+    )
 
 
 def _skip_before_start(situation: Situation, decision: Decision, reason: str) -> Decision:

@@ -526,8 +526,20 @@ def count_enrollments(plan: Plan) -> int:
 def check_enroll_items(items: Seq[tuple[Lead, Enrollment, Action]]) -> None:
     """What ``enroll_many`` checks before writing anything: each item is a lead, its
     enrollment and that enrollment's first action, with time-zone-aware times."""
+    if not isinstance(items, Seq):
+        msg = (
+            f"enroll_many takes a list of (Lead, Enrollment, Action) tuples, got "
+            f"{type(items).__name__}; pass a list (e.g. list(items))"
+        )
+        raise StorageError(msg)
     for n, item in enumerate(items):
-        if len(item) != 3 or not isinstance(item[0], Lead):
+        if (
+            not isinstance(item, tuple)
+            or len(item) != 3
+            or not isinstance(item[0], Lead)
+            or not isinstance(item[1], Enrollment)
+            or not isinstance(item[2], Action)
+        ):
             msg = (
                 f"enroll_many item {n} is {item!r}; pass (Lead, Enrollment, Action) tuples: "
                 "the lead, its enrollment and the enrollment's first action"

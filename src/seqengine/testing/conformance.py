@@ -1311,3 +1311,8 @@ class StorageConformance(HostOperationsConformance):
             with pytest.raises(StorageError, match=names):
                 storage.enroll_many([*items[:2], bad, *items[3:]])
             assert self._imported(storage, [lead.id for lead, _, _ in items]) == before
+        with pytest.raises(StorageError, match="item 1"):
+            storage.enroll_many([items[0], lead, *items[1:]])  # type: ignore[list-item]
+        with pytest.raises(StorageError, match="pass a list"):
+            storage.enroll_many(item for item in items)  # type: ignore[arg-type]
+        assert self._imported(storage, [lead.id for lead, _, _ in items]) == before

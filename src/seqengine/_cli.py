@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence as Seq
 from typing import NoReturn
 
-from seqengine._exceptions import ConfigError, FlowError, SeqEngineError
+from seqengine._exceptions import FlowError, SeqEngineError, UsageError
 from seqengine._files import load_sequence
 from seqengine._flow import Sequence
 from seqengine._mermaid import to_mermaid
@@ -20,10 +20,6 @@ EXIT_OK = 0
 EXIT_BAD_INPUT = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
-
-
-class UsageError(ConfigError):
-    """Options that do not go together (exit 2, like any other usage error)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -97,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_graph)
 
     try:
-        from seqengine.runtime._cli import add_runtime_commands
+        from seqengine.cli import add_runtime_commands
     except ImportError:  # pragma: no cover - the runtime ships with the package
         pass
     else:

@@ -32,6 +32,7 @@ __all__ = [
     "StaleRecord",
     "StorageError",
     "TemplateError",
+    "UsageError",
 ]
 
 
@@ -61,6 +62,10 @@ class FlowFileError(FlowError):
 
 class ConfigError(SeqEngineError, ValueError):
     """A workspace, account, lead or other configuration value is invalid."""
+
+
+class UsageError(ConfigError):
+    """Command-line options that do not go together (the CLI exits 2, as for any usage error)."""
 
 
 class TemplateError(SeqEngineError, ValueError):

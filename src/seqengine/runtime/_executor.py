@@ -28,6 +28,7 @@ __all__ = [
     "Notifier",
     "available_executors",
     "load_executor",
+    "load_notifier",
     "route",
 ]
 
@@ -37,6 +38,7 @@ GROUP = "seqengine.executors"
 EXTRAS = {"x": "x", "linkedin": "linkedin", "email": "email"}
 
 
+@runtime_checkable
 class Notifier(Protocol):
     """Tells a person about something that needs them (R-ERR-2: a paused account)."""
 
@@ -123,6 +125,43 @@ def load_executor(name: str, **config: Any) -> Executor:
         )
         raise PluginError(msg)
     return executor
+
+
+#: The entry-point group of notifiers (R-ERR-2), each a class with
+#: ``from_workspace(workspace) -> Notifier | None``.
+NOTIFIER_GROUP = "seqengine.notifiers"
+
+
+def load_notifier(name: str, workspace: Any) -> Notifier | None:
+    """The notifier registered as ``name`` (``seqengine.notifiers``), built for ``workspace``
+    (None when the workspace does not ask for it).
+
+    Raises:
+        PluginError: no notifier of that name is installed, or its dependencies are missing
+            (the message says which extra to install).
+    """
+    found = {ep.name: ep for ep in entry_points(group=NOTIFIER_GROUP)}
+    extra = EXTRAS.get(name, name)
+    ep = found.get(name)
+    if ep is None:
+        msg = (
+            f"no {name!r} notifier is installed; install it with: "
+            f'pip install "seqengine[{extra}]" (installed: {", ".join(sorted(found)) or "none"})'
+        )
+        raise PluginError(msg)
+    try:
+        factory = ep.load()
+    except ImportError as exc:
+        msg = (
+            f"the {name!r} notifier needs a package that is not installed ({exc.name or exc}); "
+            f'install it with: pip install "seqengine[{extra}]"'
+        )
+        raise PluginError(msg) from exc
+    notifier = factory.from_workspace(workspace)
+    if notifier is not None and not isinstance(notifier, Notifier):
+        msg = f"notifier {name!r} ({ep.value}) did not build a Notifier (it needs notify)"
+        raise PluginError(msg)
+    return notifier
 
 
 def route(executors: Mapping[str, Executor] | Iterable[Executor]) -> dict[Platform, Executor]:

@@ -11,7 +11,7 @@ from typing import Any
 from seqengine._exceptions import ConfigError, PluginError
 from seqengine._model import Platform
 from seqengine.runtime._clock import SystemClock, VirtualClock
-from seqengine.runtime._executor import Executor, load_executor, route
+from seqengine.runtime._executor import Executor, load_executor, load_notifier, route
 from seqengine.runtime._feedback import Feedback, LogBridge, ObservedExecutor, make_feedback
 from seqengine.runtime._worker import Worker
 
@@ -40,18 +40,15 @@ def build_executors(
 
 
 def _notifier(workspace: Any) -> Any:
-    """The email notifier ``[notifications] email_to`` asks for (R-ERR-2), or None."""
-    if not getattr(workspace, "notifications_email_to", None):
+    """The email notifier ``[notifications] email_to`` asks for (R-ERR-2), or None; loaded
+    through the ``seqengine.notifiers`` entry points like any channel's."""
+    if not workspace.notifications_email_to:
         return None
     try:
-        from seqengine_email import EmailNotifier
-    except ImportError as exc:
-        msg = (
-            "[notifications] email_to needs the email channel: "
-            f'pip install "seqengine[email]" ({exc})'
-        )
+        return load_notifier("email", workspace)
+    except PluginError as exc:
+        msg = f"[notifications] email_to needs the email channel: {exc}"
         raise PluginError(msg) from exc
-    return EmailNotifier.from_workspace(workspace)
 
 
 async def _watch(worker: Worker, storage: Any, clock: Any, feedback: Feedback) -> None:
@@ -84,7 +81,7 @@ async def run_workspace(args: argparse.Namespace) -> int:
     Everything that can be checked is checked before a lead is enrolled: the storage file,
     the channel executors (a missing extra), the AI writer and the notifier.
     """
-    from seqengine.runtime._cli import load_leads_file
+    from seqengine.cli._common import load_leads_file
     from seqengine.runtime._config import load_workspace
     from seqengine.storage import open_storage
     from seqengine.storage._files import check_sqlite_url
@@ -148,7 +145,7 @@ async def _run(
     days: float,
 ) -> int:
     """Store the workspace, enrol the leads, run the worker (or rehearse), print the report."""
-    from seqengine.runtime._cli import report_nothing_done
+    from seqengine.cli._common import report_nothing_done
     from seqengine.runtime._config import assign
     from seqengine.sim import deliver_replies, storage_report
     from seqengine.sim._simulate import drive, enroll_all

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from seqengine._exceptions import ConfigError
+from seqengine._exceptions import ConfigError, UsageError
 from seqengine._model import EnrollmentStatus
 from seqengine._plan import awaits_person
 from seqengine._timing import load_zone, local_date
@@ -34,8 +34,6 @@ def _now() -> datetime:
 def _operated(args: argparse.Namespace) -> Iterator[Storage]:
     """The storage ``--db`` or ``--config`` names; an existing one, never created here."""
     if bool(args.db) == bool(args.config):
-        from seqengine._cli import UsageError
-
         msg = "give the storage to operate on: --db FILE (a SQLite run) or --config WORKSPACE"
         raise UsageError(msg)
     if args.db:

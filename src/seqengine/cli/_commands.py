@@ -6,31 +6,27 @@ import argparse
 import asyncio
 import os
 import time
-from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from seqengine._cli import UsageError
-from seqengine._exceptions import ConfigError
+from seqengine._exceptions import ConfigError, UsageError
 from seqengine._files import load_sequence
 from seqengine._flow import Sequence
 from seqengine._model import Lead
 from seqengine.runtime._feedback import (
-    Feedback,
     LogBridge,
     ObservedExecutor,
-    describe_windows,
     make_feedback,
-    run_with_heartbeat,
-    when,
 )
 from seqengine.storage._files import check_output_dir, inspect_database, prepare_database
 
 __all__ = ["add_runtime_commands", "example_paths"]
 
 #: The files ``--out`` receives (charts besides, when matplotlib is installed).
+from seqengine.cli._common import load_leads_file, report_nothing_done
+
 OUT_FILES = ("actions.jsonl", "summary.json")
 
 
@@ -91,61 +87,6 @@ def _instant(text: str) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def _size(n: int) -> str:
-    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n:,} bytes"
-
-
-#: How many rejected rows of a leads file are told one by one (the rest are counted).
-SHOWN_REJECTS = 20
-
-
-def load_leads_file(
-    path: str, *, sequences: list[str], accounts: list[str], feedback: Feedback
-) -> list[Any]:
-    """Load a leads CSV with feedback while it parses; returns its rows (``LeadRow``).
-
-    Raises:
-        ConfigError: the file cannot be read, or not one of its rows is a valid lead.
-    """
-    from seqengine.runtime._config import load_leads
-
-    try:
-        size = os.path.getsize(path)
-    except OSError:
-        size = -1  # load_leads says why it cannot be read
-    if size >= 0:
-        feedback.tell("leads_loading", f"loading leads from {path} ({_size(size)})", file=path)
-    t0 = time.monotonic()
-    loaded = run_with_heartbeat(
-        feedback,
-        f"loading {os.path.basename(path)}",
-        lambda: load_leads(path, sequences=sequences, accounts=accounts),
-    )
-    for error in loaded.errors[:SHOWN_REJECTS]:
-        feedback.warn("lead_rejected", error, file=path)
-    if len(loaded.errors) > SHOWN_REJECTS:
-        more = len(loaded.errors) - SHOWN_REJECTS
-        feedback.warn("lead_rejected", f"{path}: … and {more:,} more rows rejected", file=path)
-    if not loaded.rows:
-        if loaded.errors:
-            msg = (
-                f"{path}: none of its {len(loaded.errors):,} rows is a valid lead (see the "
-                "warnings above) — fix the rows, or check that the header names the columns"
-            )
-        else:
-            msg = f"{path}: has a header but no leads — add one lead per row below the header"
-        raise ConfigError(msg)
-    feedback.tell(
-        "leads_loaded",
-        f"loaded {len(loaded.rows):,} leads from {path} in {time.monotonic() - t0:.1f}s"
-        + (f" ({len(loaded.errors):,} rows rejected)" if loaded.errors else ""),
-        file=path,
-        leads=len(loaded.rows),
-        rejected=len(loaded.errors),
-    )
-    return list(loaded.rows)
-
-
 def _outputs(args: argparse.Namespace) -> None:
     """Check ``--out`` (and ``--db``) before any work starts."""
     if getattr(args, "out", None) is not None:
@@ -164,34 +105,6 @@ def _sqlite(db: str, replace: bool) -> str:
     """The storage URL of a ``--db`` file for a new run, replacing a previous run if asked."""
     prepare_database(db, replace=replace)
     return f"sqlite:///{os.path.abspath(db)}?synchronous=OFF"
-
-
-def report_nothing_done(
-    feedback: Feedback,
-    records: Iterable[Mapping[str, Any]],
-    seqs: list[Sequence],
-    start: datetime,
-    end: datetime,
-) -> None:
-    """A run whose window held no action (a report's records): say so, and when the next
-    action is due."""
-    waiting: list[datetime] = []
-    for record in records:
-        if record["started_at"] is not None:
-            return
-        if record["status"] in ("pending", "queued", "deferred") and record["scheduled_at"]:
-            waiting.append(datetime.fromisoformat(record["scheduled_at"]))
-    what = f"nothing was done between {when(start)} and {when(end)}"
-    if not waiting:
-        feedback.warn("nothing_to_do", f"{what}: no action is waiting (no lead is enrolled)")
-        return
-    due = min(waiting)
-    feedback.warn(
-        "nothing_to_do",
-        f"{what}: the next action is due {when(due)} (activity windows: "
-        f"{describe_windows(seqs)}) — start later (--start) or run longer (--days)",
-        next_due=due.isoformat(),
-    )
 
 
 def _simulate(
@@ -301,7 +214,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run a workspace: a real worker, or a rehearsal on a virtual clock."""
-    from seqengine.runtime._run import run_workspace
+    from seqengine.cli._run import run_workspace
 
     if args.days is not None and not args.virtual_clock:
         msg = "--days only applies with --virtual-clock (a real worker runs until stopped)"
@@ -346,7 +259,7 @@ def _log_format(p: argparse.ArgumentParser) -> None:
 
 def add_runtime_commands(sub: Any) -> None:
     """Register simulate, demo, run and db on the CLI's subparsers."""
-    from seqengine.runtime._ops_cli import add_operator_commands
+    from seqengine.cli._operator import add_operator_commands
 
     add_operator_commands(sub)  # status, pause, resume, remove-lead, resume-account, resolve
     p = sub.add_parser("simulate", help="run sequences against simulated platforms")
@@ -404,4 +317,6 @@ def add_runtime_commands(sub: Any) -> None:
     u.add_argument("--url", required=True)
     u.add_argument("--schema", default=None, help="PostgreSQL schema (default: seqengine)")
     u.set_defaults(func=cmd_db_upgrade)
-    __import__("seqengine.console._cli", fromlist=["_"]).add_console_command(sub)
+    from seqengine.console._cli import add_console_command
+
+    add_console_command(sub)

@@ -203,3 +203,22 @@ def test_operator_commands_refuse_a_file_that_is_not_a_run(
     assert notes.read_text() == "my precious notes\n"
     code, _, err = _cli(capsys, "status", "--db", str(tmp_path / "absent.db"))
     assert code == 1 and not (tmp_path / "absent.db").exists()
+
+
+def test_status_counts_replies_per_sequence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A DM answered on X counts for the sequence that sent the DM (no `replied` step)."""
+    from seqengine.storage import InboxMessage
+
+    db = _database(tmp_path / "run.db", leads=2)
+    _work(db, Recorder(), NOW + timedelta(days=1))
+    storage = SQLiteStorage(db, "ops")
+    reply = InboxMessage(
+        "x-reply-1", "x", "acc-1", "lead-2", "lead", "thanks!", NOW + timedelta(days=1, hours=1)
+    )
+    assert storage.add_inbox_message(reply)
+    storage.close()
+    code, out, _ = _cli(capsys, "status", "--db", db, "--format", "json")
+    [seq] = json.loads(out)["sequences"]
+    assert seq["replied"] == 1 and seq["enrolled"] == 2

@@ -144,7 +144,11 @@ def cmd_resolve(args: argparse.Namespace) -> int:
 def status_of(storage: Storage, now: datetime) -> dict[str, Any]:
     """What ``seqengine status`` shows, as plain data: per sequence, per account, and the
     actions awaiting a person."""
+    from seqengine.sim._report import attribute_replies
+
     paused = storage.paused_sequences()
+    actions = list(storage.actions())
+    replied = Counter(sid for sid, _lead in attribute_replies(actions, storage.inbox()))
     per_seq: dict[str, Counter[str]] = {}
     accounts: set[str] = set()
     for e in storage.enrollments():
@@ -166,6 +170,7 @@ def status_of(storage: Storage, now: datetime) -> dict[str, Any]:
                 "enrolled": counts["enrolled"],
                 "active": counts[EnrollmentStatus.ACTIVE.value],
                 "paused_leads": counts[EnrollmentStatus.PAUSED.value],
+                "replied": replied[sid],
                 "finished": counts[EnrollmentStatus.COMPLETED.value]
                 + counts[EnrollmentStatus.STOPPED.value]
                 + counts[EnrollmentStatus.REMOVED.value],
@@ -191,7 +196,7 @@ def status_of(storage: Storage, now: datetime) -> dict[str, Any]:
         account_rows.append(row)
     waiting = [
         {"id": a.id, "sequence": a.sequence_id, "lead": a.lead_id, "reason": a.reason}
-        for a in storage.actions()
+        for a in actions
         if awaits_person(a)
     ]
     return {
@@ -217,7 +222,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         state = "PAUSED" if s["paused"] else "running"
         lines.append(
             f"  {s['id']}: {state} — {s['enrolled']} enrolled, {s['active']} active, "
-            f"{s['paused_leads']} paused, {s['finished']} finished; "
+            f"{s['paused_leads']} paused, {s['finished']} finished, {s['replied']} replied; "
             f"today {s['done_today']}/{s['daily_limit']} actions"
         )
     lines.append("accounts:")

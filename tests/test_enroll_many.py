@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import threading
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,7 +15,7 @@ from seqengine._decide import first_action
 from seqengine._model import Enrollment, Lead
 from seqengine.sim import _simulate
 from seqengine.sim._simulate import enroll_all
-from seqengine.storage._protocol import StorageBase
+from seqengine.storage._protocol import Storage, StorageBase
 from seqengine.storage.memory import MemoryStorage, MemoryStore
 from seqengine.storage.sqlite import SQLiteStorage
 from seqengine.testing.conformance import (
@@ -105,3 +107,71 @@ def test_enroll_all_stores_a_leads_file_in_enroll_many_chunks(
     finally:
         chunked.close()
         one.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def two_importers(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[list[Storage]]:
+    """Two storages of one workspace over one database, as two importing processes."""
+    if request.param == "sqlite":
+        path = str(tmp_path / "import.db")
+        opened: list[Storage] = [SQLiteStorage(path), SQLiteStorage(path)]
+        yield opened
+        for storage in opened:
+            storage.close()
+        return
+    from pg_env import postgres_url
+    from seqengine.storage.postgres import PostgresStorage, drop_schema, parse_url, upgrade
+
+    dsn = parse_url(postgres_url())[0]
+    schema = f"seqtest_{uuid.uuid4().hex[:12]}"
+    upgrade(dsn, schema)
+    opened = [PostgresStorage(dsn, schema=schema, pool_size=1) for _ in range(2)]
+    try:
+        yield opened
+    finally:
+        for storage in opened:
+            storage.close()
+        drop_schema(dsn, schema)
+
+
+def test_two_importers_at_once_enrol_each_lead_once(two_importers: list[Storage]) -> None:
+    one, two = two_importers
+    populate(one, leads=0)
+    seqs = {s.id: s for s in (x_sequence(), linkedin_sequence())}
+    items = []
+    for n in range(240):
+        lead = sample_lead(f"lead-{n:03d}")
+        for seq in seqs.values():
+            enrollment = Enrollment(seq.id, lead.id, "acc-1", enrolled_at=T0)
+            first = first_action(seq, enrollment, T0, 0)
+            items.append((lead, attrs.evolve(enrollment, pending=(first.id,)), first))
+    # Overlapping halves, one of them backwards, 40 items per transaction.
+    mine, theirs = items[:320], items[160:][::-1]
+    start = threading.Barrier(2)
+    added: dict[int, int] = {}
+    failed: list[BaseException] = []
+
+    def run(n: int, storage: Storage, batch: list[Any]) -> None:
+        try:
+            start.wait()
+            added[n] = sum(storage.enroll_many(batch[i : i + 40]) for i in range(0, len(batch), 40))
+        except BaseException as exc:  # reported below, in the test's thread
+            failed.append(exc)
+
+    threads = [
+        threading.Thread(target=run, args=(n, storage, batch))
+        for n, (storage, batch) in enumerate(((one, mine), (two, theirs)))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failed, failed
+    assert added[0] + added[1] == len(items)
+    enrollments = list(one.enrollments())
+    assert len(enrollments) == len(items)
+    actions = {a.id: a for a in one.actions()}
+    assert len(actions) == len(items)
+    for e in enrollments:
+        assert len(e.pending) == 1
+        assert actions[e.pending[0]].lead_id == e.lead_id

@@ -682,26 +682,18 @@ class PostgresStorage(StorageBase):
         returns how many enrollments were new (see
         :meth:`seqengine.storage.Storage.enroll_many`).
 
-        As in :meth:`enroll`, the new enrollments' rows are claimed first (inserted, so
-        locked, in key order; the placeholder never outlives the transaction), then the
-        paused sequences are read and the items' plans written table by table
-        (:meth:`_write_plans`).
+        An enrollment plan applies only while its lead is not enrolled yet
+        (:func:`seqengine._plan.enrollment_plan`), so the items' plans are made first (the
+        paused sequences read), and their enrollments written first, as one ``INSERT ... ON
+        CONFLICT DO NOTHING`` in key order: the rows it inserts are the new enrollments, now
+        locked. Then the rest of those plans and every item's lead are written table by table
+        (:meth:`_write_creations`).
         """
         check_enroll_items(items)
         if not items:
             return 0
-        keys = sorted({e.key for _, e, _ in items})
+        sequences = sorted({e.sequence_id for _, e, _ in items})
         with self._tx("enroll_many") as conn:
-            rows = conn.execute(
-                self._sql(
-                    "INSERT INTO {s}.enrollments (ws, sequence_id, lead_id, body)"
-                    " SELECT %s, k.seq, k.lead, '{{}}'::jsonb"
-                    " FROM unnest(%b::text[], %b::text[]) WITH ORDINALITY AS k(seq, lead, i)"
-                    " ORDER BY k.i ON CONFLICT DO NOTHING RETURNING sequence_id, lead_id"
-                ),
-                (self.workspace, [k[0] for k in keys], [k[1] for k in keys]),
-            ).fetchall()
-            stored = set(keys).difference(map(tuple, rows))
             paused = {
                 row[0]
                 for row in conn.execute(
@@ -709,13 +701,33 @@ class PostgresStorage(StorageBase):
                         "SELECT sequence_id FROM {s}.paused_sequences"
                         " WHERE ws = %s AND sequence_id = ANY(%s)"
                     ),
-                    (self.workspace, sorted({k[0] for k in keys})),
+                    (self.workspace, sequences),
                 )
             }
-            plans = enroll_many_plans(items, stored, paused)
+            planned = enroll_many_plans(items, (), paused)  # as if nobody were enrolled
+            puts = sorted(
+                (w.enrollment for plan in planned for w in plan if isinstance(w, PutEnrollment)),
+                key=_enrollment_key,
+            )
+            rows = conn.execute(
+                self._sql(
+                    "INSERT INTO {s}.enrollments (ws, sequence_id, lead_id, body)"
+                    " SELECT %s, e.seq, e.lead, e.body::jsonb"
+                    " FROM unnest(%b::text[], %b::text[], %b::text[]) WITH ORDINALITY"
+                    "   AS e(seq, lead, body, i)"
+                    " ORDER BY e.i ON CONFLICT DO NOTHING RETURNING sequence_id, lead_id"
+                ),
+                (
+                    self.workspace,
+                    [e.sequence_id for e in puts],
+                    [e.lead_id for e in puts],
+                    [_text(e) for e in puts],
+                ),
+            ).fetchall()
+            new = {(str(seq), str(lead)) for seq, lead in rows}
             with conn.pipeline():
-                self._write_creations(conn, plans)
-        return sum(map(count_enrollments, plans))
+                self._write_creations(conn, [_after_enrolling(plan, new) for plan in planned])
+        return len(new)
 
     def _write_creations(self, conn: psycopg.Connection[TupleRow], plans: Seq[Plan]) -> None:
         """A batch form of :meth:`_write_plans` for plans of unfenced creations
@@ -2032,6 +2044,21 @@ def _charge(
     for key in taken:
         used[key] = used.get(key, 0) + 1
     return list(taken)
+
+
+def _enrollment_key(enrollment: Enrollment) -> tuple[str, str]:
+    return enrollment.key
+
+
+def _after_enrolling(plan: Plan, new: set[tuple[str, str]]) -> Plan:
+    """What is left to write of an item's plan once its enrollment was inserted: all but
+    the enrollment when it was new, only the lead when the lead was enrolled already."""
+    for w in plan:
+        if isinstance(w, PutEnrollment):
+            if w.enrollment.key in new:
+                return tuple(x for x in plan if x is not w)
+            return tuple(x for x in plan if isinstance(x, PutLead))
+    return plan
 
 
 def _unique(values: Iterable[_T], *, key: Callable[[_T], object], last: bool = False) -> list[_T]:

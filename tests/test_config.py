@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from seqengine import ConfigError, FlowError, LeadStatus, MailboxKind, SeqEngineError
-from seqengine.runtime._config import (
+from seqengine.runtime import (
     AIConfig,
     LeadRow,
     Secret,

@@ -1,6 +1,5 @@
 """The runtime shell: clocks, channel executors and the worker."""
 
-import importlib
 from typing import Any, Final
 
 from seqengine.runtime._clock import RuntimeClock, SystemClock, VirtualClock
@@ -17,31 +16,32 @@ from seqengine.runtime._executor import (
 from seqengine.runtime._leads_file import LeadRow, LeadsFile, assign, load_leads, parse_leads
 from seqengine.runtime._render import render_content
 from seqengine.runtime._secrets import Secret
-from seqengine.runtime._sections import ChannelConfig
+from seqengine.runtime._sections import ChannelConfig, moved_name
 from seqengine.runtime._tables import ConfigTable
 from seqengine.runtime._worker import Worker, WorkerStats
 from seqengine.runtime._workspace import AccountConfig, AIConfig, Workspace, load_workspace
 
 #: Channel settings that moved to the channel packages (each reads its own
-#: ``[accounts.NAME]`` section); still importable from here, loaded on first use.
+#: ``[accounts.NAME]`` section): name → the section whose package defines it. Still importable
+#: from here, found through the ``seqengine.account_sections`` entry point on first use.
 _MOVED: Final = {
-    "XConfig": "seqengine_x",
-    "LinkedInConfig": "seqengine_linkedin",
-    "EmailConfig": "seqengine_email",
-    "EmailSettings": "seqengine_email",
-    "GmailConfig": "seqengine_email",
-    "OutlookConfig": "seqengine_email",
-    "SmtpConfig": "seqengine_email",
+    "XConfig": "x",
+    "LinkedInConfig": "linkedin",
+    "EmailConfig": "email",
+    "EmailSettings": "email",
+    "GmailConfig": "email",
+    "OutlookConfig": "email",
+    "SmtpConfig": "email",
 }
 
 
 def __getattr__(name: str) -> Any:
     """``seqengine.runtime.XConfig`` and the other moved names, from their channel package."""
-    package = _MOVED.get(name)
-    if package is None:
+    section = _MOVED.get(name)
+    if section is None:
         msg = f"module {__name__!r} has no attribute {name!r}"
         raise AttributeError(msg)
-    return getattr(importlib.import_module(package), name)
+    return moved_name(section, name)
 
 
 __all__ = [

@@ -11,12 +11,11 @@ names are loaded from there on first use.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any, Final
 
 from seqengine.runtime._leads_file import LeadRow, LeadsFile, assign, load_leads, parse_leads
 from seqengine.runtime._secrets import Secret
-from seqengine.runtime._sections import ChannelConfig
+from seqengine.runtime._sections import ChannelConfig, moved_name
 from seqengine.runtime._tables import ConfigTable
 from seqengine.runtime._workspace import (
     DEFAULT_AI_URL,
@@ -44,31 +43,30 @@ __all__ = [
     "parse_leads",
 ]
 
-#: Old name here → (channel package module, name there).
+#: Old name here → (the section whose package defines it, its name there).
 _MOVED: Final = {
-    "XConfig": ("seqengine_x._config", "XConfig"),
-    "DEFAULT_X_URL": ("seqengine_x._config", "DEFAULT_X_URL"),
-    "LinkedInConfig": ("seqengine_linkedin._config", "LinkedInConfig"),
-    "EmailConfig": ("seqengine_email._config", "EmailConfig"),
-    "EmailSettings": ("seqengine_email._config", "EmailSettings"),
-    "GmailConfig": ("seqengine_email._config", "GmailConfig"),
-    "OutlookConfig": ("seqengine_email._config", "OutlookConfig"),
-    "SmtpConfig": ("seqengine_email._config", "SmtpConfig"),
-    "DEFAULT_GMAIL_URL": ("seqengine_email._config", "DEFAULT_GMAIL_URL"),
-    "DEFAULT_OUTLOOK_URL": ("seqengine_email._config", "DEFAULT_OUTLOOK_URL"),
-    "DEFAULT_TOKEN_URL": ("seqengine_email._config", "DEFAULT_TOKEN_URL"),
-    "TLS_MODES": ("seqengine_email._config", "TLS_MODES"),
-    "UNSUBSCRIBE_SECRET_ENV": ("seqengine_email._config", "UNSUBSCRIBE_SECRET_ENV"),
-    "_SETTINGS_KEYS": ("seqengine_email._config", "SETTINGS_KEYS"),
-    "_SMTP_KEYS": ("seqengine_email._config", "SMTP_KEYS"),
+    "XConfig": ("x", "XConfig"),
+    "DEFAULT_X_URL": ("x", "DEFAULT_X_URL"),
+    "LinkedInConfig": ("linkedin", "LinkedInConfig"),
+    "EmailConfig": ("email", "EmailConfig"),
+    "EmailSettings": ("email", "EmailSettings"),
+    "GmailConfig": ("email", "GmailConfig"),
+    "OutlookConfig": ("email", "OutlookConfig"),
+    "SmtpConfig": ("email", "SmtpConfig"),
+    "DEFAULT_GMAIL_URL": ("email", "DEFAULT_GMAIL_URL"),
+    "DEFAULT_OUTLOOK_URL": ("email", "DEFAULT_OUTLOOK_URL"),
+    "DEFAULT_TOKEN_URL": ("email", "DEFAULT_TOKEN_URL"),
+    "TLS_MODES": ("email", "TLS_MODES"),
+    "UNSUBSCRIBE_SECRET_ENV": ("email", "UNSUBSCRIBE_SECRET_ENV"),
+    "_SETTINGS_KEYS": ("email", "SETTINGS_KEYS"),
+    "_SMTP_KEYS": ("email", "SMTP_KEYS"),
 }
 
 
 def __getattr__(name: str) -> Any:
-    """A name that moved to a channel package, loaded from there."""
+    """A name that moved to a channel package, found through the channel's entry point."""
     found = _MOVED.get(name)
     if found is None:
         msg = f"module {__name__!r} has no attribute {name!r}"
         raise AttributeError(msg)
-    module, attr = found
-    return getattr(importlib.import_module(module), attr)
+    return moved_name(*found)

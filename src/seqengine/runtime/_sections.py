@@ -11,6 +11,7 @@ extra to install.
 
 from __future__ import annotations
 
+import sys
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, ClassVar, Final, Self
 
@@ -19,7 +20,7 @@ from seqengine._model import Account
 from seqengine.runtime._executor import EXTRAS
 from seqengine.runtime._tables import ConfigTable
 
-__all__ = ["SECTION_GROUP", "ChannelConfig", "load_section", "section_names"]
+__all__ = ["SECTION_GROUP", "ChannelConfig", "Sections", "moved_name"]
 
 #: The entry point group adapters register their :class:`ChannelConfig` class under.
 SECTION_GROUP: Final = "seqengine.account_sections"
@@ -84,41 +85,73 @@ def _entry_points() -> dict[str, EntryPoint]:
         return {}
 
 
-def section_names() -> frozenset[str]:
-    """The section keys an ``[[accounts]]`` entry may have: the registered channels (and the
-    built-in ones, which fail with an install hint when their extra is missing)."""
-    return frozenset(_entry_points()) | frozenset(EXTRAS)
+class Sections:
+    """The channel sections installed now (one look at the entry points per workspace load).
+
+    Attributes:
+        names: the section keys an ``[[accounts]]`` entry may have: the registered channels,
+            and the built-in ones (which fail with an install hint when their extra is
+            missing).
+    """
+
+    def __init__(self) -> None:
+        self._found = _entry_points()
+        self._loaded: dict[str, type[ChannelConfig]] = {}
+        self.names: frozenset[str] = frozenset(self._found) | frozenset(EXTRAS)
+
+    def load(self, name: str, table: ConfigTable, key: str) -> type[ChannelConfig]:
+        """The :class:`ChannelConfig` class registered for section ``name``.
+
+        ``table`` and ``key`` say where the workspace asks for it (for the message).
+
+        Raises:
+            ConfigError: no channel is registered as ``name``, its package cannot be imported
+                (the message names the file, the key and ``pip install "seqengine[EXTRA]"``),
+                or the entry point is not a :class:`ChannelConfig` subclass.
+        """
+        if name in self._loaded:
+            return self._loaded[name]
+        ep = self._found.get(name)
+        extra = EXTRAS.get(name)
+        install = f'install it with: pip install "seqengine[{extra or name}]"'
+        if ep is None:
+            hint = install if extra else f"install the package that provides the {name!r} channel"
+            raise table.fail(key, f"needs the {name!r} channel, which is not installed; {hint}")
+        try:
+            loaded: object = ep.load()
+        except ImportError as exc:
+            missing = exc.name or str(exc)
+            dist = ep.dist.name if ep.dist is not None else "its distribution"
+            raise table.fail(
+                key,
+                f"needs the {name!r} channel (from {dist}), which needs a package that is not "
+                f"installed ({missing}); {install}",
+            ) from None
+        if not isinstance(loaded, type) or not issubclass(loaded, ChannelConfig):
+            raise ConfigError(
+                f"{table.source}: {table.key(key)}: the {name!r} channel's entry point "
+                f"({ep.value}) is not a seqengine.runtime.ChannelConfig subclass"
+            )
+        self._loaded[name] = loaded
+        return loaded
 
 
-def load_section(name: str, table: ConfigTable, key: str) -> type[ChannelConfig]:
-    """The :class:`ChannelConfig` class registered for section ``name``.
+def moved_name(section: str, name: str) -> Any:
+    """``name`` as defined in the module of the class registered for ``section``.
 
-    ``table`` and ``key`` say where the workspace asks for it (for the message).
+    Keeps names that moved from the runtime to a channel package (``XConfig``, ``SmtpConfig``,
+    …) importable from their old place, found through the entry point like any channel.
 
     Raises:
-        ConfigError: no channel is registered as ``name``, its package cannot be imported
-            (the message names the file, the key and ``pip install "seqengine[EXTRA]"``), or
-            the entry point is not a :class:`ChannelConfig` subclass.
+        ImportError: the channel is not installed, or its package cannot be imported.
     """
-    ep = _entry_points().get(name)
-    extra = EXTRAS.get(name)
-    install = f'install it with: pip install "seqengine[{extra or name}]"'
+    ep = _entry_points().get(section)
     if ep is None:
-        hint = install if extra else f"install the package that provides the {name!r} channel"
-        raise table.fail(key, f"needs the {name!r} channel, which is not installed; {hint}")
-    try:
-        loaded: object = ep.load()
-    except ImportError as exc:
-        missing = exc.name or str(exc)
-        dist = ep.dist.name if ep.dist is not None else "its distribution"
-        raise table.fail(
-            key,
-            f"needs the {name!r} channel (from {dist}), which needs a package that is not "
-            f"installed ({missing}); {install}",
-        ) from None
-    if not isinstance(loaded, type) or not issubclass(loaded, ChannelConfig):
-        raise ConfigError(
-            f"{table.source}: {table.key(key)}: the {name!r} channel's entry point "
-            f"({ep.value}) is not a seqengine.runtime.ChannelConfig subclass"
+        extra = EXTRAS.get(section, section)
+        msg = (
+            f"{name} belongs to the {section!r} channel, which is not installed; install it "
+            f'with: pip install "seqengine[{extra}]"'
         )
-    return loaded
+        raise ImportError(msg)
+    loaded = ep.load()
+    return getattr(sys.modules[loaded.__module__], name)

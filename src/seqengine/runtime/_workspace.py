@@ -27,7 +27,7 @@ from seqengine._model import Account
 from seqengine._timing import load_zone
 from seqengine.runtime._leads_file import LeadsFile, load_leads
 from seqengine.runtime._secrets import Secret, masked_url
-from seqengine.runtime._sections import ChannelConfig, load_section, section_names
+from seqengine.runtime._sections import ChannelConfig, Sections
 from seqengine.runtime._tables import ConfigTable, show
 
 __all__ = [
@@ -229,7 +229,8 @@ def load_workspace(path: str) -> Workspace:
 
 
 def _workspace(top: ConfigTable, abspath: str) -> Workspace:
-    sections = _top_sections(top)
+    registry = Sections()
+    sections = _top_sections(top, registry)
     timezone_default = top.optional("timezone_default", "UTC")
     try:
         load_zone(timezone_default)
@@ -266,7 +267,7 @@ def _workspace(top: ConfigTable, abspath: str) -> Workspace:
         worker.only(("concurrency",))
         concurrency = worker.integer("concurrency", 1, 1024, 64)
 
-    accounts, defaults = _accounts(top, timezone_default, sections)
+    accounts, defaults = _accounts(top, timezone_default, registry, sections)
     return Workspace(
         path=abspath,
         sequences=sequences,
@@ -282,20 +283,20 @@ def _workspace(top: ConfigTable, abspath: str) -> Workspace:
     )
 
 
-def _top_sections(top: ConfigTable) -> dict[str, type[ChannelConfig]]:
+def _top_sections(top: ConfigTable, registry: Sections) -> dict[str, type[ChannelConfig]]:
     """The channels owning top-level tables of the file (``[email]``); other keys rejected."""
     out: dict[str, type[ChannelConfig]] = {}
     for key in sorted(k for k in top.data if k not in _TOP_KEYS):
-        if key in section_names():
-            section = load_section(key, top, key)
+        if key in registry.names:
+            section = registry.load(key, top, key)
             if section.workspace_table:
                 out[key] = section
                 continue
         # An unknown key: list the runtime's keys and every channel's workspace table.
         allowed = set(_TOP_KEYS)
-        for name in section_names():
+        for name in registry.names:
             try:
-                if load_section(name, top, name).workspace_table:
+                if registry.load(name, top, name).workspace_table:
                     allowed.add(name)
             except ConfigError:
                 continue  # a channel that is not installed has no table to offer
@@ -398,7 +399,10 @@ def _ai(table: ConfigTable) -> AIConfig:
 
 
 def _accounts(
-    top: ConfigTable, timezone_default: str, top_sections: Mapping[str, type[ChannelConfig]]
+    top: ConfigTable,
+    timezone_default: str,
+    registry: Sections,
+    top_sections: Mapping[str, type[ChannelConfig]],
 ) -> tuple[tuple[AccountConfig, ...], dict[str, Any]]:
     """The accounts, and each used channel's workspace defaults (read first, once)."""
     example = '[[accounts]] id = "acc-1"'
@@ -408,13 +412,13 @@ def _accounts(
     tables = [
         ConfigTable(top.source, f"accounts[{i}]", data, top.folder) for i, data in enumerate(raw)
     ]
-    allowed = (*_ACCOUNT_KEYS, *section_names())
+    allowed = (*_ACCOUNT_KEYS, *registry.names)
     sections = dict(top_sections)
     for table in tables:
         table.only(allowed)
         for key in sorted(k for k in table.data if k not in _ACCOUNT_KEYS):
             if key not in sections:
-                sections[key] = load_section(key, table, key)
+                sections[key] = registry.load(key, table, key)
     defaults = {
         name: section.workspace_defaults(top.table(name, f"[{name}]"))
         for name, section in sorted(sections.items())

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -298,6 +297,7 @@ else:
         ("linkedin", '[accounts.linkedin]\nli_at = "a"\njsessionid = "b"\n'),
         ("email", '[accounts.email.smtp]\naddress = "a@b.test"\nhost = "h"\n'),
     ],
+    ids=["x", "linkedin", "email"],
 )
 def test_a_channel_whose_extra_is_missing_names_the_file_key_and_extra(
     tmp_path: Path, section: str, body: str
@@ -318,7 +318,7 @@ def test_a_channel_whose_extra_is_missing_names_the_file_key_and_extra(
         f'"seqengine[{section}]"'
     ), done.stderr
     # Without the section, the same workspace loads: only the channels it uses are imported.
-    path.write_text(textwrap.dedent('sequences = ["seq.toml"]\n[[accounts]]\nid = "a"\n'))
+    path.write_text('sequences = ["seq.toml"]\n[[accounts]]\nid = "a"\n', encoding="utf-8")
     again = subprocess.run(
         [sys.executable, str(script), str(path)],
         capture_output=True,

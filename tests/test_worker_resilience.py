@@ -20,7 +20,7 @@ from seqengine.runtime import SystemClock, VirtualClock, Worker, route
 from seqengine.sim import DEFAULT_START, SimulatedExecutor, synthetic_leads
 from seqengine.sim._simulate import enroll_all
 
-STALL_SECONDS = 1.0  # how long a stalled claim waits for a gate that only a free loop opens
+STALL_SECONDS = 0.5  # how long a stalled claim waits for a gate that only a free loop opens
 
 
 @pytest.fixture(params=BACKEND_PARAMS)

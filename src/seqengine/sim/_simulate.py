@@ -142,7 +142,7 @@ async def drive(
 
 
 @contextlib.contextmanager
-def _loaded_data_frozen() -> Iterator[None]:
+def _loaded_data_frozen() -> Iterator[Callable[[], None]]:
     """Keep what is loaded so far out of the cyclic garbage collector's full passes.
 
     A run allocates steadily (every decision makes new immutable records), so the collector
@@ -151,14 +151,17 @@ def _loaded_data_frozen() -> Iterator[None]:
     reference cycles). ``gc.freeze`` (meant for exactly this: a big load, then work) leaves
     the loaded objects out of those walks; ``gc.unfreeze`` puts them back afterwards. A host
     that froze objects itself, or turned the collector off, is left as it is.
+
+    It gives a function that freezes what was added since: a run on the core calls it once a
+    virtual day, as the world it keeps grows by every action created.
     """
     if gc.get_freeze_count() or not gc.isenabled():
-        yield
+        yield lambda: None
         return
     gc.collect(0)
     gc.freeze()
     try:
-        yield
+        yield gc.freeze
     finally:
         gc.unfreeze()
 
@@ -200,12 +203,13 @@ def _simulate_world(
     begin: datetime,
     end: datetime,
     seed: int,
-    executor: Executor,
+    behaviour: PlatformBehaviour | None,
     writer: Any,
     progress: Progress | None,
 ) -> Report:
     """Run the simulation on the pure core: ``World`` driven by :func:`seqengine.drive`
     with the simulated platforms — synchronous, no leases, no event loop."""
+    executor = SimulatedExecutor(behaviour, seed)
     records = _Records()
     world = new_world(seed=seed, sequences=seqs, accounts=accs)
     for seq in seqs:
@@ -222,22 +226,30 @@ def _simulate_world(
     execute = executor_callable([executor], ExecContext(records, clock, writer))
     render = content_renderer(writer)
     total = (end - begin).total_seconds() or 1.0
-    # One drive per virtual day, for progress; the clock carries over, so it is one run.
+    # One drive per virtual day, for progress; the clock carries over, so it is one run. The
+    # world is handed over, not kept here: a version kept would keep the record of every
+    # change made after it (see World).
+    held = [world]
+    del world
     stop = begin
-    with _loaded_data_frozen():
+    with _loaded_data_frozen() as refreeze:
         while stop < end:
             stop = min(stop + timedelta(days=1), end)
-            world = drive_world(
-                world,
-                execute,
-                until=stop,
-                clock=clock,
-                render=render,
-                after_each=records.hand_over,
-                keep_records=False,
-            ).world
+            held.append(
+                drive_world(
+                    held.pop(),
+                    execute,
+                    until=stop,
+                    clock=clock,
+                    render=render,
+                    after_each=records.hand_over,
+                    keep_records=False,
+                ).world
+            )
+            refreeze()  # what the day added (actions, enrollments) stays: out of the walks too
             if progress is not None:
                 progress(min(1.0, (stop - begin).total_seconds() / total), stop.date().isoformat())
+    world = held.pop()
     # Replies that come after the last action still reach the inbox (and count).
     deliver_replies([executor], records, end)
     world = records.hand_over(world)
@@ -246,13 +258,13 @@ def _simulate_world(
         for lead in lead_list
         if (cur := world.leads.get(lead.id)) is not None and cur.status is LeadStatus.REPLIED
     ]
-    return build_report(
-        seqs,
-        world.actions_in_order(),
-        world.enrollments.values(),
-        replied,
-        inbox=records.inbox(),
-    )
+    actions = list(world.actions_in_order())
+    enrollments = list(world.enrollments.values())
+    inbox = records.inbox()
+    # The report's records are built next: let the world's tables and the platforms' memory
+    # go first, so the two are not held at once (the peak of a large run).
+    del world, records, execute, executor
+    return build_report(seqs, actions, enrollments, replied, inbox=inbox)
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -331,7 +343,7 @@ def simulate(
             begin,
             begin + timedelta(days=days),
             seed,
-            SimulatedExecutor(behaviour, seed),
+            behaviour,
             writer,
             progress,
         )

@@ -199,6 +199,14 @@ def test_an_entry_point_that_is_not_a_channel_config_is_named(sms: Path) -> None
     )
 
 
+def test_a_channel_without_a_workspace_table_is_not_a_top_level_key(tmp_path: Path) -> None:
+    path = workspace(tmp_path, '[x]\nuser_id = "1"\n\n[[accounts]]\nid = "acc-1"\n')
+    assert failure(path) == (
+        f"{path}: unknown key 'x'; allowed: accounts, ai, email, leads, notifications, "
+        "sequences, storage, timezone_default, worker"
+    )
+
+
 def test_without_the_third_party_package_its_section_is_an_unknown_key(tmp_path: Path) -> None:
     path = workspace(tmp_path, '[[accounts]]\nid = "acc-1"\n\n[accounts.sms]\nnumber = "+4"\n')
     assert "accounts[0]: unknown key 'sms'; allowed: connection_request_daily_limit, email" in (

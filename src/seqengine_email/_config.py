@@ -40,6 +40,7 @@ DEFAULT_TOKEN_URL: Final = "https://oauth2.googleapis.com/token"
 #: Where the key that signs unsubscribe tokens comes from when ``unsubscribe_secret`` is unset.
 UNSUBSCRIBE_SECRET_ENV: Final = "SEQENGINE_UNSUBSCRIBE_SECRET"
 _EMAIL: Final = re.compile(r"^[^@\s]+@[^@\s]+$")
+_SETTINGS_EXAMPLE: Final = '[accounts.email.settings] unsubscribe_url = "https://…/u/{token}"'
 
 
 @attrs.frozen
@@ -204,7 +205,7 @@ class EmailConfig(ChannelConfig):
         """
         config = _email(table)
         base = table.defaults if isinstance(table.defaults, EmailSettings) else EmailSettings()
-        own_t = table.table("settings", "") or ConfigTable(
+        own_t = table.table("settings", _SETTINGS_EXAMPLE) or ConfigTable(
             table.source, table.key("settings"), {}, table.folder
         )
         own = _resolved_settings(own_t, config.settings)
@@ -230,9 +231,7 @@ def _email(table: ConfigTable) -> EmailConfig:
     gmail_t = table.table("gmail", '[accounts.email.gmail] address = "me@gmail.com"')
     outlook_t = table.table("outlook", '[accounts.email.outlook] address = "me@outlook.com"')
     smtp_t = table.table("smtp", '[accounts.email.smtp] address = "me@company.com"')
-    settings_t = table.table(
-        "settings", '[accounts.email.settings] unsubscribe_url = "https://…/u/{token}"'
-    )
+    settings_t = table.table("settings", _SETTINGS_EXAMPLE)
     gmail = _gmail(gmail_t) if gmail_t is not None else None
     outlook = _outlook(outlook_t) if outlook_t is not None else None
     smtp = _smtp(smtp_t, gmail, outlook) if smtp_t is not None else None

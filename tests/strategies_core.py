@@ -88,6 +88,7 @@ def run(
     *,
     start: dt.datetime | None = None,
     host_events: Iterable[tuple[dt.datetime, Lead]] = (),
+    operations: Iterable[tuple[dt.datetime, Callable[[World, dt.datetime], World]]] = (),
     observe: bool = False,
     tick: dt.timedelta | None = None,
     max_iterations: int = 200_000,
@@ -95,12 +96,16 @@ def run(
     """Drive ``world`` to ``until``: jump the clock to the next due action (or host event),
     step every due action, run each started action on ``platform`` and feed the outcome back.
 
-    ``host_events`` are ``(when, lead)`` replacements the host makes with ``update_lead``.
+    ``host_events`` are ``(when, lead)`` replacements the host makes with ``update_lead``;
+    ``operations`` are ``(when, op)`` host operations, ``op(world, now) -> world`` (pause a
+    sequence, remove a lead ...), applied before the actions due at ``when`` are decided.
     With ``tick``, the clock only moves in whole ticks from ``start``, like a worker polling
     now and then: due actions are decided late, possibly after their window has closed.
     """
     out = Run(world)
-    pending_events = sorted(host_events, key=lambda e: e[0])
+    pending_events: list[tuple[dt.datetime, Any]] = sorted(
+        [*host_events, *operations], key=lambda e: e[0]
+    )
     clock = start
     if observe:
         out.observe()
@@ -119,8 +124,11 @@ def run(
                 return out
         clock = when
         while pending_events and pending_events[0][0] <= clock:
-            _, lead = pending_events.pop(0)
-            out.world = update_lead(out.world, lead)
+            _, change = pending_events.pop(0)
+            if isinstance(change, Lead):
+                out.world = update_lead(out.world, change)
+            else:
+                out.world = change(out.world, clock)
         out.world, effects = step(out.world, FixedClock(clock), max_actions=10_000)
         out.events += 1
         if observe:

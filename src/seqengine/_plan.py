@@ -272,7 +272,21 @@ def pause_plan(
     """
     writes: list[Write] = [MarkSequence(sequence_id, paused=True)]
     for e in sorted(enrollments, key=lambda e: e.lead_id):
-        if e.sequence_id != sequence_id or e.status is not EnrollmentStatus.ACTIVE:
+        if e.sequence_id != sequence_id or e.status is EnrollmentStatus.PAUSED:
+            continue
+        if e.status is not EnrollmentStatus.ACTIVE:
+            # A lead whose flow ended may still have its auto-withdrawal waiting: it waits for
+            # the resume too (nothing of a paused sequence reaches a platform).
+            waiting = [
+                actions[aid]
+                for aid in e.pending
+                if aid in actions and actions[aid].status in RUNNABLE
+            ]
+            if waiting:
+                writes.extend(CancelAction(a.id, "sequence_paused") for a in waiting)
+                kept = tuple(aid for aid in e.pending if aid not in {a.id for a in waiting})
+                held_back = (*e.resume, *(_held_of(a) for a in waiting if not a.manual))
+                writes.append(PutEnrollment(replace(e, pending=kept, resume=held_back), e))
             continue
         held: list[Held] = []
         running: list[str] = []
@@ -306,9 +320,12 @@ def resume_plan(
     """
     writes: list[Write] = [MarkSequence(sequence.id, paused=False)]
     for e in sorted(enrollments, key=lambda e: e.lead_id):
-        if e.sequence_id != sequence.id or e.status is not EnrollmentStatus.PAUSED:
+        if e.sequence_id != sequence.id or not (e.status is EnrollmentStatus.PAUSED or e.resume):
             continue
-        resumed = replace(e, status=EnrollmentStatus.ACTIVE, generation=e.generation + 1, resume=())
+        # A paused lead becomes active again; one whose flow had ended gets back only what
+        # waited (its auto-withdrawal) and stays as it was.
+        status = EnrollmentStatus.ACTIVE if e.status is EnrollmentStatus.PAUSED else e.status
+        resumed = replace(e, status=status, generation=e.generation + 1, resume=())
         new: list[Action] = []
         for held in e.resume:
             if not sequence.has_step(held.step_id):

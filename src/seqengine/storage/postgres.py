@@ -661,6 +661,7 @@ class PostgresStorage(StorageBase):
         """
         _aware(first.scheduled_at, f"action {first.id!r} scheduled_at")
         with self._tx("enroll") as conn:
+            self._hold_sequences(conn, [enrollment.sequence_id])
             cur = conn.execute(
                 self._sql(
                     "INSERT INTO {s}.enrollments (ws, sequence_id, lead_id, body)"
@@ -694,6 +695,7 @@ class PostgresStorage(StorageBase):
             return 0
         sequences = sorted({e.sequence_id for _, e, _ in items})
         with self._tx("enroll_many") as conn:
+            self._hold_sequences(conn, sequences)
             paused = {
                 row[0]
                 for row in conn.execute(
@@ -821,6 +823,17 @@ class PostgresStorage(StorageBase):
                 elif isinstance(w, AddAction):
                     actions.setdefault(w.action.id, w.action)
         flush()
+
+    def _hold_sequences(self, conn: psycopg.Connection[TupleRow], ids: Seq[str]) -> None:
+        """Lock the sequences' rows against a pause or resume until this transaction ends
+        (``FOR SHARE``: enrolments run side by side; ``pause_sequence`` takes ``FOR
+        UPDATE``), so a lead enrolled while a pause commits is held by one or the other."""
+        conn.execute(
+            self._sql(
+                "SELECT id FROM {s}.sequences WHERE ws = %s AND id = ANY(%s) ORDER BY id FOR SHARE"
+            ),
+            (self.workspace, list(ids)),
+        )
 
     def _is_paused(self, conn: psycopg.Connection[TupleRow], sequence_id: str) -> bool:
         row = conn.execute(
@@ -1496,8 +1509,10 @@ class PostgresStorage(StorageBase):
         return stored
 
     def _sequence_in(self, conn: psycopg.Connection[TupleRow], sequence_id: str) -> Sequence:
+        """The sequence, its row locked until the host operation commits (see
+        :meth:`_hold_sequences`)."""
         row = conn.execute(
-            self._sql("SELECT rev, body FROM {s}.sequences WHERE ws = %s AND id = %s"),
+            self._sql("SELECT rev, body FROM {s}.sequences WHERE ws = %s AND id = %s FOR UPDATE"),
             (self.workspace, sequence_id),
         ).fetchone()
         if row is None:

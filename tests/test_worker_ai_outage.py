@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
+
 from seqengine import (
     Account,
     ActionStatus,
@@ -14,6 +16,7 @@ from seqengine import (
     Lead,
     Outcome,
     Platform,
+    ProviderRefused,
     Sequence,
     Step,
     XProfile,
@@ -109,3 +112,28 @@ def test_an_ai_outage_reschedules_the_action_and_the_run_goes_on() -> None:
 
     asyncio.run(drive(worker, store, clock, NOW + timedelta(days=1)))
     assert recorder.sent == [("dm:lead-1:dm:1", "Hi Ada — manual follow-ups?")]
+
+
+class Refusing(Flaky):
+    """A writer whose provider refuses our key: a configuration error, not an outage."""
+
+    async def fill_placeholders(self, request: PlaceholderRequest) -> PlaceholderFill:
+        msg = "AI provider refused the request (HTTP 401): bad key — check [ai] api_key"
+        raise ProviderRefused(msg)
+
+
+def test_a_provider_refusing_our_configuration_stops_the_run_with_its_reason() -> None:
+    seq = Sequence(id="dm", steps=[Step(id="dm", action="dm", platform="x", template="{{p}}")])
+    store = MemoryStorage("ai")
+    store.put_sequence(seq)
+    store.put_account(Account(id="acc-1"))
+    lead = Lead(id="lead-1", x=XProfile(user_id="10001", username="ada"))
+    enroll_all(store, [seq], [(lead, seq.id, "acc-1")], NOW, 0)
+    clock = VirtualClock(NOW)
+    worker = Worker(
+        store, {Platform.X: Recorder()}, clock=clock, writer=Refusing(0), wait_human_delays=False
+    )
+    with pytest.raises(ProviderRefused, match="check \\[ai\\] api_key"):
+        asyncio.run(drive(worker, store, clock, NOW + timedelta(minutes=10)))
+    [action] = store.actions()
+    assert action.status is ActionStatus.PENDING and action.started_at is None  # nothing sent

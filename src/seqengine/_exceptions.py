@@ -27,6 +27,7 @@ __all__ = [
     "IllegalTransition",
     "LeaseLost",
     "PluginError",
+    "ProviderRefused",
     "SchemaOutdated",
     "SeqEngineError",
     "StaleRecord",
@@ -101,3 +102,8 @@ class PluginError(SeqEngineError):
 
 class ExecutorError(SeqEngineError):
     """A channel executor failed in a way it could not report as an outcome."""
+
+
+class ProviderRefused(ExecutorError, ConfigError):
+    """A provider (the AI writer's API, say) refused the request because of our configuration
+    — credentials, endpoint, model: trying again later will not help; fix the configuration."""

@@ -24,7 +24,7 @@ from typing import Any, Final, TypeVar
 import httpx
 import tenacity
 
-from seqengine._exceptions import ConfigError, ExecutorError, TemplateError
+from seqengine._exceptions import ConfigError, ExecutorError, ProviderRefused, TemplateError
 from seqengine.ai._protocol import (
     CommentRequest,
     GeneratedText,
@@ -418,7 +418,7 @@ class OpenAIWriter:
             404: " — check [ai] base_url and model",
         }.get(status, "")
         msg = f"AI provider refused the request (HTTP {status}): {detail}{hint}"
-        raise ExecutorError(msg)
+        raise ProviderRefused(msg)
 
     def _error_detail(self, response: httpx.Response) -> str:
         try:

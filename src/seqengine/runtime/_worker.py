@@ -47,6 +47,7 @@ from seqengine._decide import Decision, decide, resolve, retry_queued, skip_queu
 from seqengine._exceptions import (
     ExecutorError,
     LeaseLost,
+    ProviderRefused,
     StaleRecord,
     StorageError,
     TemplateError,
@@ -507,8 +508,10 @@ class Worker:
             except TemplateError as exc:
                 await self._commit(claim, _skip_before_start(situation, decision, str(exc)), now)
                 return
+            except ProviderRefused:
+                raise  # our configuration is wrong (key, endpoint): stop and say so
             except ExecutorError as exc:
-                # The AI writer's provider failed (down, refusing, timing out): nothing was
+                # The AI writer's provider failed (down, overloaded, timing out): nothing was
                 # sent, so the action waits and tries again later; the run goes on.
                 log.warning("could not write %s: %s; it is tried again later", claim.action.id, exc)
                 retry = _retry_before_start(situation, decision, f"ai_unavailable: {exc}")

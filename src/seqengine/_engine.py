@@ -29,6 +29,7 @@ from seqengine._model import (
     ActionStatus,
     Enrollment,
     Lead,
+    imported_lead,
 )
 from seqengine._outcomes import Effect, Outcome, PauseAccount
 from seqengine._plan import (
@@ -637,7 +638,8 @@ def enroll(
     """Enrol ``lead`` in a sequence, worked by an account; its first action is queued
     (held, if the sequence is paused, until it resumes).
 
-    Enrolling a lead already in the sequence changes nothing but the lead's facts.
+    Enrolling a lead already in the sequence changes nothing but the lead's facts, merged as
+    :func:`~seqengine._model.imported_lead` says (a reply, an opt-out, a bounce are kept).
     """
     now = _instant(clock, "enroll")
 
@@ -649,9 +651,11 @@ def enroll(
         if account_id not in s.accounts:
             msg = f"no account {account_id!r}; known: {', '.join(sorted(s.accounts))}"
             raise ConfigError(msg)
+        known = imported_lead(s.leads.get(lead.id), lead)  # replies, opt-outs are kept
         if (sequence_id, lead.id) in s.enrollments:
-            return _apply(s, log, created, (PutLead(lead),), now), None
-        plan = enroll_plan(seq, lead, account_id, now, world.seed, paused=sequence_id in s.stopped)
+            return _apply(s, log, created, (PutLead(known),), now), None
+        paused = sequence_id in s.stopped
+        plan = enroll_plan(seq, known, account_id, now, world.seed, paused=paused)
         return _apply(s, log, created, plan, now), None
 
     return world._edit(edit)[0]

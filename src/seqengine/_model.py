@@ -262,6 +262,34 @@ class Lead:
         return values
 
 
+def imported_lead(stored: Lead | None, incoming: Lead) -> Lead:
+    """The lead an import stores when ``incoming`` (a row of a leads file, a CRM sync) meets
+    the ``stored`` one: the incoming facts, but never forgetting what the engine learnt.
+
+    A lead who replied keeps its status unless the import says another one (a file that says
+    nothing gives ``new``); an unsubscribe or blacklisting, a hard bounce and an X account that
+    refuses DMs stay. Re-importing a file must never message someone who answered, opted out
+    or bounced.
+    """
+    if stored is None:
+        return incoming
+    changes: dict[str, Any] = {}
+    if incoming.status is LeadStatus.NEW and stored.status is not LeadStatus.NEW:
+        changes["status"] = stored.status
+    if stored.blacklisted and not incoming.blacklisted:
+        changes["blacklisted"] = True
+    if stored.bounced and not incoming.bounced:
+        changes["bounced"] = True
+    x, was = incoming.x, stored.x
+    if x is not None and was is not None and not was.can_dm and x.can_dm:
+        same = (x.user_id and x.user_id == was.user_id) or (
+            x.username and x.username == was.username
+        )
+        if same:
+            changes["x"] = attrs.evolve(x, can_dm=False)
+    return attrs.evolve(incoming, **changes) if changes else incoming
+
+
 def _limit(lo: int, hi: int, what: str) -> Any:
     def check(_inst: object, _attr: attrs.Attribute[int], value: int) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:

@@ -46,7 +46,7 @@ suite checks each):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from collections.abc import Sequence as Seq
 from datetime import date, datetime
 from typing import Protocol, runtime_checkable
@@ -59,7 +59,7 @@ from seqengine._exceptions import ConfigError, LeaseLost, StaleRecord, StorageEr
 from seqengine._fast import replace
 from seqengine._flow import Sequence
 from seqengine._lifecycle import RUNNABLE
-from seqengine._model import Account, Action, Enrollment, Lead, Platform
+from seqengine._model import Account, Action, Enrollment, Lead, Platform, imported_lead
 from seqengine._outcomes import PauseAccount
 from seqengine._plan import AddAction, Plan, PutEnrollment, PutLead, enrollment_plan
 
@@ -453,7 +453,8 @@ class StorageBase:
         check_enroll_items(items)
         new = 0
         for lead, enrollment, first in items:
-            self.put_lead(lead)  # type: ignore[attr-defined]
+            stored = self.get_lead(lead.id)  # type: ignore[attr-defined]
+            self.put_lead(imported_lead(stored, lead))  # type: ignore[attr-defined]
             new += bool(self.enroll(enrollment, first))  # type: ignore[attr-defined]
         return new
 
@@ -572,18 +573,23 @@ def enroll_many_plans(
     items: Seq[tuple[Lead, Enrollment, Action]],
     stored: Container[tuple[str, str]],
     paused: Container[str],
+    leads: Mapping[str, Lead] | None = None,
 ) -> list[Plan]:
     """The plans ``enroll_many`` applies, in item order: what ``put_lead`` then ``enroll``
     write for each item (:func:`seqengine._plan.enroll_plan`'s writes).
 
     ``stored`` holds the enrollment keys already stored (those items only store the lead);
     an item whose key an earlier item enrols also only stores its lead. ``paused`` holds the
-    paused sequences (their new leads are held). Count the new enrollments with
-    :func:`count_enrollments`.
+    paused sequences (their new leads are held). ``leads`` holds the stored leads the items
+    name: each item's lead is stored as :func:`seqengine._model.imported_lead` merges it with
+    the stored one (replies, opt-outs and bounces are never forgotten). Count the new
+    enrollments with :func:`count_enrollments`.
     """
     plans: list[Plan] = []
     seen: set[tuple[str, str]] = set()
+    known = leads or {}
     for lead, enrollment, first in items:
+        lead = imported_lead(known.get(lead.id), lead)
         key = enrollment.key
         if key in seen or key in stored:
             plans.append((PutLead(lead),))

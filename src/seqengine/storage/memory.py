@@ -221,7 +221,7 @@ class MemoryStorage(StorageBase):
         check_enroll_items(items)
         with self._lock:
             s = self._s
-            plans = enroll_many_plans(items, s.enrollments, s.stopped)
+            plans = enroll_many_plans(items, s.enrollments, s.stopped, s.leads)
             for plan in plans:
                 self._apply(plan, _EPOCH)
             return sum(map(count_enrollments, plans))

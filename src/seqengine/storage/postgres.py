@@ -706,7 +706,16 @@ class PostgresStorage(StorageBase):
                     (self.workspace, sequences),
                 )
             }
-            planned = enroll_many_plans(items, (), paused)  # as if nobody were enrolled
+            ids = sorted({lead.id for lead, _, _ in items})
+            leads = {
+                lead_id: _load(body, Lead)
+                for lead_id, body in conn.execute(
+                    self._sql("SELECT id, body FROM {s}.leads WHERE ws = %s AND id = ANY(%s)"),
+                    (self.workspace, ids),
+                )
+            }
+            # As if nobody were enrolled: the INSERT below tells which enrollments are new.
+            planned = enroll_many_plans(items, (), paused, leads)
             puts = sorted(
                 (w.enrollment for plan in planned for w in plan if isinstance(w, PutEnrollment)),
                 key=_enrollment_key,

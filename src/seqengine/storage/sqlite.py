@@ -565,9 +565,24 @@ class SQLiteStorage(StorageBase):
             stored = self._stored_keys(cur, [e.key for _, e, _ in items])
             sequences = sorted({e.sequence_id for _, e, _ in items})
             paused = {sid for sid in sequences if self._is_paused(cur, sid)}
-            plans = enroll_many_plans(items, stored, paused)
+            leads = self._stored_leads(cur, sorted({lead.id for lead, _, _ in items}))
+            plans = enroll_many_plans(items, stored, paused, leads)
             self._apply_many(cur, plans, _EPOCH)
             return sum(map(count_enrollments, plans))
+
+    def _stored_leads(self, cur: sqlite3.Cursor, ids: Seq[str]) -> dict[str, Lead]:
+        """The stored leads among ``ids``, by id."""
+        found: dict[str, Lead] = {}
+        for i in range(0, len(ids), _CHUNK):
+            chunk = ids[i : i + _CHUNK]
+            rows = self._run(
+                cur,
+                "SELECT id, data FROM leads WHERE workspace = ? "
+                f"AND id IN ({', '.join('?' * len(chunk))})",
+                (self.workspace, *chunk),
+            )
+            found.update((str(row[0]), _load(row[1], Lead)) for row in rows)
+        return found
 
     def _stored_keys(
         self, cur: sqlite3.Cursor, keys: Iterable[tuple[str, str]]

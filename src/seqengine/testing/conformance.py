@@ -215,6 +215,31 @@ class StorageConformance(HostOperationsConformance):
         assert _state(storage) == before
         assert storage.get_action(other_first.id) is None
 
+    def test_a_reimport_never_forgets_a_reply_an_opt_out_or_a_bounce(
+        self, storage: Storage
+    ) -> None:
+        """Importing a leads file again (a restart of ``seqengine run --leads``) keeps what the
+        engine learnt about its leads, so nobody who answered or opted out is messaged."""
+        seq = x_sequence()
+        first = enroll_lead(storage, seq, "lead-1")
+        replied = attrs.evolve(
+            sample_lead("lead-1"), status=LeadStatus.REPLIED, blacklisted=True, bounced=True
+        )
+        storage.put_lead(replied)
+        fresh = sample_lead("lead-1", company="Renamed Ltd")  # the file's row: status "new"
+        enrollment = Enrollment(seq.id, "lead-1", "acc-1", enrolled_at=T0)
+        again = attrs.evolve(enrollment, pending=(first.id,))
+        assert storage.enroll_many([(fresh, again, first)]) == 0
+        stored = storage.get_lead("lead-1")
+        assert stored is not None
+        assert stored.company == "Renamed Ltd"  # the file's facts are taken ...
+        assert stored.status is LeadStatus.REPLIED  # ... the engine's marks are kept
+        assert stored.blacklisted and stored.bounced
+        told = attrs.evolve(fresh, status=LeadStatus.MEETING_BOOKED)  # a status the file says
+        assert storage.enroll_many([(told, again, first)]) == 0
+        stored = storage.get_lead("lead-1")
+        assert stored is not None and stored.status is LeadStatus.MEETING_BOOKED
+
     def test_every_action_field_round_trips(self, storage: Storage) -> None:
         first = enroll_lead(storage, x_sequence(), "lead-1")
         claim = self._claim_one(storage)

@@ -78,3 +78,51 @@ def test_only_slotted_classes_have_fast_copies() -> None:
 
     with pytest.raises(TypeError, match="not a slotted class"):
         replace(Loose(), x=1)
+
+
+def test_copies_and_made_instances_of_a_cache_hash_class_hash_like_new_ones() -> None:
+    @attrs.frozen(cache_hash=True)
+    class Key:
+        a: int
+        b: str = "x"
+
+    original = Key(1)
+    assert hash(original) == hash(Key(1))  # the original's hash is cached now
+    copied = replace(original, a=2)
+    assert copied == Key(2) and hash(copied) == hash(Key(2)), "not the original's cached hash"
+    made = maker(Key)(3)
+    assert made == Key(3) and hash(made) == hash(Key(3))
+
+
+def test_replace_runs_the_changed_fields_validators() -> None:
+    @attrs.frozen
+    class Positive:
+        n: int = attrs.field(validator=attrs.validators.gt(0))
+        label: str = ""
+
+    assert replace(Positive(1), n=2) == Positive(2)
+    with pytest.raises(ValueError, match="'n' must be > 0"):
+        replace(Positive(1), n=0)
+
+
+def test_replace_refuses_classes_that_compute_fields_in_init() -> None:
+    @attrs.frozen
+    class Derived:
+        x: int
+        double: int = attrs.field(init=False)
+
+        def __attrs_post_init__(self) -> None:
+            object.__setattr__(self, "double", 2 * self.x)
+
+    with pytest.raises(TypeError, match=r"Derived computes some fields.*use attrs\.evolve"):
+        replace(Derived(1), x=2)
+
+
+def test_replace_takes_a_private_fields_init_name_as_evolve_does() -> None:
+    @attrs.frozen
+    class Private:
+        _secret: str = ""
+
+    assert replace(Private("a"), secret="b") == attrs.evolve(Private("a"), secret="b")
+    with pytest.raises(TypeError, match="has no field '_secret'"):
+        replace(Private("a"), _secret="b")

@@ -25,16 +25,23 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from seqengine import (
     DEFAULT_CHECKS,
     Account,
+    Action,
     ActionKind,
+    ActionStatus,
     BudgetExhausted,
     CheckChain,
     Completed,
     CriticalError,
     Effect,
+    Enrollment,
+    EnrollmentStatus,
     ExecuteAction,
     FixedClock,
     Lead,
@@ -45,6 +52,7 @@ from seqengine import (
     Outcome,
     Platform,
     RetryLater,
+    Situation,
     Skipped,
     Unknown,
     World,
@@ -61,8 +69,13 @@ from seqengine import (
     step,
     update_lead,
 )
+from seqengine._decide import Budget, Decision
 from seqengine._engine import resolve_unknown
+from seqengine._fast import replace
+from seqengine._model import TERMINAL_LEAD_STATUSES, Held
 from seqengine._plan import awaits_person
+from seqengine._timing import HumanDelay
+from strategies_core import VALID_PAIRS, accounts, leads, sequences
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 START = dt.datetime(2026, 3, 2, 7, 30, tzinfo=dt.UTC)  # a Monday, before the windows open
@@ -294,3 +307,271 @@ def test_r_check_fast_path_decides_as_the_plain_chain() -> None:
     plain = CheckChain(tuple(list(DEFAULT_CHECKS.checks)))  # equal, not the same object
     assert plain.checks is not DEFAULT_CHECKS.checks
     assert golden_run(plain) == golden_run()
+
+
+# -- replace is attrs.evolve ------------------------------------------------------------------
+
+_ids = st.from_regex(r"[a-z0-9][a-z0-9:_-]{0,12}", fullmatch=True)
+_instants = st.datetimes(
+    min_value=dt.datetime(2020, 1, 1), max_value=dt.datetime(2030, 1, 1), timezones=st.just(UTC)
+)
+_maybe_instants = st.none() | _instants
+_short = st.none() | st.text(max_size=8)
+_facts = st.dictionaries(st.text(max_size=4), st.text(max_size=4), max_size=2)
+_kind_platforms = st.sampled_from([*VALID_PAIRS, (ActionKind.WITHDRAW_CONNECTION, "linkedin")])
+
+
+@st.composite
+def actions(draw: st.DrawFn) -> Action:
+    kind, platform = draw(_kind_platforms)
+    return Action(
+        id=draw(_ids),
+        sequence_id=draw(_ids),
+        step_id=draw(_ids),
+        lead_id=draw(_ids),
+        account_id=draw(_ids),
+        kind=kind,
+        platform=platform,
+        scheduled_at=draw(_instants),
+        status=draw(st.sampled_from(ActionStatus)),
+        attempt=draw(st.integers(1, 9)),
+        reason=draw(_short),
+        result=draw(st.none() | st.booleans()),
+        content=draw(_short),
+        started_at=draw(_maybe_instants),
+        finished_at=draw(_maybe_instants),
+        created_at=draw(_maybe_instants),
+        provider_id=draw(_short),
+        facts=draw(_facts),
+        tries=draw(st.integers(0, 5)),
+        manual=draw(st.booleans()),
+    )
+
+
+enrollments = st.builds(
+    Enrollment,
+    sequence_id=_ids,
+    lead_id=_ids,
+    account_id=_ids,
+    status=st.sampled_from(EnrollmentStatus),
+    enrolled_at=_maybe_instants,
+    pending=st.lists(_ids, max_size=3).map(tuple),
+    generation=st.integers(0, 3),
+    reason=_short,
+    resume=st.lists(st.builds(Held, _ids, st.integers(1, 3), _maybe_instants), max_size=2).map(
+        tuple
+    ),
+    context=st.lists(st.tuples(st.text(max_size=4), st.text(max_size=4)), max_size=2).map(tuple),
+)
+delays = st.builds(HumanDelay, st.sampled_from(["read", "type"]), st.floats(0, 60))
+executes = st.builds(
+    ExecuteAction,
+    action=actions(),
+    lead=leads(),
+    idempotency_key=_ids,
+    delays=st.lists(delays, max_size=3).map(tuple),
+    template=_short,
+    subject=_short,
+    prompt=_short,
+    condition=_short,
+    note_limit=st.none() | st.integers(0, 300),
+    settings=_facts,
+    related=_facts,
+)
+budgets = st.builds(Budget, _ids, st.dates(), st.integers(1, 100), st.integers(1, 7))
+decisions = st.builds(
+    Decision,
+    action=actions(),
+    enrollment=st.none() | enrollments,
+    new_actions=st.lists(actions(), max_size=2).map(tuple),
+    cancel=st.lists(_ids, max_size=2).map(tuple),
+    cancel_reason=_short,
+    budgets=st.lists(budgets, max_size=3).map(tuple),
+    effects=st.lists(executes, max_size=1).map(tuple),
+    basis=st.none() | enrollments,
+)
+
+
+@st.composite
+def situations(draw: st.DrawFn) -> Situation:
+    """A due action's situation: any lead, action status, counts near the limits."""
+    sequence = draw(sequences())
+    account = draw(accounts())
+    lead = draw(leads())
+    crm = draw(st.sampled_from([None, "", "new", " New ", "NEW", "qualified", "  "]))
+    lead = attrs.evolve(lead, crm_stage=crm) if draw(st.booleans()) else lead
+    action = draw(actions())
+    limit = sequence.daily_action_limit
+    paused = draw(st.booleans())
+    return Situation(
+        action=action,
+        lead=lead,
+        enrollment=draw(enrollments),
+        sequence=sequence,
+        account=account,
+        now=draw(_instants),
+        seed=draw(st.integers(0, 2**32)),
+        sequence_count_today=draw(st.integers(max(0, limit - 2), limit + 1)),
+        connect_count_today=draw(st.integers(0, 120)),
+        connect_count_week=draw(st.integers(0, 220)),
+        account_paused=paused,
+        account_paused_until=draw(_maybe_instants) if paused else None,
+    )
+
+
+#: Every class the reducer copies with replace, with values to copy.
+COPIED: dict[type, st.SearchStrategy[Any]] = {
+    Action: actions(),
+    Enrollment: enrollments,
+    Situation: situations(),
+    Decision: decisions,
+    ExecuteAction: executes,
+    Budget: budgets,
+}
+
+
+@st.composite
+def copies(draw: st.DrawFn) -> tuple[Any, dict[str, Any]]:
+    """A value of a copied class and changes to some of its fields (from another value)."""
+    cls = draw(st.sampled_from(list(COPIED)))
+    inst, other = draw(COPIED[cls]), draw(COPIED[cls])
+    names = draw(st.lists(st.sampled_from([f.alias for f in attrs.fields(cls)]), unique=True))
+    return inst, {name: getattr(other, name) for name in names}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(copies())
+def test_replace_gives_what_attrs_evolve_gives(case: tuple[Any, dict[str, Any]]) -> None:
+    inst, changes = case
+    copied, evolved = replace(inst, **changes), attrs.evolve(inst, **changes)
+    assert type(copied) is type(inst)
+    assert copied == evolved
+    for f in attrs.fields(type(inst)):
+        mine, theirs = getattr(copied, f.name), getattr(evolved, f.name)
+        assert type(mine) is type(theirs), f.name  # converted alike (enums, read-only maps)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        copied.action = None
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(actions(), st.sampled_from(ActionStatus), _facts)
+def test_replace_converts_changed_values_as_evolve_does(
+    action: Action, status: ActionStatus, facts: dict[str, str]
+) -> None:
+    changes: dict[str, Any] = {"status": status.value, "facts": facts, "kind": action.kind.value}
+    copied = replace(action, **changes)
+    assert copied == attrs.evolve(action, **changes)
+    assert copied.status is status and copied.kind is action.kind
+    assert type(copied.facts) is type(attrs.evolve(action, **changes).facts)
+
+
+def test_replace_refuses_a_misspelt_field_naming_it() -> None:
+    action = Action(
+        id="a1",
+        sequence_id="s",
+        step_id="dm",
+        lead_id="l1",
+        account_id="acc",
+        kind=ActionKind.DM,
+        platform=Platform.X,
+        scheduled_at=START,
+    )
+    with pytest.raises(
+        TypeError, match=r"Action has no field 'stauts' \(did you mean 'status'\?\)"
+    ):
+        replace(action, stauts=ActionStatus.QUEUED)  # type: ignore[call-arg]
+    # Refused every time, also after a valid copy with the same names made its copier.
+    replace(action, status=ActionStatus.QUEUED)
+    with pytest.raises(TypeError, match="stauts"):
+        replace(action, status=ActionStatus.QUEUED, stauts=1)  # type: ignore[call-arg]
+
+
+# -- the default chain's one-call test agrees with the chain ---------------------------------
+
+
+_BREAKS = ("status", "terminal", "crm", "competitor", "blacklisted", "dm", "limit", "data")
+
+
+@st.composite
+def passing_situations(draw: st.DrawFn) -> Situation:
+    """Situations in which every default check passes (the CRM stage written in any way that
+    means "not in the CRM")."""
+    s = draw(situations())
+    kind, platform = draw(_kind_platforms)
+    lead = attrs.evolve(
+        s.lead,
+        status=draw(st.sampled_from([LeadStatus.NEW, LeadStatus.ACTIVE])),
+        crm_stage=draw(st.sampled_from([None, "", "new", " New ", "  "])),
+        competitor=False,
+        blacklisted=False,
+        email="a@example.com",
+        x=XProfile(user_id="1", username=draw(st.sampled_from(["u", None])), can_dm=True),
+        linkedin=LinkedInProfile(public_id="p"),
+    )
+    action = attrs.evolve(
+        s.action,
+        kind=kind,
+        platform=platform,
+        status=draw(st.sampled_from([ActionStatus.PENDING, ActionStatus.QUEUED])),
+    )
+    count = draw(st.integers(0, s.sequence.daily_action_limit - 1))
+    return attrs.evolve(s, action=action, lead=lead, sequence_count_today=count)
+
+
+def _broken(s: Situation, broken: str, draw: Callable[[st.SearchStrategy[Any]], Any]) -> Situation:
+    """``s`` with what check ``broken`` looks at made to fail."""
+    action, lead, count = s.action, s.lead, s.sequence_count_today
+    if broken == "status":
+        others = [x for x in ActionStatus if x not in (ActionStatus.PENDING, ActionStatus.QUEUED)]
+        action = attrs.evolve(action, status=draw(st.sampled_from(others)))
+    elif broken == "terminal":
+        lead = attrs.evolve(lead, status=draw(st.sampled_from(sorted(TERMINAL_LEAD_STATUSES))))
+    elif broken == "crm":
+        lead = attrs.evolve(lead, crm_stage=draw(st.sampled_from(["qualified", " won "])))
+    elif broken == "competitor":
+        lead = attrs.evolve(lead, competitor=True)
+    elif broken == "blacklisted":
+        lead = attrs.evolve(lead, blacklisted=True)
+    elif broken == "dm":
+        action = attrs.evolve(action, kind=ActionKind.DM, platform=Platform.X)
+        lead = attrs.evolve(lead, x=XProfile(user_id="1", can_dm=False))
+    elif broken == "limit":
+        if not action.counts_toward_daily_limit:
+            action = attrs.evolve(action, kind=ActionKind.LIKE, platform=Platform.X)
+        count = draw(st.integers(s.sequence.daily_action_limit, s.sequence.daily_action_limit + 2))
+    else:
+        if action.kind is ActionKind.WITHDRAW_CONNECTION:
+            action = attrs.evolve(action, kind=ActionKind.LIKE, platform=Platform.X)
+        lead = attrs.evolve(
+            lead,
+            x=draw(st.sampled_from([None, XProfile(can_dm=True)])),
+            linkedin=draw(st.sampled_from([None, LinkedInProfile()])),
+            email=None,
+        )
+    return attrs.evolve(s, action=action, lead=lead, sequence_count_today=count)
+
+
+def _agree(s: Situation) -> None:
+    plain = CheckChain(tuple(list(DEFAULT_CHECKS.checks)))
+    every_check_passes = all(check(s) is None for _, check in DEFAULT_CHECKS.checks)
+    assert plain.run(s) == DEFAULT_CHECKS.run(s)
+    assert not plain.surely_passes(s), "a chain other than the default one is never sure"
+    if DEFAULT_CHECKS.surely_passes(s):
+        assert every_check_passes
+    elif every_check_passes:
+        # Only a written-out CRM stage of "new" (or blanks) makes it unsure, so it decides
+        # almost every passing action in one call.
+        assert (s.lead.crm_stage or "").strip().lower() in ("", "new") and s.lead.crm_stage
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(passing_situations() | situations(), st.data())
+def test_r_check_1_8_surely_passes_agrees_with_the_full_chain(
+    s: Situation, data: st.DataObject
+) -> None:
+    """For any situation, and for it with each check's subject made to fail in turn (one
+    failure alone, or on top of what already fails), the one-call test says "passes" only when
+    every check passes, and the default chain finds what the plain chain finds."""
+    _agree(s)
+    for broken in _BREAKS:
+        _agree(_broken(s, broken, data.draw))

@@ -30,7 +30,6 @@ from seqengine._model import (
     Enrollment,
     EnrollmentStatus,
     Held,
-    frozen_mapping,
 )
 from seqengine._outcomes import (
     BudgetExhausted,
@@ -128,12 +127,12 @@ _decision = maker(Decision)
 _budget = maker(Budget)
 
 
-def _move(action: Action, status: ActionStatus, **changes: object) -> Action:
+def _move(action: Action, status: ActionStatus, **changes: Any) -> Action:
     check_transition(action.status, status, action_id=action.id)
-    facts = changes.get("facts")
-    # An action's own facts are already a read-only copy; anything else is copied once.
-    if facts is not None and facts is not action.facts:
-        changes["facts"] = frozen_mapping(facts)  # type: ignore[arg-type]
+    # An action's own facts are already a read-only copy (replace would copy them again);
+    # anything else is copied once, by the field's converter.
+    if changes.get("facts") is action.facts:
+        del changes["facts"]
     return replace(action, status=status, **changes)
 
 

@@ -412,6 +412,9 @@ def test_kill_between_the_pausing_commit_and_the_notification(
     assert pause.until is not None and refused.scheduled_at >= pause.until
 
     stats = run_worker(run, fake.url, "--notify-log", notes, start=resume_at(run))
+    # R-ERR-2: the notification was kept in the outbox with the pause; the next worker sent it.
+    told = read_notifications(notes)
+    assert len(told) == 1 and refused.account_id in str(told[0])
     result = audit(run)  # zero double sends, zero lost actions
     assert stats["reconciled"] == 0
     assert result.keys[refused.id] == 1  # sent once the pause was over

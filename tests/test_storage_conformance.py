@@ -150,8 +150,8 @@ def test_postgres_schema_version_1_upgrades_to_the_suppression_list():
             old._write_plans(conn, [(None, plan)], T0)
         old.close()
 
-        assert postgres.upgrade(dsn, schema) == postgres.SCHEMA_VERSION == 3
-        assert postgres.schema_version(dsn, schema) == 3
+        assert postgres.upgrade(dsn, schema) == postgres.SCHEMA_VERSION == 4
+        assert postgres.schema_version(dsn, schema) == 4
         storage = postgres.PostgresStorage(dsn, "team-a", schema=schema, pool_size=1)
         other = postgres.PostgresStorage(dsn, "team-b", schema=schema, pool_size=1)
         try:

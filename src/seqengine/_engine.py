@@ -42,6 +42,7 @@ from seqengine._plan import (
     PutAction,
     PutEnrollment,
     PutLead,
+    QueueNotice,
     SetPause,
     decision_plan,
     enroll_plan,
@@ -603,6 +604,8 @@ def _apply(
                 old = s.stopped.pop(sid, _MISSING)
                 if old is not _MISSING:
                     log.append((s.stopped, sid, old))
+        elif kind is QueueNotice:
+            pass  # a World hands its Notify effects to the caller; it keeps no outbox
         else:  # pragma: no cover - guarded by the Write type
             msg = f"not a write: {w!r}"
             raise TypeError(msg)

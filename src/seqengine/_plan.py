@@ -18,6 +18,7 @@ write                   what the holder does
 :class:`SetPause`       pause an account (replacing an earlier pause)
 :class:`LiftPause`      lift an account's pause
 :class:`MarkSequence`   mark a sequence paused or running
+:class:`QueueNotice`    keep a notification for a person until it is delivered (the outbox)
 ======================  ==========================================================================
 
 Every state holder has exactly one interpreter for plans: the in-memory ``World`` behind
@@ -56,7 +57,7 @@ from seqengine._model import (
     Lead,
     frozen_mapping,
 )
-from seqengine._outcomes import Completed, PauseAccount
+from seqengine._outcomes import Completed, Notify, PauseAccount
 
 __all__ = [
     "UNKNOWN_OUTCOME",
@@ -69,12 +70,14 @@ __all__ = [
     "PutAction",
     "PutEnrollment",
     "PutLead",
+    "QueueNotice",
     "SetPause",
     "Write",
     "awaits_person",
     "decision_plan",
     "enroll_plan",
     "enrollment_plan",
+    "notice_key",
     "pause_plan",
     "remove_plan",
     "resolve_unknown_plan",
@@ -152,6 +155,18 @@ class LiftPause:
 
 
 @attrs.frozen
+class QueueNotice:
+    """Keep a notification for a person (R-ERR-2) until it is delivered: the outbox.
+
+    Written in the same transaction as what it tells (a paused account), so a worker that
+    dies before its email goes out leaves it for the next one. ``key`` is unique per event.
+    """
+
+    key: str
+    notice: Notify
+
+
+@attrs.frozen
 class MarkSequence:
     """Mark a sequence paused (new enrollments wait) or running."""
 
@@ -169,6 +184,7 @@ Write = (
     | SetPause
     | LiftPause
     | MarkSequence
+    | QueueNotice
 )
 Plan = tuple[Write, ...]
 
@@ -205,7 +221,15 @@ def decision_plan(decision: Decision) -> Plan:
     for effect in decision.effects:
         if isinstance(effect, PauseAccount):
             writes.append(SetPause(effect))
+        elif isinstance(effect, Notify):
+            writes.append(QueueNotice(notice_key(decision.action), effect))
     return tuple(writes)
+
+
+def notice_key(action: Action) -> str:
+    """The outbox key of the notification a decision on ``action`` queues: unique per event
+    (an action pauses its account again only after a new reschedule)."""
+    return f"{action.id}@{action.scheduled_at.isoformat()}#{action.tries}"
 
 
 def budgets_of(plan: Plan) -> tuple[Budget, ...]:

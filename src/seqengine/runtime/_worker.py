@@ -63,6 +63,7 @@ from seqengine._outcomes import (
     Skipped,
     Unknown,
 )
+from seqengine._plan import notice_key
 from seqengine._sweep import end_of_local_day, next_day_rescheduler, stopped_by_limit
 from seqengine._timing import total_seconds
 from seqengine.runtime._clock import RuntimeClock
@@ -195,6 +196,7 @@ class Worker:
         # (sequence id, end of its local day) already swept by this worker (see _sweep).
         self._swept: set[tuple[str, datetime]] = set()
         self.notifications: list[Notify] = []
+        self._outbox_checked = False
         self._held: dict[str, Claim] = {}
         # When each held lease ends by this process's monotonic clock (set at claim, pushed
         # on each successful heartbeat): a send is only started well before it.
@@ -247,8 +249,21 @@ class Worker:
         return claims, claimed_at
 
     # -- the loop ---------------------------------------------------------------------------
+    async def _check_outbox(self) -> None:
+        """Deliver what an earlier worker left in the outbox: on the first batch, and again
+        after a delivery failed."""
+        if self._outbox_checked:
+            return
+        self._outbox_checked = True
+        try:
+            await self.deliver_pending_notices()
+        except StorageError as exc:
+            self._outbox_checked = False
+            log.warning("could not read the notification outbox: %s", exc)
+
     async def run_once(self) -> int:
         """Claim one batch and process it; returns how many actions were claimed."""
+        await self._check_outbox()
         self._pauses.clear()
         self._counts.clear()
         claims, claimed_at = await self._io(self._claim)
@@ -646,12 +661,35 @@ class Worker:
             break
         for effect in decision.effects:
             if isinstance(effect, Notify):
-                self.notifications.append(effect)
-                if self.notifier is not None:
-                    try:
-                        await self.notifier.notify(effect.account_id, effect.subject, effect.body)
-                    except Exception as exc:
-                        log.warning("notifier failed for %s: %s", effect.account_id, exc)
+                # Committed with the outcome (QueueNotice): delivered now, or by the next
+                # worker to start if this one dies first.
+                await self._deliver(notice_key(decision.action), effect)
+
+    async def _deliver(self, key: str, notice: Notify) -> bool:
+        """Hand a queued notification to the notifier and mark it delivered (R-ERR-2)."""
+        self.notifications.append(notice)
+        if self.notifier is not None:
+            try:
+                await self.notifier.notify(notice.account_id, notice.subject, notice.body)
+            except Exception as exc:
+                log.warning("notifier failed for %s: %s", notice.account_id, exc)
+                self._outbox_checked = False  # kept in the outbox: tried again next batch
+                return False
+        try:
+            await self._io(self.storage.mark_notified, key)
+        except StorageError as exc:
+            log.warning("could not mark notification %s delivered: %s", key, exc)
+            return False
+        return True
+
+    async def deliver_pending_notices(self) -> int:
+        """Deliver the notifications an earlier worker queued but did not get out (it died
+        between its commit and the email); returns how many were delivered."""
+        pending = await self._io(self.storage.pending_notices, 1000)
+        delivered = 0
+        for key, notice in pending:
+            delivered += await self._deliver(key, notice)
+        return delivered
 
     # -- writes -------------------------------------------------------------------------------
     async def _start(self, claim: Claim, decision: Decision, now: datetime) -> bool:

@@ -60,7 +60,7 @@ from seqengine._fast import replace
 from seqengine._flow import Sequence
 from seqengine._lifecycle import RUNNABLE
 from seqengine._model import Account, Action, Enrollment, Lead, Platform, imported_lead
-from seqengine._outcomes import PauseAccount
+from seqengine._outcomes import Notify, PauseAccount
 from seqengine._plan import AddAction, Plan, PutEnrollment, PutLead, enrollment_plan
 
 __all__ = [
@@ -345,6 +345,15 @@ class WorkQueue(Protocol):
     ) -> int:
         """Reschedule the sequence's waiting, unleased actions due before ``before`` in one
         write (the daily-limit sweep, ``seqengine._sweep``); returns how many moved."""
+        ...
+
+    def pending_notices(self, limit: int = 100) -> list[tuple[str, Notify]]:
+        """Notifications queued for a person (``QueueNotice``) and not yet delivered, oldest
+        first, as ``(key, notice)``."""
+        ...
+
+    def mark_notified(self, key: str) -> None:
+        """The notification ``key`` was delivered (an unknown key is ignored)."""
         ...
 
     #: Whether :meth:`wait_for_work` can block until new work is signalled (PostgreSQL's

@@ -31,7 +31,7 @@ from seqengine._exceptions import LeaseLost, StorageError
 from seqengine._flow import Sequence
 from seqengine._lifecycle import RUNNABLE
 from seqengine._model import Account, Action, ActionStatus, Enrollment, Lead, Platform
-from seqengine._outcomes import PauseAccount
+from seqengine._outcomes import Notify, PauseAccount
 from seqengine._plan import (
     AddAction,
     CancelAction,
@@ -42,6 +42,7 @@ from seqengine._plan import (
     PutAction,
     PutEnrollment,
     PutLead,
+    QueueNotice,
     SetPause,
     decision_plan,
     enrollment_plan,
@@ -107,6 +108,7 @@ class _Space:
         self.counters: dict[tuple[str, date], int] = {}
         self.pauses: dict[str, PauseAccount] = {}
         self.stopped: set[str] = set()  # paused sequences
+        self.notices: dict[str, tuple[Notify, bool]] = {}  # the outbox: key -> (notice, sent)
         self.posts: dict[tuple[Platform, str], bool] = {}
         self.inbox: dict[str, tuple[int, InboxMessage]] = {}
         self.bounces: dict[str, str] = {}
@@ -553,6 +555,21 @@ class MemoryStorage(StorageBase):
                     s.stopped.add(w.sequence_id)
                 else:
                     s.stopped.discard(w.sequence_id)
+            elif isinstance(w, QueueNotice):
+                s.notices.setdefault(w.key, (w.notice, False))
+
+    def pending_notices(self, limit: int = 100) -> list[tuple[str, Notify]]:
+        """Queued notifications not yet delivered, oldest first."""
+        with self._lock:
+            found = [(k, n) for k, (n, sent) in self._s.notices.items() if not sent]
+            return found[:limit]
+
+    def mark_notified(self, key: str) -> None:
+        """The notification ``key`` was delivered."""
+        with self._lock:
+            held = self._s.notices.get(key)
+            if held is not None:
+                self._s.notices[key] = (held[0], True)
 
     # -- host operations -------------------------------------------------------------------
     def pause_sequence(self, sequence_id: str, now: datetime) -> int:

@@ -75,7 +75,7 @@ from seqengine._model import (
     Platform,
     held_from,
 )
-from seqengine._outcomes import PauseAccount
+from seqengine._outcomes import Notify, PauseAccount
 from seqengine._plan import (
     AddAction,
     CancelAction,
@@ -85,6 +85,7 @@ from seqengine._plan import (
     PutAction,
     PutEnrollment,
     PutLead,
+    QueueNotice,
     SetPause,
     decision_plan,
     enrollment_plan,
@@ -248,6 +249,20 @@ _MIGRATIONS: tuple[tuple[str, LiteralString], ...] = (
             sequence_id text COLLATE "C" NOT NULL,
             PRIMARY KEY (ws, sequence_id)
         );
+        """,
+    ),
+    (
+        "notification outbox",
+        """
+        CREATE TABLE {s}.notices (
+            ws text COLLATE "C" NOT NULL,
+            key text COLLATE "C" NOT NULL,
+            seq bigint GENERATED ALWAYS AS IDENTITY,
+            body jsonb NOT NULL,
+            delivered boolean NOT NULL DEFAULT false,
+            PRIMARY KEY (ws, key)
+        );
+        CREATE INDEX notices_pending ON {s}.notices (ws, seq) WHERE NOT delivered;
         """,
     ),
 )
@@ -1387,6 +1402,18 @@ class PostgresStorage(StorageBase):
                 ),
                 (self.workspace, [p.account_id for p in pauses], [_dump(p) for p in pauses]),
             )
+        notices = _unique(
+            ((w.key, w.notice) for w in writes if isinstance(w, QueueNotice)), key=lambda n: n[0]
+        )
+        if notices:
+            conn.execute(
+                self._sql(
+                    "INSERT INTO {s}.notices (ws, key, body)"
+                    " SELECT %s, n.key, n.body FROM unnest(%b::text[], %b::jsonb[]) AS n(key, body)"
+                    " ON CONFLICT (ws, key) DO NOTHING"
+                ),
+                (self.workspace, [k for k, _ in notices], [_dump(n) for _, n in notices]),
+            )
         lifted = False
         for w in writes:
             if isinstance(w, LiftPause):
@@ -1407,6 +1434,26 @@ class PostgresStorage(StorageBase):
                 )
         if lifted or any(a.status in RUNNABLE for a in actions):
             self._notify(conn)
+
+    def pending_notices(self, limit: int = 100) -> list[tuple[str, Notify]]:
+        """Queued notifications not yet delivered, oldest first."""
+        with self._conn("pending_notices") as conn:
+            rows = conn.execute(
+                self._sql(
+                    "SELECT key, body FROM {s}.notices WHERE ws = %s AND NOT delivered"
+                    " ORDER BY seq LIMIT %s"
+                ),
+                (self.workspace, limit),
+            ).fetchall()
+        return [(str(k), _load(body, Notify)) for k, body in rows]
+
+    def mark_notified(self, key: str) -> None:
+        """The notification ``key`` was delivered."""
+        with self._tx("mark_notified") as conn:
+            conn.execute(
+                self._sql("UPDATE {s}.notices SET delivered = true WHERE ws = %s AND key = %s"),
+                (self.workspace, key),
+            )
 
     # -- host operations -------------------------------------------------------------------
     def _host(

@@ -53,7 +53,7 @@ from seqengine._model import (
     Platform,
     held_from,
 )
-from seqengine._outcomes import CriticalKind, PauseAccount
+from seqengine._outcomes import CriticalKind, Notify, PauseAccount
 from seqengine._plan import (
     AddAction,
     CancelAction,
@@ -64,6 +64,7 @@ from seqengine._plan import (
     PutAction,
     PutEnrollment,
     PutLead,
+    QueueNotice,
     SetPause,
     decision_plan,
     enrollment_plan,
@@ -206,9 +207,20 @@ _V3: Migration = (
     ) WITHOUT ROWID""",
 )
 
+# The outbox of notifications for a person (R-ERR-2), delivered after the commit that queued
+# them; rowid keeps them in queueing order.
+_V4: Migration = (
+    """CREATE TABLE notices (
+        workspace TEXT NOT NULL, key TEXT NOT NULL, account_id TEXT NOT NULL,
+        subject TEXT NOT NULL, body TEXT NOT NULL, delivered INTEGER NOT NULL DEFAULT 0,
+        UNIQUE (workspace, key)
+    )""",
+    "CREATE INDEX notices_pending ON notices (workspace, delivered)",
+)
+
 #: Schema changes in order; migration ``n`` (1-based) takes ``user_version`` from n-1 to n.
 #: Append only: a released migration never changes.
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3)
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4)
 
 #: The schema version this release writes.
 SCHEMA_VERSION: Final = len(MIGRATIONS)
@@ -1103,6 +1115,14 @@ class SQLiteStorage(StorageBase):
                     "DELETE FROM pauses WHERE workspace = ? AND account_id = ?",
                     (ws, w.account_id),
                 )
+            elif isinstance(w, QueueNotice):
+                n = w.notice
+                self._run(
+                    cur,
+                    "INSERT INTO notices (workspace, key, account_id, subject, body) "
+                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                    (ws, w.key, n.account_id, n.subject, n.body),
+                )
             elif isinstance(w, MarkSequence):
                 if w.paused:
                     sql = (
@@ -1112,6 +1132,24 @@ class SQLiteStorage(StorageBase):
                 else:
                     sql = "DELETE FROM paused_sequences WHERE workspace = ? AND sequence_id = ?"
                 self._run(cur, sql, (ws, w.sequence_id))
+
+    def pending_notices(self, limit: int = 100) -> list[tuple[str, Notify]]:
+        """Queued notifications not yet delivered, oldest first."""
+        rows = self._all(
+            "SELECT key, account_id, subject, body FROM notices "
+            "WHERE workspace = ? AND delivered = 0 ORDER BY rowid LIMIT ?",
+            (self.workspace, limit),
+        )
+        return [(str(k), Notify(str(a), str(sub), str(b))) for k, a, sub, b in rows]
+
+    def mark_notified(self, key: str) -> None:
+        """The notification ``key`` was delivered."""
+        with self._tx() as cur:
+            self._run(
+                cur,
+                "UPDATE notices SET delivered = 1 WHERE workspace = ? AND key = ?",
+                (self.workspace, key),
+            )
 
     # -- host operations -------------------------------------------------------------------
     def _host(self, now: datetime, make: Callable[[sqlite3.Cursor], Plan]) -> Plan:

@@ -32,7 +32,7 @@ import pytest
 from seqengine._decide import decide, first_action, resolve
 from seqengine._exceptions import ConfigError, LeaseLost, StaleRecord
 from seqengine._model import Action, ActionKind, ActionStatus, Enrollment, EnrollmentStatus
-from seqengine._outcomes import Completed, CriticalKind, PauseAccount, Unknown
+from seqengine._outcomes import Completed, CriticalError, CriticalKind, PauseAccount, Unknown
 from seqengine._plan import awaits_person
 from seqengine.storage._protocol import Claim, Storage
 from seqengine.testing.samples import T0, enroll_lead, linkedin_sequence, situation_for, x_sequence
@@ -259,3 +259,18 @@ class HostOperationsConformance:
     def test_resolving_an_unknown_action_names_it(self, storage: Storage) -> None:
         with pytest.raises(ConfigError, match="no action 'ghost'"):
             storage.resolve_unknown("ghost", sent=True, now=T0)
+
+    # -- the notification outbox (R-ERR-2) ------------------------------------------------------
+    def test_a_pausing_outcome_queues_its_notification_until_delivered(
+        self, storage: Storage
+    ) -> None:
+        enroll_lead(storage, x_sequence(), "lead-1", at=T0)
+        claim = self._claim_one(storage, T0)
+        started = self._run(storage, claim, T0)
+        assert storage.pending_notices() == []
+        self._finish(storage, claim, started, T0, CriticalError(CriticalKind.RATE_LIMIT, "429"))
+        [(key, notice)] = storage.pending_notices()
+        assert notice.account_id == "acc-1" and "rate_limit" in notice.subject
+        storage.mark_notified(key)
+        assert storage.pending_notices() == []
+        storage.mark_notified("no-such-key")  # ignored

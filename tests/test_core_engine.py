@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 import pytest
 
+import seqengine as se
 from seqengine import (
     END,
     Account,
@@ -962,3 +963,23 @@ def test_r_lib_3_determinism_across_processes_with_pause_and_resume() -> None:
         outputs.append(json.loads(done.stdout))
     assert outputs[0] == outputs[1] == outputs[2]
     assert len(outputs[0]) > 16
+
+
+def test_naive_times_are_refused_by_every_host_operation_and_the_clock() -> None:
+    """Host operations take the same time argument as step/feed (a Clock or an aware
+    datetime); a naive datetime raises ConfigError naming the call (as storage refuses it)."""
+    naive = dt.datetime(2026, 1, 5, 10)
+    with pytest.raises(ConfigError, match="timezone-aware"):
+        FixedClock(naive)
+    world = world_with(x_seq())
+    for call in (
+        lambda: se.pause_sequence(world, "xseq", naive),
+        lambda: se.resume_sequence(world, "xseq", naive),
+        lambda: se.remove_lead(world, "xseq", "lead0", "why", naive),
+        lambda: step(world, naive),
+    ):
+        with pytest.raises(ConfigError, match="no time zone"):
+            call()
+    # A Clock works wherever a datetime does.
+    paused = se.pause_sequence(world, "xseq", FixedClock(MONDAY))
+    assert paused.paused_sequences == {"xseq"}

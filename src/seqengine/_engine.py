@@ -89,11 +89,21 @@ class Clock(Protocol):
         ...
 
 
+def _aware_instant(_: object, attribute: attrs.Attribute[datetime], value: datetime) -> None:
+    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
+        msg = (
+            f"FixedClock needs a timezone-aware datetime, got {value!r} — write it like "
+            "datetime(2026, 1, 5, 10, tzinfo=UTC)"
+        )
+        raise ConfigError(msg)
+
+
 @attrs.frozen
 class FixedClock:
-    """A clock that always says ``at`` (handy for driving the reducer by hand)."""
+    """A clock that always says ``at`` (handy for driving the reducer by hand); ``at`` must be
+    timezone-aware (a naive one raises ConfigError, as storage would refuse it)."""
 
-    at: datetime
+    at: datetime = attrs.field(validator=_aware_instant)
 
     def now(self) -> datetime:
         """The fixed instant."""

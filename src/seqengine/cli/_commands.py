@@ -27,6 +27,9 @@ __all__ = ["add_runtime_commands", "example_paths"]
 #: The files ``--out`` receives (charts besides, when matplotlib is installed).
 from seqengine.cli._common import load_leads_file, report_nothing_done
 
+#: Where ``seqengine demo`` keeps its run unless told otherwise (each demo replaces it).
+DEMO_DB = "seqengine-demo.db"
+
 OUT_FILES = ("actions.jsonl", "summary.json")
 
 
@@ -189,10 +192,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
         msg = "the example sequences are missing from this installation; reinstall seqengine"
         raise ConfigError(msg)
     _outputs(args)
-    _check_db(args.db, args.replace)
-    db = os.path.abspath(args.db)
+    # The demo's own default file is the demo's to replace (a seqengine database only: anything
+    # else there is refused); a --db the user names is replaced only with --replace.
+    own = args.db is None
+    path = DEMO_DB if own else args.db
+    replace = args.replace or own
+    _check_db(path, replace)
+    db = os.path.abspath(path)
     seqs: list[Sequence] = [load_sequence(p) for p in paths]
-    storage = _sqlite(args.db, args.replace)
+    storage = _sqlite(path, replace)
     print(
         f"seqengine demo: {len(seqs)} example sequences "
         f"({', '.join(s.id for s in seqs)}), {args.leads} synthetic leads, {args.days:g} "
@@ -203,8 +211,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     report = _simulate(args, seqs, args.leads, args.accounts, storage, "running")
     print(report.text())
     print(
-        f"done in {time.monotonic() - t0:.1f}s; every action is in {db} "
-        "(try: seqengine simulate examples/x-default.toml --leads 200 --days 30 --out out/)"
+        f"done in {time.monotonic() - t0:.1f}s; every action is in {db}\n"
+        f"next: seqengine status --db {path}  ·  seqengine console --db {path}  ·  "
+        "seqengine simulate examples/x-default.toml --leads 200 --days 30 --out out/"
     )
     if args.out:
         for path in report.write(args.out):
@@ -282,8 +291,12 @@ def add_runtime_commands(sub: Any) -> None:
     p.add_argument("--days", type=_days, default=30.0)
     p.add_argument("--accounts", type=_positive_int, default=4)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--db", default="seqengine-demo.db")
-    p.add_argument("--replace", action="store_true", help="replace a previous demo kept in --db")
+    p.add_argument(
+        "--db",
+        default=None,
+        help=f"the SQLite file to keep the run in (default {DEMO_DB}, replaced by each demo)",
+    )
+    p.add_argument("--replace", action="store_true", help="replace a previous run kept in --db")
     p.add_argument("--out", help="also write actions.jsonl, summary.json and charts here")
     _log_format(p)
     p.set_defaults(func=cmd_demo)

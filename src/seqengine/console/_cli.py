@@ -7,7 +7,6 @@ import os
 from typing import Any
 
 from seqengine._exceptions import ConfigError, PluginError
-from seqengine.console._security import is_loopback
 
 __all__ = ["add_console_command", "cmd_console", "serve"]
 
@@ -31,6 +30,7 @@ def serve(
     import uvicorn
 
     from seqengine.console._app import TOKEN_ENV, create_app
+    from seqengine.console._security import is_loopback
 
     token = token or os.environ.get(TOKEN_ENV) or None
     if not is_loopback(host) and token is None:

@@ -296,3 +296,29 @@ def test_a_check_that_reads_the_world_being_stepped_is_told_so() -> None:
     with pytest.raises(ConfigError, match="read what it needs from the Situation"):
         step(world, FixedClock(START + dt.timedelta(hours=2)), max_actions=1)
     assert snapshot(world) == before
+
+
+def test_a_world_is_frozen_from_outside() -> None:
+    world = _history(3)[-1][0]
+    for name in ("seed", "created", "checks", "anything"):
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            setattr(world, name, 42)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        del world.seed
+    assert world.seed == 1
+
+
+def test_worlds_pickle_and_deep_copy_as_their_own_version() -> None:
+    import pickle
+
+    versions = _history(40)
+    for world, held in (versions[5], versions[-1]):  # an old version and the newest
+        restored = pickle.loads(pickle.dumps(world))
+        assert restored == world and restored is not world
+        assert snapshot(restored) == held
+        assert copy.deepcopy(world) == world
+        # The restored world goes on exactly like the original.
+        a, ea = step_and_feed(world, "completed")
+        b, eb = step_and_feed(restored, "completed")
+        assert ea == eb and a == b
+    assert snapshot(versions[5][0]) == versions[5][1]

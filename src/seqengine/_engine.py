@@ -334,12 +334,10 @@ class World(Version):
         if name in _VERSION_SLOTS:  # the rerooting machinery (seqengine._versions)
             object.__setattr__(self, name, value)
             return
-        msg = f"World is immutable: cannot set {name!r}; operations return a new world"
-        raise attrs.exceptions.FrozenInstanceError(msg)
+        raise _frozen(f"World is immutable: cannot set {name!r}; operations return a new world")
 
     def __delattr__(self, name: str) -> None:
-        msg = f"World is immutable: cannot delete {name!r}"
-        raise attrs.exceptions.FrozenInstanceError(msg)
+        raise _frozen(f"World is immutable: cannot delete {name!r}")
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle (and deep-copy across processes) as this version's data alone."""
@@ -486,6 +484,13 @@ class World(Version):
 
 
 _VERSION_SLOTS = frozenset({"_change", "_next"})
+
+
+def _frozen(message: str) -> attrs.exceptions.FrozenInstanceError:
+    """attrs' error for assigning to a frozen instance, with a message naming the World."""
+    error = attrs.exceptions.FrozenInstanceError()
+    error.args = (message,)
+    return error
 
 
 def _rebuild(

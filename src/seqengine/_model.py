@@ -124,8 +124,13 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+-]*$")
 EMPTY_MAPPING: Mapping[str, Any] = MappingProxyType({})
 
 
+def read_only(mapping: dict[str, Any]) -> Mapping[str, Any]:
+    """``mapping`` behind a read-only view (what unpickling a model value's mapping calls)."""
+    return MappingProxyType(mapping)
+
+
 def _pickle_mapping(mapping: MappingProxyType[str, Any]) -> tuple[Any, ...]:
-    return (MappingProxyType, (dict(mapping),))
+    return (read_only, (dict(mapping),))
 
 
 # Read-only mappings (an action's facts, a lead's enrichment) pickle as the dict they wrap, so

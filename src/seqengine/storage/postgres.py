@@ -96,6 +96,7 @@ from seqengine._plan import (
     resume_plan,
     supersede_plan,
 )
+from seqengine.storage._encode import Encoder, gc_paused
 from seqengine.storage._open import check_workspace
 from seqengine.storage._protocol import (
     Claim,
@@ -294,6 +295,9 @@ def _text(value: object) -> str:
 
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+#: ``_text`` for the records of a bulk import, without cattrs (equal text; see _encode.py).
+_fast_text = Encoder(_text, datetime.isoformat)
 
 
 def _load(body: Any, cls: type[_T]) -> _T:
@@ -709,7 +713,7 @@ class PostgresStorage(StorageBase):
         if not items:
             return 0
         sequences = sorted({e.sequence_id for _, e, _ in items})
-        with self._tx("enroll_many") as conn:
+        with gc_paused(), self._tx("enroll_many") as conn:
             self._hold_sequences(conn, sequences)
             paused = {
                 row[0]
@@ -747,7 +751,7 @@ class PostgresStorage(StorageBase):
                     self.workspace,
                     [e.sequence_id for e in puts],
                     [e.lead_id for e in puts],
-                    [_text(e) for e in puts],
+                    [_fast_text(e) for e in puts],
                 ),
             ).fetchall()
             new = {(str(seq), str(lead)) for seq, lead in rows}
@@ -802,7 +806,7 @@ class PostgresStorage(StorageBase):
             ids = sorted(leads)
             for at in range(0, len(ids), _BULK):
                 part = ids[at : at + _BULK]
-                conn.execute(put_leads, (ws, part, [_text(leads[i]) for i in part]))
+                conn.execute(put_leads, (ws, part, [_fast_text(leads[i]) for i in part]))
             keys = sorted(enrollments)
             for at in range(0, len(keys), _BULK):
                 part_keys = keys[at : at + _BULK]
@@ -812,7 +816,7 @@ class PostgresStorage(StorageBase):
                         ws,
                         [k[0] for k in part_keys],
                         [k[1] for k in part_keys],
-                        [_text(enrollments[k]) for k in part_keys],
+                        [_fast_text(enrollments[k]) for k in part_keys],
                     ),
                 )
             new = list(actions.values())
@@ -826,7 +830,7 @@ class PostgresStorage(StorageBase):
                         "seq": [a.sequence_id for a in part_actions],
                         "status": [a.status.value for a in part_actions],
                         "at": [a.scheduled_at for a in part_actions],
-                        "body": [_text(a) for a in part_actions],
+                        "body": [_fast_text(a) for a in part_actions],
                         "channel": self.channel,
                     },
                 )

@@ -75,6 +75,7 @@ from seqengine._plan import (
     resume_plan,
     supersede_plan,
 )
+from seqengine.storage._encode import Encoder, gc_paused, utc_cached
 from seqengine.storage._open import check_workspace
 from seqengine.storage._protocol import (
     Claim,
@@ -267,6 +268,10 @@ def _dump(value: Any) -> str:
 
 # json.dumps with these options, without building an encoder for every call.
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+#: ``_dump`` for the records of a bulk import, without cattrs (equal text; see _encode.py).
+_fast_dump = Encoder(_dump, utc_cached(_ts))
 
 
 def _load(text: str, kind: type[_T]) -> _T:
@@ -573,7 +578,7 @@ class SQLiteStorage(StorageBase):
         check_enroll_items(items)
         if not items:
             return 0
-        with self._tx() as cur:
+        with gc_paused(), self._tx() as cur:
             stored = self._stored_keys(cur, [e.key for _, e, _ in items])
             sequences = sorted({e.sequence_id for _, e, _ in items})
             paused = {sid for sid in sequences if self._is_paused(cur, sid)}
@@ -662,7 +667,7 @@ class SQLiteStorage(StorageBase):
                                 a.sequence_id,
                                 a.status.value,
                                 _ts(a.scheduled_at),
-                                _dump(a),
+                                _fast_dump(a),
                             )
                             for n, a in enumerate(actions)
                         ],
@@ -680,10 +685,10 @@ class SQLiteStorage(StorageBase):
                 continue
             for w in plan:
                 if isinstance(w, PutLead):
-                    leads.append((ws, w.lead.id, _dump(w.lead)))
+                    leads.append((ws, w.lead.id, _fast_dump(w.lead)))
                 elif isinstance(w, PutEnrollment):
                     e = w.enrollment
-                    enrollments.append((ws, e.sequence_id, e.lead_id, _dump(e)))
+                    enrollments.append((ws, e.sequence_id, e.lead_id, _fast_dump(e)))
                 elif isinstance(w, AddAction):
                     actions.append(w.action)
         flush()

@@ -290,8 +290,10 @@ def golden_run(checks: CheckChain = DEFAULT_CHECKS, leads_n: int = 150) -> tuple
     return digest.hexdigest(), decisions
 
 
-#: Recorded on the reducer before its hot path was optimised (issue 13, item 8).
-GOLDEN = "cab4064bd4ac72643c310767903c811fb105055bd82682dc0838d723dcc3861b"
+#: Recorded on the reducer before its hot path was optimised (issue 13, item 8); re-recorded
+#: once, on purpose, when the World gained the worker's daily-limit sweep (a full day moves
+#: the rest of the sequence's day at once, as the worker does).
+GOLDEN = "0e5edbedad6b324c88ffcf8b3b46bf6de9dd6bcd41c701f93bd8a4647acd1e5d"
 
 
 def test_r_lib_3_golden_run_is_unchanged() -> None:

@@ -18,7 +18,7 @@ from typing import Any, Generic, Protocol, TypeVar, overload
 import attrs
 
 from seqengine._checks import DEFAULT_CHECKS, CheckChain, Situation, build_situation
-from seqengine._decide import decide, resolve
+from seqengine._decide import Decision, decide, resolve
 from seqengine._exceptions import ConfigError, StaleRecord
 from seqengine._fast import replace
 from seqengine._flow import Sequence
@@ -44,6 +44,7 @@ from seqengine._plan import (
     PutLead,
     QueueNotice,
     SetPause,
+    Write,
     decision_plan,
     enroll_plan,
     pause_plan,
@@ -53,6 +54,7 @@ from seqengine._plan import (
     resume_plan,
     supersede_plan,
 )
+from seqengine._sweep import end_of_local_day, next_day_rescheduler, stopped_by_limit
 from seqengine._versions import Store, Version
 
 __all__ = [
@@ -131,6 +133,7 @@ class _Store(Store):
         "removed",
         "sequences",
         "stopped",
+        "swept",
     )
 
     def __init__(self, sequences: dict[str, Sequence], accounts: dict[str, Account]) -> None:
@@ -144,6 +147,8 @@ class _Store(Store):
         self.counters: dict[tuple[str, date], int] = {}
         self.paused: dict[str, PauseAccount] = {}
         self.stopped: dict[str, bool] = {}  # paused sequences
+        # (sequence id, end of its local day) already swept (the daily-limit sweep)
+        self.swept: dict[tuple[str, datetime], bool] = {}
         # The due queue: a heapq list of (timestamp, creation order, action id), one entry per
         # waiting action, minus the entries counted in ``removed`` (taken out lazily).
         self.due: list[_Entry] = []
@@ -521,6 +526,7 @@ _TABLES = (
     "counters",
     "paused",
     "stopped",
+    "swept",
 )
 
 
@@ -733,9 +739,48 @@ def step(
             created = _apply(s, log, created, plan, now, popped=action.id)
             effects.extend(decision.effects)
             decided += 1
+            if stopped_by_limit(decision.action):
+                created = _sweep(s, log, created, situation.sequence, decision, now, seed)
         return created, tuple(effects)
 
     return world._edit(edit)
+
+
+def _sweep(
+    s: _Store,
+    log: list[_Record],
+    created: int,
+    seq: Sequence,
+    decision: Decision,
+    now: datetime,
+    seed: int,
+) -> int:
+    """The sequence's day is full: move the rest of its day's waiting actions to the next day
+    at once (``seqengine._sweep``), once per sequence and local day — as the worker does."""
+    end = end_of_local_day(seq.timezone, now)
+    key = (seq.id, end)
+    if key in s.swept:
+        return created
+    _set(s.swept, key, True, log)
+    reschedule = next_day_rescheduler(seq, now, seed, decision.action.reason or "")
+    before = end.timestamp()
+    seen: set[str] = set()
+    moved: list[Write] = []
+    # One pass over the queue (a sweep moves much of it); each waiting action once, at its
+    # live entry (a stale entry's time no longer matches its action's).
+    for at, _order, aid in sorted(e for e in s.due if e[0] < before):
+        if aid in seen:
+            continue
+        action = s.actions.get(aid)  # (an entry left by another version's action: skipped)
+        if action is None or action.sequence_id != seq.id or action.status not in RUNNABLE:
+            continue
+        if action.scheduled_at.timestamp() != at:
+            continue
+        seen.add(aid)
+        new = reschedule(action)
+        if new is not None:
+            moved.append(PutAction(new))
+    return _apply(s, log, created, tuple(moved), now) if moved else created
 
 
 def feed(

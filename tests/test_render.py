@@ -36,7 +36,7 @@ from seqengine import (
     new_world,
     render_action,
 )
-from seqengine._template import text_length
+from seqengine._template import clean_value, text_length
 from seqengine.runtime import ExecContext, VirtualClock, drive_executors, render_content
 from seqengine.storage.memory import MemoryStorage
 from seqengine_linkedin import LinkedInAccount, LinkedInExecutor
@@ -108,7 +108,10 @@ def test_r_connect_3_the_note_sent_through_the_fake_is_render_actions_text(
             assert isinstance(done.outcome, Skipped)
             assert done.outcome.reason == f"template: {exc}"
             assert fake.invitations == []
-            assert tier == "free"
+            # Too long (only a free account's 200 characters can be), or a first name that
+            # cleans to nothing (whitespace, control characters): {{first_name}} has no fallback.
+            blank = not clean_value("first_name", first)
+            assert tier == "free" or (blank and "first_name" in str(exc))
             return
         assert expected is not None
         (sent,) = fake.invitations

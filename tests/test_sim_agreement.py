@@ -35,7 +35,8 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 def _jsonl(report: Any, out: Path) -> list[dict[str, Any]]:
     report.write(str(out), charts=False)
-    lines = (out / "actions.jsonl").read_text(encoding="utf-8").splitlines()
+    # JSON Lines end at "\n" only: a text may hold "\r", U+0085 or U+2028 (splitlines splits there).
+    lines = (out / "actions.jsonl").read_bytes().decode("utf-8").split("\n")[:-1]
     records = [json.loads(line) for line in lines]
     for r in records:
         if r["status"] != "completed":

@@ -19,7 +19,7 @@ from typing import Protocol
 
 import attrs
 
-from seqengine._engine import FixedClock, World, feed, next_due, step
+from seqengine._engine import World, feed, next_due, step
 from seqengine._exceptions import ConfigError, TemplateError
 from seqengine._fast import replace
 from seqengine._outcomes import ExecuteAction, Notify, Outcome, PauseAccount, Skipped
@@ -63,7 +63,7 @@ class ManualClock:
     def advance_to(self, instant: datetime) -> None:
         """Move time forward to ``instant`` (never backwards)."""
         if instant > self._now:
-            self._now = instant.astimezone(UTC)
+            self._now = instant if instant.tzinfo is UTC else instant.astimezone(UTC)
 
     def __repr__(self) -> str:
         return f"ManualClock({self._now.isoformat()})"
@@ -157,28 +157,27 @@ def drive(
     if clock is None:
         first = next_due(world)
         clock = ManualClock(first if first is not None and first < until else until)
-    executed: list[Executed] = []
+    executed: list[Executed] | None = [] if keep_records else None
     others: list[PauseAccount | Notify] = []
     count = 0
+    now, advance = clock.now, clock.advance_to
     while (due := next_due(world)) is not None and due < until:
-        if due > clock.now():
-            clock.advance_to(due)
+        if due > now():
+            advance(due)
         new, effects = step(world, clock)
         if new is world:  # the clock did not reach the due action: nothing would ever run
             msg = f"the clock {clock!r} did not move forward to {due.isoformat()}"
             raise ConfigError(msg)
         world = new
         for effect in effects:
-            if not isinstance(effect, ExecuteAction):
+            if type(effect) is not ExecuteAction and not isinstance(effect, ExecuteAction):
                 others.append(effect)
                 continue
-            world, done = _run(world, effect, execute, render, clock, others)
+            world = _run(world, effect, execute, render, now, others, executed)
             count += 1
-            if keep_records:
-                executed.append(done)
         if after_each is not None:
             world = after_each(world)
-    return Driven(world, tuple(executed), tuple(others), count)
+    return Driven(world, tuple(executed or ()), tuple(others), count)
 
 
 def _run(
@@ -186,10 +185,11 @@ def _run(
     effect: ExecuteAction,
     execute: Callable[[ExecuteAction], Outcome],
     render: Callable[[ExecuteAction], str | None],
-    clock: AdvancingClock,
+    now: Callable[[], datetime],
     others: list[PauseAccount | Notify],
-) -> tuple[World, Executed]:
-    """Render, execute and feed one started action."""
+    executed: list[Executed] | None,
+) -> World:
+    """Render, execute and feed one started action (noted in ``executed`` if kept)."""
     action = effect.action
     outcome: Outcome
     try:
@@ -201,12 +201,17 @@ def _run(
             # replace(): the copies only swap in the rendered text, nothing to validate.
             effect = replace(effect, action=replace(action, content=text))
         outcome = execute(effect)
-    started = action.started_at or clock.now()
+    current = now()
+    done = action.started_at or current
     delays = effect.delays
-    done = started + timedelta(seconds=total_seconds(delays)) if delays else started
-    done = max(done, clock.now())
-    world, effects = feed(world, action.id, outcome, FixedClock(done))
+    if delays:
+        done += timedelta(seconds=total_seconds(delays))
+    if done < current:
+        done = current
+    world, effects = feed(world, action.id, outcome, done)
     for more in effects:
         if isinstance(more, PauseAccount | Notify):
             others.append(more)
-    return world, Executed(effect, outcome, done)
+    if executed is not None:
+        executed.append(Executed(effect, outcome, done))
+    return world

@@ -13,15 +13,18 @@ event loop (:func:`run_now`); executors that do I/O run on an event loop of thei
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
 from seqengine._drive import AdvancingClock, Driven, ManualClock, drive, render_text
 from seqengine._engine import World, next_due
-from seqengine._exceptions import ConfigError
+from seqengine._exceptions import ConfigError, TemplateError
+from seqengine._model import ActionKind
 from seqengine._outcomes import ExecuteAction, Outcome, RetryLater, Skipped
 from seqengine._render import TEMPLATED, smart_variables
+from seqengine._template import LEAD_VARIABLES, Template
 from seqengine.runtime._executor import ExecContext, Executor, route
 from seqengine.runtime._render import render_content
 from seqengine.storage._protocol import Storage
@@ -95,14 +98,28 @@ def content_renderer(writer: Any = None, *, run: Run = run_now) -> Callable[[Exe
     (default: the offline writer), as the worker renders."""
 
     def render(effect: ExecuteAction) -> str | None:
-        if effect.action.kind not in TEMPLATED or effect.template is None:
+        kind, template = effect.action.kind, effect.template
+        if kind not in TEMPLATED or template is None:
             return None  # nothing to write (likes, follows, conditions, withdrawals)
+        if _lead_data_only(template, effect.subject if kind is ActionKind.EMAIL else None):
+            return render_text(effect)  # no smart placeholder, whatever the lead's data
         if not smart_variables(effect):
             return render_text(effect)  # lead data fills it all: no writer to ask
         text: str | None = run(render_content(effect, writer))
         return text
 
     return render
+
+
+@functools.lru_cache(maxsize=1024)
+def _lead_data_only(template: str, subject: str | None) -> bool:
+    """Whether every variable of ``template`` (and ``subject``) is a lead variable, which
+    lead data always fills (never a smart placeholder); False for a malformed template."""
+    try:
+        names = [*Template.parse(template).variables, *Template.parse(subject or "").variables]
+    except TemplateError:
+        return False
+    return all(name in LEAD_VARIABLES for name in names)
 
 
 def drive_executors(

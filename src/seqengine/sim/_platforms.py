@@ -128,10 +128,33 @@ class SimulatedExecutor:
         # from one that an attempt cut off by a crash recorded before its outcome was stored).
         self._used_posts: set[str] = set()
         self._commented_posts: set[str] = set()
+        # Per (lead, what): the delay after which the lead acts (accepts, follows back,
+        # replies), or None when it never does — drawn once, as each check would draw it.
+        self._reactions: dict[tuple[str, str], timedelta | None] = {}
 
     # -- behaviour ------------------------------------------------------------------------
     def _chance(self, p: float, *key: str) -> bool:
+        # _rand.chance's answer without the draw when the rate decides alone (unit < 1).
+        if p <= 0.0:
+            return False
+        if p >= 1.0:
+            return True
         return _rand.chance(self.seed, p, *key)
+
+    def _reaction(
+        self, lead_id: str, what: str, rate: float, span: tuple[float, float]
+    ) -> timedelta | None:
+        """How long after ``what`` (connect, follow, message) the lead reacts, or None."""
+        key = (lead_id, what)
+        try:
+            return self._reactions[key]
+        except KeyError:
+            pass
+        delay = (
+            self._delay(span, lead_id, what, "delay") if self._chance(rate, *key, "yes") else None
+        )
+        self._reactions[key] = delay
+        return delay
 
     def _delay(self, span: tuple[float, float], *key: str) -> timedelta:
         return timedelta(hours=_rand.uniform(self.seed, span[0], span[1], *key))
@@ -161,9 +184,11 @@ class SimulatedExecutor:
         """When the lead answers this account's first message (None: no message yet, or the
         lead never answers)."""
         first = self.events.get((account_id, lead_id, "message"))
-        if first is None or not self._chance(self.behaviour.reply_rate, lead_id, "message", "yes"):
+        if first is None:
             return None
-        return first + self._delay(self.behaviour.reply_delay_hours, lead_id, "message", "delay")
+        b = self.behaviour
+        delay = self._reaction(lead_id, "message", b.reply_rate, b.reply_delay_hours)
+        return None if delay is None else first + delay
 
     # -- state kept in the run's storage ----------------------------------------------------
     def _sync(self, storage: Records) -> None:
@@ -363,9 +388,10 @@ class SimulatedExecutor:
         span: tuple[float, float],
     ) -> bool:
         since = self.events.get((account, lead, what))
-        if since is None or not self._chance(rate, lead, what, "yes"):
+        if since is None:
             return False
-        return now >= since + self._delay(span, lead, what, "delay")
+        delay = self._reaction(lead, what, rate, span)
+        return delay is not None and now >= since + delay
 
     async def _execute(
         self,

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter, defaultdict
-from collections.abc import Iterable
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator
+from collections.abc import Sequence as Seq
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING, Any, overload
 
 import attrs
 
@@ -19,7 +20,14 @@ from seqengine.storage._protocol import InboxMessage, Storage
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["Report", "action_record", "attribute_replies", "build_report", "storage_report"]
+__all__ = [
+    "ActionRecords",
+    "Report",
+    "action_record",
+    "attribute_replies",
+    "build_report",
+    "storage_report",
+]
 
 _FIELDS = (
     "action_id",
@@ -65,17 +73,75 @@ def action_record(action: Action) -> dict[str, Any]:
     }
 
 
+class ActionRecords(Seq[dict[str, Any]]):
+    """The ``actions.jsonl`` rows of a report: a read-only sequence of dicts.
+
+    It keeps the actions themselves (which the run made anyway) and builds each record —
+    :func:`action_record`, a new dict — when it is read, so a run of 100,000 leads does not
+    hold hundreds of thousands of dicts at once. Indexing, slicing, ``len``, iteration and
+    ``==`` (against another sequence of records) behave as on a tuple of dicts; changing a
+    dict read from it changes nothing in the report.
+    """
+
+    __slots__ = ("_actions",)
+
+    def __init__(self, actions: Iterable[Action]) -> None:
+        self._actions: tuple[Action, ...] = tuple(actions)
+
+    @property
+    def actions(self) -> tuple[Action, ...]:
+        """The actions the records describe, in creation order."""
+        return self._actions
+
+    def __len__(self) -> int:
+        return len(self._actions)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> ActionRecords: ...
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | ActionRecords:
+        if isinstance(index, slice):
+            return ActionRecords(self._actions[index])
+        return action_record(self._actions[index])
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return map(action_record, self._actions)
+
+    def __reversed__(self) -> Iterator[dict[str, Any]]:
+        return map(action_record, reversed(self._actions))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, ActionRecords):
+            return self._actions == other._actions or list(self) == list(other)
+        if isinstance(other, list | tuple):
+            return len(other) == len(self) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # like a list: equal to lists of dicts
+
+    def __repr__(self) -> str:
+        return f"<ActionRecords: {len(self._actions)} actions.jsonl records>"
+
+    def lines(self) -> Iterator[str]:
+        """The ``actions.jsonl`` lines (each ending with a newline), in order."""
+        dumps = json.JSONEncoder(ensure_ascii=False).encode
+        for action in self._actions:
+            yield dumps(action_record(action)) + "\n"
+
+
 @attrs.frozen
 class Report:
     """What a simulation or rehearsal did.
 
-    ``records`` are the ``actions.jsonl`` rows (dicts, in creation order): hand them to
+    ``records`` are the ``actions.jsonl`` rows (dicts, in creation order; from a run, an
+    :class:`ActionRecords` that builds each dict when it is read): hand them to
     ``pandas.DataFrame(report.to_records())``. ``summary`` is ``summary.json``. ``replies``
     has one row per enrollment that got a reply: ``sequence_id``, ``lead_id``,
     ``account_id``, ``platform`` and ``replied_at`` (ISO 8601) of its first reply.
     """
 
-    records: tuple[dict[str, Any], ...]
+    records: Seq[dict[str, Any]]
     summary: dict[str, Any]
     replies: tuple[dict[str, Any], ...] = ()
 
@@ -119,8 +185,19 @@ class Report:
         os.makedirs(out_dir, exist_ok=True)
         paths = [os.path.join(out_dir, "actions.jsonl"), os.path.join(out_dir, "summary.json")]
         with open(paths[0], "w", encoding="utf-8", newline="\n") as fh:
-            for record in self.records:
-                fh.write(json.dumps(record, ensure_ascii=False, sort_keys=False) + "\n")
+            records = self.records
+            lines: Iterable[str] = (
+                records.lines()
+                if isinstance(records, ActionRecords)
+                else (json.dumps(r, ensure_ascii=False, sort_keys=False) + "\n" for r in records)
+            )
+            chunk: list[str] = []
+            for line in lines:  # written in chunks: one write per line is slow, all at once big
+                chunk.append(line)
+                if len(chunk) >= 4096:
+                    fh.write("".join(chunk))
+                    chunk.clear()
+            fh.write("".join(chunk))
         with open(paths[1], "w", encoding="utf-8", newline="\n") as fh:
             json.dump(self.summary, fh, ensure_ascii=False, indent=2, sort_keys=True)
             fh.write("\n")
@@ -156,7 +233,12 @@ class Report:
                     f"  busiest day: {peak} actions (limit {f['daily_action_limit']}"
                     f"); active on {len(days)} days"
                 )
-        totals = Counter(r["status"] for r in self.records)
+        records = self.records
+        totals = (
+            Counter(a.status.value for a in records.actions)
+            if isinstance(records, ActionRecords)
+            else Counter(r["status"] for r in records)
+        )
         lines.append("actions: " + ", ".join(f"{v} {k}" for k, v in sorted(totals.items())))
         return "\n".join(lines)
 
@@ -229,6 +311,18 @@ def attribute_replies(
     return _first_replies(_touches(actions), inbox)[0]
 
 
+_QUARTER = 900.0
+
+
+def _quarter_day(quarter: float, zone: tzinfo) -> str | None:
+    """The local day (ISO) of every instant in the UTC quarter of an hour ``quarter`` (its
+    start, in quarters since the epoch), or None when it spans two local days."""
+    first = datetime.fromtimestamp(quarter * _QUARTER, UTC)
+    last = first + timedelta(seconds=_QUARTER - 1e-6)
+    day = local_date(first, zone)
+    return day.isoformat() if local_date(last, zone) == day else None
+
+
 def build_report(
     sequences: Iterable[Sequence],
     actions: Iterable[Action],
@@ -244,31 +338,39 @@ def build_report(
     counts its enrolled leads whose ids are in ``replied`` (lead-level, the older way).
     """
     seqs = {s.id: s for s in sequences}
-    records = []
+    records = ActionRecords(actions)
     steps: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
     per_day: dict[str, Counter[str]] = defaultdict(Counter)
     met: dict[str, Counter[str]] = defaultdict(Counter)
     kept: list[Action] = []
-    for action in actions:
-        records.append(action_record(action))
-        if inbox is not None and action.status is ActionStatus.COMPLETED:
+    zones = {sid: load_zone(seq.timezone) for sid, seq in seqs.items()}
+    # Local days by (sequence, quarter of an hour in UTC): each quarter is worked out once,
+    # and used for all its actions when both its ends fall on the same local day (None: not,
+    # so each action's own day is worked out).
+    local_days: dict[tuple[str, float], str | None] = {}
+    completed, condition = ActionStatus.COMPLETED, ActionKind.CONDITION
+    withdraw = ActionKind.WITHDRAW_CONNECTION
+    for action in records.actions:
+        status, kind, sid = action.status, action.kind, action.sequence_id
+        if inbox is not None and status is completed:
             kept.append(action)  # only these can be answered
-        step_key = (
-            action.step_id
-            if action.kind is not ActionKind.WITHDRAW_CONNECTION
-            else f"{action.step_id}:withdraw"
-        )
-        steps[action.sequence_id][step_key][action.status.value] += 1
-        if action.kind is ActionKind.CONDITION and action.result is True:
-            met[action.sequence_id][action.step_id] += 1
-        seq = seqs.get(action.sequence_id)
-        if (
-            action.started_at is not None
-            and seq is not None
-            and action.kind not in (ActionKind.CONDITION, ActionKind.WITHDRAW_CONNECTION)
-        ):
-            day = local_date(action.started_at, load_zone(seq.timezone)).isoformat()
-            per_day[action.sequence_id][day] += 1
+        steps[sid][action.step_id if kind is not withdraw else f"{action.step_id}:withdraw"][
+            status.value
+        ] += 1
+        if kind is condition:
+            if action.result is True:
+                met[sid][action.step_id] += 1
+            continue
+        started = action.started_at
+        if started is None or kind is withdraw or sid not in zones:
+            continue
+        key = (sid, started.timestamp() // _QUARTER)
+        day = local_days.get(key, "")
+        if day == "":
+            day = local_days[key] = _quarter_day(key[1], zones[sid])
+        if day is None:
+            day = local_date(started, zones[sid]).isoformat()
+        per_day[sid][day] += 1
     first, received, unattributed = (
         _first_replies(_touches(kept), inbox) if inbox is not None else ({}, 0, 0)
     )
@@ -324,7 +426,7 @@ def build_report(
     if inbox is not None:
         summary["replies"] = {"received": received, "unattributed": unattributed}
     rows.sort(key=lambda r: (r["sequence_id"], r["lead_id"]))
-    return Report(records=tuple(records), summary=summary, replies=tuple(rows))
+    return Report(records=records, summary=summary, replies=tuple(rows))
 
 
 def storage_report(storage: Storage, sequences: Iterable[Sequence] | None = None) -> Report:

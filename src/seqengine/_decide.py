@@ -70,6 +70,8 @@ __all__ = [
     "retry_queued",
     "skip_queued",
     "step_action",
+    "unwritable",
+    "unwritten",
     "withdrawal_at",
 ]
 
@@ -337,6 +339,21 @@ def retry_queued(s: Situation, at: datetime, reason: str) -> Decision:
     """Put a queued action back to pending at ``at`` (moved into the activity window): what
     it could not do yet (e.g. its AI text could not be written) it tries again then."""
     return _back_to_pending(s, s.action, at, reason, tries=s.action.tries + 1)
+
+
+def unwritable(s: Situation, decision: Decision, reason: str) -> Decision:
+    """A start ``decision`` whose text cannot be written for this lead (a template value is
+    missing, the AI could not fill it): the action is skipped instead (``template: …``), no
+    budget is used, and the flow advances (R-FLOW-1). The worker and ``step`` both use it."""
+    queued = replace(decision.action, status=ActionStatus.QUEUED, started_at=None)
+    return skip_queued(replace(s, action=queued), f"template: {reason}")
+
+
+def unwritten(s: Situation, decision: Decision, at: datetime, reason: str) -> Decision:
+    """A start ``decision`` whose text cannot be written *now* (the AI provider is down): the
+    action goes back to pending at ``at``, no budget is used."""
+    queued = replace(decision.action, status=ActionStatus.QUEUED, started_at=None)
+    return retry_queued(replace(s, action=queued), at, reason)
 
 
 def skip_queued(s: Situation, reason: str) -> Decision:

@@ -18,8 +18,8 @@ from typing import Any, Generic, Protocol, TypeVar, overload
 import attrs
 
 from seqengine._checks import DEFAULT_CHECKS, CheckChain, Situation, build_situation
-from seqengine._decide import Decision, decide, resolve
-from seqengine._exceptions import ConfigError, StaleRecord
+from seqengine._decide import Decision, decide, resolve, unwritable
+from seqengine._exceptions import ConfigError, StaleRecord, TemplateError
 from seqengine._fast import replace
 from seqengine._flow import Sequence
 from seqengine._lifecycle import RUNNABLE, check_transition
@@ -31,7 +31,7 @@ from seqengine._model import (
     Lead,
     imported_lead,
 )
-from seqengine._outcomes import Effect, Outcome, PauseAccount
+from seqengine._outcomes import Effect, ExecuteAction, Outcome, PauseAccount
 from seqengine._plan import (
     AddAction,
     CancelAction,
@@ -712,12 +712,21 @@ def _situation(s: _Store, action: Action, now: datetime, seed: int, *, counted: 
 
 
 def step(
-    world: World, clock: Clock | datetime, *, max_actions: int = 1
+    world: World,
+    clock: Clock | datetime,
+    *,
+    max_actions: int = 1,
+    render: Callable[[ExecuteAction], str | None] | None = None,
 ) -> tuple[World, tuple[Effect, ...]]:
     """Decide up to ``max_actions`` due actions; return the new world and the effects.
 
     Started actions come back as ``ExecuteAction`` effects: run them and call :func:`feed`
     with the outcome. Actions rescheduled, deferred, skipped or cancelled produce no effect.
+
+    ``render`` (e.g. ``lambda e: seqengine.render_action(e).text``) writes a starting action's
+    text before it starts, as the worker does: the effect's action then carries it as
+    ``content``, and an action whose text cannot be written (``TemplateError``) is skipped
+    (``template: …``) without starting or using a budget.
     """
     now = _instant(clock, "step")
     limit = now.timestamp()
@@ -735,6 +744,8 @@ def step(
             action = s.actions[entry[2]]
             situation = _situation(s, action, now, seed, counted=True)
             decision = decide(situation, checks)
+            if render is not None and decision.effects:
+                decision = _written(situation, decision, render)
             plan = decision_plan(decision)
             created = _apply(s, log, created, plan, now, popped=action.id)
             effects.extend(decision.effects)
@@ -744,6 +755,27 @@ def step(
         return created, tuple(effects)
 
     return world._edit(edit)
+
+
+def _written(
+    situation: Situation, decision: Decision, render: Callable[[ExecuteAction], str | None]
+) -> Decision:
+    """A starting ``decision`` with its text written by ``render`` (or skipped when it cannot
+    be written, :func:`~seqengine._decide.unwritable`)."""
+    request = next((e for e in decision.effects if isinstance(e, ExecuteAction)), None)
+    if request is None:
+        return decision
+    try:
+        content = render(request)
+    except TemplateError as exc:
+        return unwritable(situation, decision, str(exc))
+    if content is None:
+        return decision
+    started = replace(decision.action, content=content)
+    effects = tuple(
+        replace(e, action=started) if isinstance(e, ExecuteAction) else e for e in decision.effects
+    )
+    return replace(decision, action=started, effects=effects)
 
 
 def _sweep(

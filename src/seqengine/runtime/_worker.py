@@ -43,7 +43,7 @@ from typing import Any, Generic, ParamSpec, TypeVar
 import attrs
 
 from seqengine._checks import DEFAULT_CHECKS, CheckChain, Situation, build_situation
-from seqengine._decide import Decision, decide, resolve, retry_queued, skip_queued
+from seqengine._decide import Decision, decide, resolve, unwritable, unwritten
 from seqengine._exceptions import (
     ExecutorError,
     LeaseLost,
@@ -53,7 +53,7 @@ from seqengine._exceptions import (
     TemplateError,
 )
 from seqengine._fast import replace
-from seqengine._model import Action, ActionStatus, Platform
+from seqengine._model import Action, Platform
 from seqengine._outcomes import (
     ExecuteAction,
     Notify,
@@ -754,13 +754,9 @@ _WRITE_RETRY = timedelta(minutes=30)
 
 def _retry_before_start(situation: Situation, decision: Decision, reason: str) -> Decision:
     """The action's text cannot be written now: back to pending, tried again later."""
-    queued = attrs.evolve(decision.action, status=ActionStatus.QUEUED, started_at=None)
-    return retry_queued(
-        attrs.evolve(situation, action=queued), situation.now + _WRITE_RETRY, reason
-    )
+    return unwritten(situation, decision, situation.now + _WRITE_RETRY, reason)
 
 
 def _skip_before_start(situation: Situation, decision: Decision, reason: str) -> Decision:
     """The action cannot be written for this lead: skip it and advance the flow."""
-    queued = attrs.evolve(decision.action, status=ActionStatus.QUEUED, started_at=None)
-    return skip_queued(attrs.evolve(situation, action=queued), f"template: {reason}")
+    return unwritable(situation, decision, reason)

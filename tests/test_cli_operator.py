@@ -219,6 +219,6 @@ def test_status_counts_replies_per_sequence(
     )
     assert storage.add_inbox_message(reply)
     storage.close()
-    code, out, _ = _cli(capsys, "status", "--db", db, "--format", "json")
+    _, out, _ = _cli(capsys, "status", "--db", db, "--format", "json")
     [seq] = json.loads(out)["sequences"]
     assert seq["replied"] == 1 and seq["enrolled"] == 2

@@ -27,9 +27,9 @@ from fakes.imap_server import (
 from seqengine import ConfigError
 from seqengine._model import MailboxKind, Platform
 from seqengine._outcomes import Completed, Skipped
+from seqengine.cli._run import build_executors
 from seqengine.runtime._clock import VirtualClock
 from seqengine.runtime._config import DEFAULT_TOKEN_URL, Workspace, load_workspace
-from seqengine.cli._run import build_executors
 from seqengine.storage.sqlite import SQLiteStorage
 from seqengine_email import EmailExecutor, read_token
 from seqengine_email._smtp import SmtpMailbox

@@ -604,8 +604,14 @@ def enroll_many_plans(
             plans.append((PutLead(lead),))
             continue
         seen.add(key)
-        held = enrollment.sequence_id in paused
-        plans.append((PutLead(lead), *enrollment_plan(enrollment, first, paused=held)))
+        pending = enrollment.pending
+        if enrollment.sequence_id in paused or type(pending) is not tuple or pending != (first.id,):
+            held = enrollment.sequence_id in paused
+            plans.append((PutLead(lead), *enrollment_plan(enrollment, first, paused=held)))
+        else:
+            # enrollment_plan's writes, without copying an enrollment that already lists its
+            # first action as pending (as the runtime's enrollments do): an equal copy.
+            plans.append((PutLead(lead), PutEnrollment(enrollment), AddAction(first)))
     return plans
 
 

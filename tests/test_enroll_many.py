@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import attrs
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from seqengine._decide import first_action
-from seqengine._model import Enrollment, Lead
+from seqengine._model import Action, Enrollment, Lead
+from seqengine._plan import PutLead
 from seqengine.sim import _simulate
 from seqengine.sim._simulate import enroll_all
 from seqengine.storage._protocol import Storage, StorageBase
@@ -21,6 +24,7 @@ from seqengine.storage.sqlite import SQLiteStorage
 from seqengine.testing.conformance import (
     T0,
     StorageConformance,
+    enroll_lead,
     linkedin_sequence,
     populate,
     sample_lead,
@@ -175,3 +179,155 @@ def test_two_importers_at_once_enrol_each_lead_once(two_importers: list[Storage]
     for e in enrollments:
         assert len(e.pending) == 1
         assert actions[e.pending[0]].lead_id == e.lead_id
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def workspaces(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Callable[[str], Storage]]:
+    """Opens workspaces of one database (SQLite file or PostgreSQL schema)."""
+    opened: list[Storage] = []
+    if request.param == "sqlite":
+        path = str(tmp_path / "import.db")
+
+        def open_sqlite(workspace: str) -> Storage:
+            opened.append(SQLiteStorage(path, workspace))
+            return opened[-1]
+
+        yield open_sqlite
+        for storage in opened:
+            storage.close()
+        return
+    from pg_env import postgres_url
+    from seqengine.storage.postgres import PostgresStorage, drop_schema, parse_url, upgrade
+
+    dsn = parse_url(postgres_url())[0]
+    schema = f"seqtest_{uuid.uuid4().hex[:12]}"
+    upgrade(dsn, schema)
+
+    def open_postgres(workspace: str) -> Storage:
+        opened.append(PostgresStorage(dsn, workspace, schema=schema, pool_size=1))
+        return opened[-1]
+
+    try:
+        yield open_postgres
+    finally:
+        for storage in opened:
+            storage.close()
+        drop_schema(dsn, schema)
+
+
+def _stored(storage: Storage, lead_ids: Iterable[str]) -> tuple[Any, ...]:
+    return (
+        list(storage.actions()),
+        list(storage.enrollments()),
+        [storage.get_lead(lead_id) for lead_id in sorted(set(lead_ids))],
+    )
+
+
+def _copies(storage: Storage) -> list[bool]:
+    """What the PostgreSQL bulk path's COPY attempts give from now on (True: rows written;
+    False: one existed, written the careful way); nothing is recorded on SQLite."""
+    results: list[bool] = []
+    copy_new = getattr(storage, "_copy_new", None)
+    if copy_new is not None:
+
+        def recorded(*args: Any) -> bool:
+            results.append(copy_new(*args))
+            return results[-1]
+
+        storage._copy_new = recorded  # type: ignore[attr-defined]
+    return results
+
+
+def _one_by_one(storage: Storage, items: list[tuple[Lead, Enrollment, Action]]) -> int:
+    new = 0
+    for lead, enrollment, first in items:
+        storage.put_lead(lead)
+        new += storage.enroll(enrollment, first)
+    return new
+
+
+# What COPY's text format and JSON escape: tabs, line ends, backslashes (and COPY's NULL
+# marker \N), quotes, non-ASCII; PostgreSQL text holds no NUL, UTF-8 no lone surrogate.
+_odd_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    max_size=8,
+) | st.sampled_from(["\t", "\n", "\r\n", "\\", "\\N", "a\\tb", '"', "é😀", "\u2028"])
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(texts=st.lists(_odd_text, min_size=1, max_size=4))
+def test_enroll_many_stores_odd_text_as_put_lead_and_enroll_do(
+    workspaces: Callable[[str], Storage], texts: list[str]
+) -> None:
+    """The bulk path (fast JSON encoders; PostgreSQL's COPY with its escaping) stores what
+    the one-by-one path (plain ``_dump``, INSERT) stores, for text that needs escaping in
+    lead facts, enrichment, enrollment context and action content and facts."""
+    run = uuid.uuid4().hex[:8]
+    one, many = workspaces(f"one-{run}"), workspaces(f"many-{run}")
+    seq = linkedin_sequence()
+    items = []
+    for n, text in enumerate(texts):
+        lead = sample_lead(f"lead-{n}", bio=text, enrichment={text: text, "k": text})
+        enrollment = Enrollment(
+            seq.id, lead.id, "acc-1", enrolled_at=T0, context=(("note", text),), reason=text
+        )
+        first = attrs.evolve(
+            first_action(seq, enrollment, T0, n), content=text, facts={"said": text}
+        )
+        items.append((lead, attrs.evolve(enrollment, pending=(first.id,)), first))
+    for storage in (one, many):
+        populate(storage, leads=0)
+    copies = _copies(many)
+    assert many.enroll_many(items) == _one_by_one(one, items) == len(items)
+    leads = [lead.id for lead, _, _ in items]
+    assert _stored(many, leads) == _stored(one, leads)
+    assert copies in ([], [True, True, True])  # SQLite; or enrollments, leads, actions
+
+
+def test_enroll_many_leaves_an_existing_action_with_a_new_enrollments_action_id(
+    workspaces: Callable[[str], Storage],
+) -> None:
+    """A first action whose id is taken: created unless it exists, as ``enroll`` does (on
+    PostgreSQL, the COPY of the new actions fails and they are inserted one by one)."""
+    one, many = workspaces("one"), workspaces("many")
+    seq = linkedin_sequence()
+    items = []
+    for storage in (one, many):
+        populate(storage, leads=0)
+        enroll_lead(storage, seq, "lead-1")
+    taken = next(iter(one.actions())).id
+    for n in range(2, 6):
+        lead = sample_lead(f"lead-{n}")
+        enrollment = Enrollment(seq.id, lead.id, "acc-1", enrolled_at=T0)
+        first = first_action(seq, enrollment, T0, n)
+        if n == 4:
+            first = attrs.evolve(first, id=taken)
+        items.append((lead, attrs.evolve(enrollment, pending=(first.id,)), first))
+    copies = _copies(many)
+    assert many.enroll_many(items) == _one_by_one(one, items) == 4
+    leads = ["lead-1"] + [lead.id for lead, _, _ in items]
+    assert _stored(many, leads) == _stored(one, leads)
+    assert copies in ([], [True, True, False])  # SQLite; or the actions' COPY failed
+
+
+@pytest.mark.parametrize("workspaces", ["postgres"], indirect=True)
+def test_postgres_copy_falls_back_when_a_lead_appeared_meanwhile(
+    workspaces: Callable[[str], Storage],
+) -> None:
+    """A lead stored after enroll_many read the stored leads (another importer): its COPY
+    fails, nothing of it stays, and the leads are upserted instead."""
+    storage = workspaces("ws")
+    populate(storage, leads=0)
+    copies = _copies(storage)
+    storage.put_lead(sample_lead("lead-1", bio="old"))
+    fresh = [sample_lead("lead-0", bio="new"), sample_lead("lead-1", bio="new")]
+    with storage._tx("test") as conn:  # type: ignore[attr-defined]
+        storage._write_creations(  # type: ignore[attr-defined]
+            conn, [(PutLead(lead),) for lead in fresh], stored=()
+        )
+    assert [storage.get_lead(lead.id) for lead in fresh] == fresh
+    assert copies == [False]

@@ -15,7 +15,15 @@ the simulation's peak memory (target at 100k: ≤ 1 GB).
 
 Each size runs in a fresh process, so the peak memory printed is that run's own. CPU seconds
 are printed beside wall seconds: on a shared machine they are the steadier figure, and the
-ratio of two loops timed in one process steadier still.
+ratio of two loops timed in one process steadier still. A table at the end puts each of the
+issue's targets (ratio at 10k, ratio at 100k, peak memory at 100k) next to its figure.
+
+``python bench/simulate.py --instructions [N]`` (default 500) counts instructions instead of
+time, under valgrind's callgrind (so a noisy machine does not move them): the simulation of the
+non-starving workload and the reference loop, each at N and at 2N leads in a process of its
+own with ``PYTHONHASHSEED=0``. Per record it prints the extra instructions over the extra
+records (so imports and other fixed costs drop out) for both, and their ratio. Slow: a few
+minutes.
 """
 
 from __future__ import annotations
@@ -24,7 +32,10 @@ import argparse
 import heapq
 import itertools
 import json
+import os
+import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -122,7 +133,13 @@ def one_open(n: int) -> dict[str, float]:
     }
 
 
+#: The issue's targets for the non-starving workload.
+RATIO_TARGET = 10.0
+PEAK_TARGET_MB = 1024.0
+
+
 def run_open(sizes: list[int]) -> None:
+    results: dict[int, dict[str, float]] = {}
     for n in sizes:
         out = subprocess.run(
             [sys.executable, __file__, "--one-open", str(n)],
@@ -133,14 +150,94 @@ def run_open(sizes: list[int]) -> None:
         got = json.loads(out.strip().splitlines()[-1])
         sim_rate = got["records"] / got["cpu"]
         ref_rate = got["ref_events"] / got["ref_cpu"]
+        got["ratio"] = ref_rate / sim_rate
+        results[n] = got
         print(
             f"open {n:>7} leads: {got['records']:>8.0f} records in {got['cpu']:7.2f} s CPU "
             f"({got['seconds']:.2f} s wall) = {sim_rate:8.0f} records/s; heapq reference "
             f"{got['ref_events']:>8.0f} events in {got['ref_cpu']:.3f} s = {ref_rate:9.0f} "
-            f"events/s; ratio {ref_rate / sim_rate:5.1f}x (target <= 10x); "
-            f"peak RSS {got['peak_mb']:6.0f} MB (target at 100k: <= 1024 MB)",
+            f"events/s; ratio {got['ratio']:5.1f}x (target <= {RATIO_TARGET:.0f}x); "
+            f"peak RSS {got['peak_mb']:6.0f} MB",
             flush=True,
         )
+    print(f"{'target (issue 13)':<32} {'measured':>10} {'target':>12}  met")
+    for n, got in results.items():
+        ok = "yes" if got["ratio"] <= RATIO_TARGET else "NO"
+        print(
+            f"{f'ratio to heapq at {n} leads':<32} {got['ratio']:>9.1f}x "
+            f"{f'<= {RATIO_TARGET:.0f}x':>12}  {ok}"
+        )
+    for n, got in results.items():
+        ok = "yes" if got["peak_mb"] <= PEAK_TARGET_MB else "NO"
+        limit = f"<= {PEAK_TARGET_MB:.0f} MB" if n >= 100_000 else "(none)"
+        if n < 100_000:
+            ok = "-"
+        print(f"{f'peak memory at {n} leads':<32} {got['peak_mb']:>7.0f} MB {limit:>12}  {ok}")
+
+
+def ir_part(part: str, n: int) -> None:
+    """One process counted under callgrind: ``sim`` or ``ref`` at ``n`` leads."""
+    import attrs
+
+    from seqengine import load_sequence
+    from seqengine.sim import simulate
+
+    seq = attrs.evolve(load_sequence(EXAMPLE), daily_action_limit=10_000)
+    if part == "sim":
+        count = len(simulate(seq, leads=n, days=30, accounts=max(1, n // 100), seed=1).records)
+    else:
+        count = reference(n)[0]
+    print(json.dumps({"count": count}))
+
+
+def _instructions(part: str, n: int) -> tuple[int, int]:
+    """(instructions, records) of one ``ir_part`` process under callgrind."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out_file = os.path.join(tmp, "callgrind.out")
+        done = subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                f"--callgrind-out-file={out_file}",
+                sys.executable,
+                __file__,
+                "--ir-part",
+                part,
+                str(n),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+        )
+        with open(out_file, encoding="utf-8") as fh:
+            found = re.search(r"^(?:summary|totals): (\d+)", fh.read(), re.MULTILINE)
+    if found is None:
+        msg = "callgrind wrote no instruction total"
+        raise SystemExit(msg)
+    return int(found.group(1)), json.loads(done.stdout.strip().splitlines()[-1])["count"]
+
+
+def run_instructions(n: int) -> None:
+    if shutil.which("valgrind") is None:
+        msg = "--instructions needs valgrind (apt-get install valgrind)"
+        raise SystemExit(msg)
+    per: dict[str, float] = {}
+    for part in ("sim", "ref"):
+        small, small_count = _instructions(part, n)
+        large, large_count = _instructions(part, 2 * n)
+        per[part] = (large - small) / (large_count - small_count)
+        print(
+            f"  {part}: {n} leads {small:,} instructions / {small_count} records; "
+            f"{2 * n} leads {large:,} / {large_count}",
+            flush=True,
+        )
+    print(
+        f"instructions per record (callgrind, {n} -> {2 * n} leads): simulation "
+        f"{per['sim']:,.0f}; heapq reference {per['ref']:,.0f}; ratio "
+        f"{per['sim'] / per['ref']:.1f}x (target <= {RATIO_TARGET:.0f}x)",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -153,8 +250,23 @@ def main() -> None:
         "--open", action="store_true", help="the non-starving workload and its heapq reference"
     )
     parser.add_argument("--one", nargs=2, metavar=("N", "BACKEND"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--instructions",
+        nargs="?",
+        const=500,
+        type=int,
+        metavar="N",
+        help="instructions per record under callgrind, N to 2N leads (default 500)",
+    )
     parser.add_argument("--one-open", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--ir-part", nargs=2, metavar=("PART", "N"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.ir_part:
+        ir_part(args.ir_part[0], int(args.ir_part[1]))
+        return
+    if args.instructions:
+        run_instructions(args.instructions)
+        return
     if args.one:
         print(json.dumps(one(int(args.one[0]), args.one[1])))
         return

@@ -30,6 +30,7 @@ from seqengine._outcomes import (
 )
 from seqengine.ai._offline import OfflineWriter
 from seqengine.ai._protocol import CommentRequest, NegativityRequest
+from seqengine.runtime._drive import run_now
 from seqengine.runtime._executor import ExecContext
 from seqengine.storage import InboxMessage, Records
 
@@ -301,7 +302,22 @@ class SimulatedExecutor:
     ) -> Outcome:
         """Carry out ``request`` against the simulated platform."""
         self._sync(ctx.storage)
-        outcome = await self._attempt(request, content, ctx, replay=False)
+        outcome = self._attempt(request, content, ctx, replay=False)
+        if outcome is None:  # a comment: the writer may wait
+            outcome = await self._commented(request, ctx, replay=False)
+        self.sent[request.idempotency_key] = outcome
+        return outcome
+
+    def execute_now(self, request: ExecuteAction, content: str | None, ctx: ExecContext) -> Outcome:
+        """:meth:`execute` without an event loop (what ``simulate`` drives the core with).
+
+        Raises:
+            ConfigError: the AI writer (``self.writer``) waited for I/O for a comment.
+        """
+        self._sync(ctx.storage)
+        outcome = self._attempt(request, content, ctx, replay=False)
+        if outcome is None:
+            outcome = run_now(self._commented(request, ctx, replay=False))
         self.sent[request.idempotency_key] = outcome
         return outcome
 
@@ -319,24 +335,31 @@ class SimulatedExecutor:
         if known is not None:
             return known
         request = _completed_request(request, ctx.storage)
-        outcome = await self._attempt(request, content, ctx, replay=True)
+        outcome = self._attempt(request, content, ctx, replay=True)
+        if outcome is None:
+            outcome = await self._commented(request, ctx, replay=True)
         self.sent[request.idempotency_key] = outcome
         return outcome
 
-    async def _attempt(
+    def _attempt(
         self, request: ExecuteAction, content: str | None, ctx: ExecContext, *, replay: bool
-    ) -> Outcome:
+    ) -> Outcome | None:
+        """The outcome of an attempt; None for a comment that reached the platform (its
+        text comes from the writer: :meth:`_commented` finishes it)."""
         b, a = self.behaviour, request.action
         # The platform's time for this attempt: when it started (the clock may have moved on
         # since, e.g. when a resumed run reconciles it).
         at = a.started_at or ctx.clock.now()
-        self.deliver(ctx.storage, at)
+        if self._pending and self._pending[0][0] <= at:
+            self.deliver(ctx.storage, at)
         if a.kind is not ActionKind.CONDITION:
             if self._chance(b.bot_detection_rate, a.id, "bot"):
                 return CriticalError(
                     CriticalKind.BOT_DETECTION, f"{a.platform.value} showed a security challenge"
                 )
-            if self._chance(b.rate_limit_rate, a.id, "429", str(a.tries)):
+            if b.rate_limit_rate > 0.0 and self._chance(
+                b.rate_limit_rate, a.id, "429", str(a.tries)
+            ):
                 return CriticalError(
                     CriticalKind.RATE_LIMIT,
                     "HTTP 429 Too Many Requests",
@@ -349,8 +372,21 @@ class SimulatedExecutor:
                 and replied <= at
             ):
                 return Skipped(f"replied: lead {a.lead_id} replied before this went out")
-        outcome = await self._execute(request, content, ctx, at, replay)
-        if isinstance(outcome, Completed) and a.kind is not ActionKind.CONDITION:
+            if a.kind is ActionKind.COMMENT:
+                return None
+        outcome = self._execute(request, content, ctx, at, replay)
+        if a.kind is not ActionKind.CONDITION and isinstance(outcome, Completed):
+            self._note(a.kind, a.account_id, a.lead_id, a.platform, outcome.facts, at)
+        return outcome
+
+    async def _commented(
+        self, request: ExecuteAction, ctx: ExecContext, *, replay: bool
+    ) -> Outcome:
+        """A comment's outcome (after :meth:`_attempt`'s checks passed)."""
+        a = request.action
+        at = a.started_at or ctx.clock.now()
+        outcome = await self._comment(request, ctx, replay)
+        if isinstance(outcome, Completed):
             self._note(a.kind, a.account_id, a.lead_id, a.platform, outcome.facts, at)
         return outcome
 
@@ -393,7 +429,7 @@ class SimulatedExecutor:
         delay = self._reaction(lead, what, rate, span)
         return delay is not None and now >= since + delay
 
-    async def _execute(
+    def _execute(
         self,
         request: ExecuteAction,
         content: str | None,
@@ -411,8 +447,6 @@ class SimulatedExecutor:
                 )
             ctx.storage.record_post(a.platform, posts[0].id)
             return Completed(provider_id=posts[0].id, facts={"post_id": posts[0].id})
-        if kind is ActionKind.COMMENT:
-            return await self._comment(request, ctx, replay)
         if kind is ActionKind.FOLLOW:
             if (acc, lead.id, "follow") in self.events:
                 return Skipped("already_following")

@@ -27,8 +27,9 @@ from seqengine._model import (
     Mailbox,
     MailboxKind,
 )
+from seqengine._outcomes import ExecuteAction, Outcome, RetryLater
 from seqengine.runtime._clock import VirtualClock
-from seqengine.runtime._drive import content_renderer, executor_callable
+from seqengine.runtime._drive import content_renderer
 from seqengine.runtime._executor import ExecContext, Executor, route
 from seqengine.runtime._worker import Worker
 from seqengine.sim._leads import synthetic_leads
@@ -86,6 +87,7 @@ def enroll_all(
     shows the import going.
     """
     from seqengine._fast import maker
+    from seqengine.storage._encode import gc_paused
 
     # Enrollment(...) without its converters (a few µs a lead): the values are of the
     # converted types already (ids are text, the status and resume are the defaults).
@@ -93,19 +95,22 @@ def enroll_all(
     by_id = {s.id: s for s in sequences}
     count = 0
     chunk: list[tuple[Lead, Enrollment, Action]] = []
-    for lead, sequence_id, account_id in assignments:
-        lead_id = lead.id
-        enrollment = new_enrollment(sequence_id, lead_id, account_id, enrolled_at=now)
-        first = first_action(by_id[sequence_id], enrollment, now, seed)
-        waiting = new_enrollment(
-            sequence_id, lead_id, account_id, enrolled_at=now, pending=(first.id,)
-        )
-        chunk.append((lead, waiting, first))
-        if len(chunk) >= ENROLL_CHUNK:
+    # No cyclic GC while importing: each collection would walk every lead read so far, and
+    # an import makes no cycles to collect.
+    with gc_paused():
+        for lead, sequence_id, account_id in assignments:
+            lead_id = lead.id
+            enrollment = new_enrollment(sequence_id, lead_id, account_id, enrolled_at=now)
+            first = first_action(by_id[sequence_id], enrollment, now, seed)
+            waiting = new_enrollment(
+                sequence_id, lead_id, account_id, enrolled_at=now, pending=(first.id,)
+            )
+            chunk.append((lead, waiting, first))
+            if len(chunk) >= ENROLL_CHUNK:
+                count += storage.enroll_many(chunk)
+                chunk = []
+        if chunk:
             count += storage.enroll_many(chunk)
-            chunk = []
-    if chunk:
-        count += storage.enroll_many(chunk)
     return count
 
 
@@ -196,6 +201,22 @@ class _Records(MemoryStorage):
         return world
 
 
+def _executing(executor: SimulatedExecutor, ctx: ExecContext) -> Callable[[ExecuteAction], Outcome]:
+    """``executor_callable([executor], ctx)`` for the simulated platforms, which serve every
+    platform and need no event loop: each action goes straight to ``execute_now``."""
+    execute_now = executor.execute_now
+
+    def execute(effect: ExecuteAction) -> Outcome:
+        try:
+            return execute_now(effect, effect.action.content, ctx)
+        except ConfigError:
+            raise
+        except Exception as exc:  # as executor_callable: an executor bug must not lose it
+            return RetryLater(f"executor_error: {type(exc).__name__}: {exc}")
+
+    return execute
+
+
 def _simulate_world(
     seqs: list[Sequence],
     accs: list[Account],
@@ -223,7 +244,7 @@ def _simulate_world(
             world = enroll(world, lead, seq.id, account_id, begin)
     records.changed.clear()
     clock = ManualClock(begin)
-    execute = executor_callable([executor], ExecContext(records, clock, writer))
+    execute = _executing(executor, ExecContext(records, clock, writer))
     render = content_renderer(writer)
     total = (end - begin).total_seconds() or 1.0
     # One drive per virtual day, for progress; the clock carries over, so it is one run. The

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 
 from seqengine._decide import first_action
 from seqengine._model import Action, Enrollment, Lead
-from seqengine._plan import PutLead
 from seqengine.sim import _simulate
 from seqengine.sim._simulate import enroll_all
 from seqengine.storage._protocol import Storage, StorageBase
@@ -326,8 +325,8 @@ def test_postgres_copy_falls_back_when_a_lead_appeared_meanwhile(
     storage.put_lead(sample_lead("lead-1", bio="old"))
     fresh = [sample_lead("lead-0", bio="new"), sample_lead("lead-1", bio="new")]
     with storage._tx("test") as conn:  # type: ignore[attr-defined]
-        storage._write_creations(  # type: ignore[attr-defined]
-            conn, [(PutLead(lead),) for lead in fresh], stored=()
+        storage._write_rows(  # type: ignore[attr-defined]
+            conn, {lead.id: lead for lead in fresh}, {}, {}, stored=()
         )
     assert [storage.get_lead(lead.id) for lead in fresh] == fresh
     assert copies == [False]

@@ -203,3 +203,12 @@ def test_gc_paused_restores_the_collector_state() -> None:
     with pytest.raises(RuntimeError), _encode.gc_paused():
         raise RuntimeError
     assert gc.isenabled()
+
+
+@pytest.mark.parametrize("backend", sorted(_ENCODERS))
+@settings(max_examples=100, deadline=None)
+@given(values=st.lists(actions, max_size=4) | st.lists(records, max_size=4))
+def test_many_writes_what_dump_writes_for_each(backend: str, values: list[Any]) -> None:
+    """One class (the generated function over the list) or several (each on its own)."""
+    plain, fast = _ENCODERS[backend]
+    assert _outcome(fast.many, values) == _outcome(lambda vs: [plain(v) for v in vs], values)

@@ -96,7 +96,7 @@ from seqengine._plan import (
     resume_plan,
     supersede_plan,
 )
-from seqengine.storage._encode import Encoder, gc_paused
+from seqengine.storage._encode import Encoder, gc_paused, utc_cached
 from seqengine.storage._open import check_workspace
 from seqengine.storage._protocol import (
     Claim,
@@ -108,7 +108,6 @@ from seqengine.storage._protocol import (
     consumed_keys,
     count_enrollments,
     enroll_many_plans,
-    only_creations,
     replace_budgets,
     rescheduled_in_place,
     situation_for,
@@ -298,6 +297,8 @@ _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 #: ``_text`` for the records of a bulk import, without cattrs (equal text; see _encode.py).
 _fast_text = Encoder(_text, datetime.isoformat)
+#: An instant as ISO text in UTC, for a ``timestamptz`` column written by ``COPY``.
+_utc_text = utc_cached(lambda value: value.astimezone(UTC).isoformat())
 
 
 def _load(body: Any, cls: type[_T]) -> _T:
@@ -704,10 +705,12 @@ class PostgresStorage(StorageBase):
 
         An enrollment plan applies only while its lead is not enrolled yet
         (:func:`seqengine._plan.enrollment_plan`), so the items' plans are made first (the
-        paused sequences read), and their enrollments written first, as one ``INSERT ... ON
-        CONFLICT DO NOTHING`` in key order: the rows it inserts are the new enrollments, now
-        locked. Then the rest of those plans and every item's lead are written table by table
-        (:meth:`_write_creations`).
+        paused sequences read), and their enrollments written first, in key order: with one
+        ``COPY`` when none of them is stored (a savepoint; the usual case of an import), or
+        else as one ``INSERT ... ON CONFLICT DO NOTHING``. The rows written are the new
+        enrollments, now locked. Then every item's lead and the first actions of the new
+        enrollments are written table by table (:meth:`_write_rows`). The records' JSON is
+        made by generated encoders equal to ``_text`` (:mod:`seqengine.storage._encode`).
         """
         check_enroll_items(items)
         if not items:
@@ -735,11 +738,27 @@ class PostgresStorage(StorageBase):
             }
             # As if nobody were enrolled: the INSERT below tells which enrollments are new.
             planned = enroll_many_plans(items, (), paused, leads)
-            puts = sorted(
-                (w.enrollment for plan in planned for w in plan if isinstance(w, PutEnrollment)),
-                key=_enrollment_key,
-            )
-            bodies = [_fast_text(e) for e in puts]
+            # The plans' writes by table, in one pass: each plan's AddActions go with its
+            # enrollment's key, so only those of new enrollments are written.
+            put_leads: dict[str, Lead] = {}
+            puts: list[Enrollment] = []
+            adds: list[tuple[tuple[str, str] | None, Action]] = []
+            for plan in planned:
+                key = None
+                for w in plan:
+                    if type(w) is PutEnrollment:
+                        puts.append(w.enrollment)
+                        key = w.enrollment.key
+                for w in plan:
+                    if type(w) is PutLead:
+                        put_leads[w.lead.id] = w.lead
+                    elif type(w) is AddAction:
+                        adds.append((key, w.action))
+                    elif type(w) is not PutEnrollment:  # not made by enroll_many_plans
+                        msg = f"enroll_many cannot write {w!r}"
+                        raise TypeError(msg)
+            puts.sort(key=_enrollment_key)
+            bodies = _fast_text.many(puts)
             ws = self.workspace
             if self._copy_new(
                 conn,
@@ -762,9 +781,12 @@ class PostgresStorage(StorageBase):
                     (ws, [e.sequence_id for e in puts], [e.lead_id for e in puts], bodies),
                 ).fetchall()
                 new = {(str(seq), str(lead)) for seq, lead in rows}
-            self._write_creations(
-                conn, [_after_enrolling(plan, new) for plan in planned], stored=leads
-            )
+            # What _after_enrolling leaves of the plans: the actions of new enrollments.
+            actions: dict[str, Action] = {}
+            for key, action in adds:
+                if key is None or key in new:
+                    actions.setdefault(action.id, action)
+            self._write_rows(conn, put_leads, {}, actions, leads)
         return len(new)
 
     def _copy_new(
@@ -788,30 +810,26 @@ class PostgresStorage(StorageBase):
             return False
         return True
 
-    def _write_creations(
+    def _write_rows(
         self,
         conn: psycopg.Connection[TupleRow],
-        plans: Seq[Plan],
-        *,
-        stored: Container[str] = (),
+        leads: dict[str, Lead],
+        enrollments: dict[tuple[str, str], Enrollment],
+        actions: dict[str, Action],
+        stored: Container[str],
     ) -> None:
-        """A batch form of :meth:`_write_plans` for plans of unfenced creations
-        (:class:`PutLead`, :class:`PutEnrollment` without ``expected``, :class:`AddAction`):
-        their writes grouped by table. New actions, and leads whose ids are not in
-        ``stored`` (the leads stored before), are first tried with one ``COPY`` per table
-        (:meth:`_copy_new`); when one of them exists after all, or for the rest, the rows
-        are sent :data:`_BULK` per statement with the bodies as JSON text (``unnest`` of
-        ``text[]`` cast to ``jsonb``: several times cheaper to send than ``jsonb[]``).
+        """Write the rows of plans of unfenced creations (:class:`PutLead`,
+        :class:`PutEnrollment` without ``expected``, :class:`AddAction`), grouped by table:
+        upsert ``leads`` and ``enrollments`` (the last one with a key wins) in key order, so
+        concurrent writers lock rows in one order, and create ``actions`` in their order
+        unless they exist (the first creation wins).
 
-        What applying the plans one by one writes: the last lead or enrollment with a key
-        wins, the first creation of an action, and new actions are created in plan order.
-        Leads and enrollments are upserted in key order, so concurrent writers lock rows in
-        one order. A plan with any other write goes to :meth:`_write_plans` after the writes
-        before it.
+        New actions, and leads whose ids are not in ``stored`` (the leads stored before),
+        are first tried with one ``COPY`` per table (:meth:`_copy_new`); when one of them
+        exists after all, or for the rest, the rows are sent :data:`_BULK` per statement
+        with the bodies as JSON text (``unnest`` of ``text[]`` cast to ``jsonb``: several
+        times cheaper to send than ``jsonb[]``).
         """
-        leads: dict[str, Lead] = {}
-        enrollments: dict[tuple[str, str], Enrollment] = {}
-        actions: dict[str, Action] = {}
         put_leads = self._sql(
             "INSERT INTO {s}.leads (ws, id, body)"
             " SELECT %s, l.id, l.body::jsonb FROM unnest(%b::text[], %b::text[]) AS l(id, body)"
@@ -837,79 +855,61 @@ class PostgresStorage(StorageBase):
             " FROM (SELECT 1 FROM created LIMIT 1) AS any_created"
         )
 
-        def flush() -> None:
-            ws = self.workspace
-            ids = sorted(leads)
-            fresh = [i for i in ids if i not in stored]
-            if fresh and self._copy_new(
-                conn,
-                self._sql("COPY {s}.leads (ws, id, body) FROM STDIN"),
-                [ws] * len(fresh),
-                fresh,
-                [_fast_text(leads[i]) for i in fresh],
-            ):
-                ids = [i for i in ids if i in stored]
-            for at in range(0, len(ids), _BULK):
-                part = ids[at : at + _BULK]
-                conn.execute(put_leads, (ws, part, [_fast_text(leads[i]) for i in part]))
-            keys = sorted(enrollments)
-            for at in range(0, len(keys), _BULK):
-                part_keys = keys[at : at + _BULK]
-                conn.execute(
-                    put_enrollments,
-                    (
-                        ws,
-                        [k[0] for k in part_keys],
-                        [k[1] for k in part_keys],
-                        [_fast_text(enrollments[k]) for k in part_keys],
-                    ),
-                )
-            new = list(actions.values())
-            if new and self._copy_new(
-                conn,
-                self._sql(
-                    "COPY {s}.actions (ws, id, sequence_id, status, scheduled_at, body) FROM STDIN"
+        ws = self.workspace
+        ids = sorted(leads)
+        fresh = [i for i in ids if i not in stored]
+        if fresh and self._copy_new(
+            conn,
+            self._sql("COPY {s}.leads (ws, id, body) FROM STDIN"),
+            [ws] * len(fresh),
+            fresh,
+            _fast_text.many([leads[i] for i in fresh]),
+        ):
+            ids = [i for i in ids if i in stored]
+        for at in range(0, len(ids), _BULK):
+            part = ids[at : at + _BULK]
+            conn.execute(put_leads, (ws, part, _fast_text.many([leads[i] for i in part])))
+        keys = sorted(enrollments)
+        for at in range(0, len(keys), _BULK):
+            part_keys = keys[at : at + _BULK]
+            conn.execute(
+                put_enrollments,
+                (
+                    ws,
+                    [k[0] for k in part_keys],
+                    [k[1] for k in part_keys],
+                    _fast_text.many([enrollments[k] for k in part_keys]),
                 ),
-                [ws] * len(new),
-                [a.id for a in new],
-                [a.sequence_id for a in new],
-                [a.status.value for a in new],
-                [a.scheduled_at.astimezone(UTC).isoformat() for a in new],
-                [_fast_text(a) for a in new],
-            ):
-                self._notify(conn)
-                new = []
-            for at in range(0, len(new), _BULK):
-                part_actions = new[at : at + _BULK]
-                conn.execute(
-                    add_actions,
-                    {
-                        "ws": ws,
-                        "id": [a.id for a in part_actions],
-                        "seq": [a.sequence_id for a in part_actions],
-                        "status": [a.status.value for a in part_actions],
-                        "at": [a.scheduled_at for a in part_actions],
-                        "body": [_fast_text(a) for a in part_actions],
-                        "channel": self.channel,
-                    },
-                )
-            leads.clear()
-            enrollments.clear()
-            actions.clear()
-
-        for plan in plans:
-            if not only_creations(plan):
-                flush()
-                self._write_plans(conn, [(None, plan)], _EPOCH)
-                continue
-            for w in plan:
-                if isinstance(w, PutLead):
-                    leads[w.lead.id] = w.lead
-                elif isinstance(w, PutEnrollment):
-                    enrollments[w.enrollment.key] = w.enrollment
-                elif isinstance(w, AddAction):
-                    actions.setdefault(w.action.id, w.action)
-        flush()
+            )
+        new = list(actions.values())
+        if new and self._copy_new(
+            conn,
+            self._sql(
+                "COPY {s}.actions (ws, id, sequence_id, status, scheduled_at, body) FROM STDIN"
+            ),
+            [ws] * len(new),
+            [a.id for a in new],
+            [a.sequence_id for a in new],
+            [a.status.value for a in new],
+            [_utc_text(a.scheduled_at) for a in new],
+            _fast_text.many(new),
+        ):
+            self._notify(conn)
+            new = []
+        for at in range(0, len(new), _BULK):
+            part_actions = new[at : at + _BULK]
+            conn.execute(
+                add_actions,
+                {
+                    "ws": ws,
+                    "id": [a.id for a in part_actions],
+                    "seq": [a.sequence_id for a in part_actions],
+                    "status": [a.status.value for a in part_actions],
+                    "at": [a.scheduled_at for a in part_actions],
+                    "body": _fast_text.many(part_actions),
+                    "channel": self.channel,
+                },
+            )
 
     def _hold_sequences(self, conn: psycopg.Connection[TupleRow], ids: Seq[str]) -> None:
         """Lock the sequences' rows against a pause or resume until this transaction ends
@@ -2202,17 +2202,6 @@ def _copy_text(columns: Seq[list[str]]) -> str:
 
 def _enrollment_key(enrollment: Enrollment) -> tuple[str, str]:
     return enrollment.key
-
-
-def _after_enrolling(plan: Plan, new: set[tuple[str, str]]) -> Plan:
-    """What is left to write of an item's plan once its enrollment was inserted: all but
-    the enrollment when it was new, only the lead when the lead was enrolled already."""
-    for w in plan:
-        if isinstance(w, PutEnrollment):
-            if w.enrollment.key in new:
-                return tuple(x for x in plan if x is not w)
-            return tuple(x for x in plan if isinstance(x, PutLead))
-    return plan
 
 
 def _unique(values: Iterable[_T], *, key: Callable[[_T], object], last: bool = False) -> list[_T]:

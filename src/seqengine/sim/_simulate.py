@@ -171,6 +171,34 @@ def _loaded_data_frozen() -> Iterator[Callable[[], None]]:
         gc.unfreeze()
 
 
+#: The collector's first threshold while a simulation runs (CPython's default: 700).
+GC_YOUNG_THRESHOLD = 10_000
+
+
+@contextlib.contextmanager
+def _young_collections_batched() -> Iterator[None]:
+    """Let the youngest generation grow to :data:`GC_YOUNG_THRESHOLD` objects between
+    collections while a simulation runs (the thresholds are put back afterwards).
+
+    Every decision allocates a few dozen short-lived objects; at CPython's default of 700 the
+    collector runs every few decisions, and the surviving objects (the run's new actions)
+    soon trigger the older generations' walks too — about a twelfth of a run's time. Batched,
+    the same garbage is freed in far fewer, slightly longer passes (nothing here makes
+    reference cycles, so no memory waits longer to be freed). A host that set a higher
+    threshold itself, or turned the collector off, is left as it is.
+    """
+    young, *older = gc.get_threshold()
+    if not gc.isenabled() or young == 0 or young >= GC_YOUNG_THRESHOLD:
+        yield
+        return
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *older)
+    try:
+        yield
+    finally:
+        if gc.get_threshold()[0] == GC_YOUNG_THRESHOLD:  # unless someone changed it meanwhile
+            gc.set_threshold(young, *older)
+
+
 class _Records(MemoryStorage):
     """What the simulated platforms record beside the world (inbox, posts seen, bounces).
 
@@ -334,6 +362,38 @@ def simulate(
     Returns:
         A :class:`~seqengine.sim.Report` with per-action records, funnel and per-day counts.
     """
+    with _young_collections_batched():
+        return _simulate(
+            sequences,
+            leads=leads,
+            days=days,
+            seed=seed,
+            accounts=accounts,
+            connection_request_limit=connection_request_limit,
+            behaviour=behaviour,
+            storage=storage,
+            start=start,
+            executors=executors,
+            writer=writer,
+            progress=progress,
+        )
+
+
+def _simulate(
+    sequences: Seq[Sequence | str] | Sequence | str,
+    *,
+    leads: int | Iterable[Lead],
+    days: float,
+    seed: int,
+    accounts: int | Seq[Account],
+    connection_request_limit: int,
+    behaviour: PlatformBehaviour | None,
+    storage: str | Storage,
+    start: datetime | None,
+    executors: Seq[Executor] | None,
+    writer: Any,
+    progress: Progress | None,
+) -> Report:
     if isinstance(sequences, Sequence | str):
         sequences = [sequences]
     seqs = [load_sequence(s) if isinstance(s, str) else s for s in sequences]

@@ -8,6 +8,7 @@ from seqengine.sim._platforms import (
     route_mailbox,
 )
 from seqengine.sim._report import (
+    ActionRecords,
     Report,
     action_record,
     attribute_replies,
@@ -18,6 +19,7 @@ from seqengine.sim._simulate import DEFAULT_START, simulate, simulated_accounts
 
 __all__ = [
     "DEFAULT_START",
+    "ActionRecords",
     "PlatformBehaviour",
     "Report",
     "SimulatedExecutor",

@@ -114,6 +114,7 @@ class _Generator:
             "_tuple": tuple,
             "_dict": dict,
             "_proxy": types.MappingProxyType,
+            "_empty": (),
         }
         self.lines: list[str] = []
         self.names: dict[Any, str] = {}
@@ -172,8 +173,8 @@ class _Generator:
             return f"('\"' + _instant({v}) + '\"' if type({v}) is _datetime else _bad())"
         if attrs.has(t):
             return f"{self._class(t)}({v})"
-        if origin is tuple:
-            return f"{self._tuple(t, args)}({v})"
+        if origin is tuple:  # () is one object: most tuples of records are empty
+            return f"('[]' if {v} is _empty else {self._tuple(t, args)}({v}))"
         if origin in (Mapping, dict) and len(args) == 2 and args[0] is str:
             return f"{self._mapping(t, args[1])}({v})"
         raise _Unsupported

@@ -2197,7 +2197,7 @@ def _copy_text(columns: Seq[list[str]]) -> str:
                 raise ValueError(msg)
             column = [v.translate(_COPY_ESCAPES) for v in column]
         escaped.append(column)
-    return "".join(["\t".join(row) + "\n" for row in zip(*escaped, strict=True)])
+    return "\n".join(map("\t".join, zip(*escaped, strict=True))) + "\n"
 
 
 def _enrollment_key(enrollment: Enrollment) -> tuple[str, str]:

@@ -311,6 +311,9 @@ class SimulatedExecutor:
     def execute_now(self, request: ExecuteAction, content: str | None, ctx: ExecContext) -> Outcome:
         """:meth:`execute` without an event loop (what ``simulate`` drives the core with).
 
+        The outcome is not kept for :meth:`reconcile`: a run on the core is never cut off
+        between an attempt and its outcome (a run of 100,000 leads would keep about 750,000).
+
         Raises:
             ConfigError: the AI writer (``self.writer``) waited for I/O for a comment.
         """
@@ -318,7 +321,6 @@ class SimulatedExecutor:
         outcome = self._attempt(request, content, ctx, replay=False)
         if outcome is None:
             outcome = run_now(self._commented(request, ctx, replay=False))
-        self.sent[request.idempotency_key] = outcome
         return outcome
 
     async def reconcile(

@@ -39,6 +39,17 @@ __all__ = [
     "build_situation",
 ]
 
+# Enum members as module constants: reading one from its class goes through the enum
+# metaclass's attribute hook (hundreds of instructions); a global read does not.
+_A_PENDING = ActionStatus.PENDING
+_A_QUEUED = ActionStatus.QUEUED
+_K_CONNECTION_REQUEST = ActionKind.CONNECTION_REQUEST
+_K_DM = ActionKind.DM
+_K_WITHDRAW_CONNECTION = ActionKind.WITHDRAW_CONNECTION
+_P_X = Platform.X
+_P_EMAIL = Platform.EMAIL
+_P_LINKEDIN = Platform.LINKEDIN
+
 
 @attrs.frozen
 class Situation:
@@ -90,7 +101,7 @@ def build_situation(
     else:
         day = local_date(now, load_zone(sequence.timezone))  # also rejects a naive ``now``
         sequence_today = count(f"sequence:{sequence.id}", day, 1)
-        if action.kind is ActionKind.CONNECTION_REQUEST:
+        if action.kind is _K_CONNECTION_REQUEST:
             acc_day = local_date(now, load_zone(account.timezone))
             connect_today = count(f"connect:{account.id}", acc_day, 1)
             connect_week = count(f"connect:{account.id}", acc_day, 7)
@@ -140,7 +151,7 @@ Check = Callable[[Situation], CheckFailure | None]
 
 def check_status(s: Situation) -> CheckFailure | None:
     """1. The action is Pending or Queued."""
-    if s.action.status in (ActionStatus.PENDING, ActionStatus.QUEUED):
+    if s.action.status in (_A_PENDING, _A_QUEUED):
         return None
     return CheckFailure(
         "status",
@@ -185,12 +196,7 @@ def check_blacklist(s: Situation) -> CheckFailure | None:
 def check_can_receive_dm(s: Situation) -> CheckFailure | None:
     """6. For X DMs, the lead can receive DMs (unknown is left to the executor)."""
     a = s.action
-    if (
-        a.kind is ActionKind.DM
-        and a.platform is Platform.X
-        and s.lead.x is not None
-        and s.lead.x.can_dm is False
-    ):
+    if a.kind is _K_DM and a.platform is _P_X and s.lead.x is not None and s.lead.x.can_dm is False:
         return CheckFailure(
             "cannot_receive_dm",
             Verdict.REMOVE_LEAD,
@@ -216,14 +222,12 @@ def check_daily_limit(s: Situation) -> CheckFailure | None:
 
 def check_platform_data(s: Situation) -> CheckFailure | None:
     """8. The lead has the platform data the action needs."""
-    if s.action.kind is ActionKind.WITHDRAW_CONNECTION or s.lead.has_platform_data(
-        s.action.platform
-    ):
+    if s.action.kind is _K_WITHDRAW_CONNECTION or s.lead.has_platform_data(s.action.platform):
         return None
     what = {
         Platform.X: "X profile",
-        Platform.LINKEDIN: "LinkedIn profile",
-        Platform.EMAIL: "email address",
+        _P_LINKEDIN: "LinkedIn profile",
+        _P_EMAIL: "email address",
     }[s.action.platform]
     return CheckFailure(
         "missing_platform_data", Verdict.SKIP, f"missing_platform_data: lead has no {what}"
@@ -301,20 +305,15 @@ def _default_checks_pass(s: Situation) -> bool:
     a, lead = s.action, s.lead
     x = lead.x
     return (
-        (a.status is ActionStatus.PENDING or a.status is ActionStatus.QUEUED)
+        (a.status is _A_PENDING or a.status is _A_QUEUED)
         and lead.status not in TERMINAL_LEAD_STATUSES
         and not lead.crm_stage
         and not lead.competitor
         and not lead.blacklisted
-        and not (
-            a.kind is ActionKind.DM
-            and a.platform is Platform.X
-            and x is not None
-            and x.can_dm is False
-        )
+        and not (a.kind is _K_DM and a.platform is _P_X and x is not None and x.can_dm is False)
         and (
             not a.counts_toward_daily_limit
             or s.sequence_count_today < s.sequence.daily_action_limit
         )
-        and (a.kind is ActionKind.WITHDRAW_CONNECTION or lead.has_platform_data(a.platform))
+        and (a.kind is _K_WITHDRAW_CONNECTION or lead.has_platform_data(a.platform))
     )

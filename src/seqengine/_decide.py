@@ -19,9 +19,9 @@ import attrs
 
 from seqengine import _rand
 from seqengine._checks import DEFAULT_CHECKS, CheckChain, Situation, Verdict
-from seqengine._fast import maker, replace
+from seqengine._fast import maker, replace, updater
 from seqengine._flow import END, Sequence, SequenceSettings, Step
-from seqengine._lifecycle import check_transition
+from seqengine._lifecycle import TRANSITIONS, check_transition
 from seqengine._model import (
     Action,
     ActionKind,
@@ -74,6 +74,29 @@ __all__ = [
     "unwritten",
     "withdrawal_at",
 ]
+
+# Enum members as module constants: reading one from its class goes through the enum
+# metaclass's attribute hook (hundreds of instructions); a global read does not.
+_A_CANCELLED = ActionStatus.CANCELLED
+_A_COMPLETED = ActionStatus.COMPLETED
+_A_DEFERRED = ActionStatus.DEFERRED
+_A_FAILED = ActionStatus.FAILED
+_A_IN_PROGRESS = ActionStatus.IN_PROGRESS
+_A_PENDING = ActionStatus.PENDING
+_A_QUEUED = ActionStatus.QUEUED
+_A_SKIPPED = ActionStatus.SKIPPED
+_C_CONNECTION_ACCEPTED = ConditionKind.CONNECTION_ACCEPTED
+_E_ACTIVE = EnrollmentStatus.ACTIVE
+_E_COMPLETED = EnrollmentStatus.COMPLETED
+_E_PAUSED = EnrollmentStatus.PAUSED
+_E_REMOVED = EnrollmentStatus.REMOVED
+_E_STOPPED = EnrollmentStatus.STOPPED
+_K_COMMENT = ActionKind.COMMENT
+_K_CONDITION = ActionKind.CONDITION
+_K_CONNECTION_REQUEST = ActionKind.CONNECTION_REQUEST
+_K_DM = ActionKind.DM
+_K_EMAIL = ActionKind.EMAIL
+_K_WITHDRAW_CONNECTION = ActionKind.WITHDRAW_CONNECTION
 
 #: Transient failures (RetryLater) tolerated before an action fails for good.
 MAX_TRIES = 5
@@ -129,8 +152,16 @@ _decision = maker(Decision)
 _budget = maker(Budget)
 
 
+#: Every legal move as a pair of status values (strings hash without calling Python code;
+#: the enum members' own ``__hash__`` is a Python function).
+_LEGAL = frozenset(
+    (old.value, new.value) for old, targets in TRANSITIONS.items() for new in targets
+)
+
+
 def _move(action: Action, status: ActionStatus, **changes: Any) -> Action:
-    check_transition(action.status, status, action_id=action.id)
+    if (action.status._value_, status._value_) not in _LEGAL:
+        check_transition(action.status, status, action_id=action.id)
     # An action's own facts are already a read-only copy (replace would copy them again);
     # anything else is copied once, by the field's converter.
     if changes.get("facts") is action.facts:
@@ -211,16 +242,21 @@ def _back_to_pending(
         at,
         _rand.unit(s.seed, action.id, "resched", action.tries, reason),
     )
-    return _decision(
-        _move(action, ActionStatus.PENDING, scheduled_at=when, reason=reason, **changes)
-    )
+    return _decision(_move(action, _A_PENDING, scheduled_at=when, reason=reason, **changes))
+
+
+# Hot-path copies with fixed fields: no keyword dict, no lookup (names checked at import).
+_with_basis = updater(Decision, "basis")
+_started = updater(Action, "status", "started_at", "reason")
+_deferred = updater(Action, "status", "scheduled_at", "reason")
+_moved_on = updater(Enrollment, "status", "pending")
 
 
 def decide(s: Situation, checks: CheckChain = DEFAULT_CHECKS) -> Decision:
     """Decide what happens to a due action (see :func:`_decide`)."""
     decision = _decide(s, checks)
     if decision.enrollment is not None:
-        return replace(decision, basis=s.enrollment)
+        return _with_basis(decision, s.enrollment)
     return decision
 
 
@@ -235,7 +271,7 @@ def _decide(s: Situation, checks: CheckChain) -> Decision:
     action, seq, now = s.action, s.sequence, s.now
     zone = load_zone(seq.timezone)
     status = action.status
-    if status is ActionStatus.PENDING or status is ActionStatus.QUEUED:
+    if status is _A_PENDING or status is _A_QUEUED:
         local = local_time(now, zone)
         if (
             in_window_local(seq.activity_window, local)
@@ -250,10 +286,10 @@ def _decide(s: Situation, checks: CheckChain) -> Decision:
             if over is None:
                 return _start(s, action, local.date())
             return _defer(s, action, over)
-    if status in (ActionStatus.PENDING, ActionStatus.DEFERRED):
-        action = _move(action, ActionStatus.QUEUED)
+    if status in (_A_PENDING, _A_DEFERRED):
+        action = _move(action, _A_QUEUED)
         s = replace(s, action=action)
-    if action.status is ActionStatus.QUEUED and not in_window(seq.activity_window, zone, now):
+    if action.status is _A_QUEUED and not in_window(seq.activity_window, zone, now):
         return _back_to_pending(
             s, action, now, "outside_activity_window: waiting for the sequence's activity window"
         )
@@ -263,12 +299,10 @@ def _decide(s: Situation, checks: CheckChain) -> Decision:
             return _decision(action)
         if failure.verdict is Verdict.RESCHEDULE:
             when = _next_day(seq, now, s.seed, f"{action.id}/{action.tries}/{now.isoformat()}")
-            return _decision(
-                _move(action, ActionStatus.PENDING, scheduled_at=when, reason=failure.reason)
-            )
+            return _decision(_move(action, _A_PENDING, scheduled_at=when, reason=failure.reason))
         if failure.verdict is Verdict.REMOVE_LEAD:
             return _remove(s, action, failure.reason)
-        skipped = _move(action, ActionStatus.SKIPPED, reason=failure.reason, finished_at=now)
+        skipped = _move(action, _A_SKIPPED, reason=failure.reason, finished_at=now)
         if failure.verdict is Verdict.STOP:
             return _stop(s, skipped, failure.reason)
         return _advance(s, skipped, _target_after(s, skipped))
@@ -286,16 +320,15 @@ def _defer(s: Situation, action: Action, reason: str) -> Decision:
     now = s.now
     when = _next_day(s.sequence, now, s.seed, f"{action.id}/defer/{now.isoformat()}")
     # A pending action is claimed and deferred at once (pending → queued → deferred).
-    if action.status is not ActionStatus.QUEUED:
-        check_transition(action.status, ActionStatus.QUEUED, action_id=action.id)
-    check_transition(ActionStatus.QUEUED, ActionStatus.DEFERRED, action_id=action.id)
-    deferred = replace(action, status=ActionStatus.DEFERRED, scheduled_at=when, reason=reason)
+    if action.status is not _A_QUEUED:
+        check_transition(action.status, _A_QUEUED, action_id=action.id)
+    deferred = _deferred(action, _A_DEFERRED, when, reason)  # queued -> deferred is legal
     return _decision(deferred)
 
 
 def _connection_limit(s: Situation) -> str | None:
     """Why a connection request must wait for the next day (R-CONNECT-2), or None."""
-    if s.action.kind is not ActionKind.CONNECTION_REQUEST:
+    if s.action.kind is not _K_CONNECTION_REQUEST:
         return None
     acc = s.account
     if s.connect_count_today >= acc.connection_request_daily_limit:
@@ -320,18 +353,19 @@ def _start(s: Situation, action: Action, day: date) -> Decision:
     """
     now, seq = s.now, s.sequence
     budgets: list[Budget] = []
-    if action.counts_toward_daily_limit:
+    kind = action.kind
+    if kind is not _K_CONDITION and kind is not _K_WITHDRAW_CONNECTION:  # counts toward it
         budgets.append(_budget(f"sequence:{seq.id}", day, seq.daily_action_limit))
-    if action.kind is ActionKind.CONNECTION_REQUEST:
+    if kind is _K_CONNECTION_REQUEST:
         acc = s.account
         acc_day = local_date(now, load_zone(acc.timezone))
         budgets.append(_budget(f"connect:{acc.id}", acc_day, acc.connection_request_daily_limit))
         budgets.append(_budget(f"connect:{acc.id}", acc_day, acc.weekly_invitation_limit, 7))
     # A pending action is claimed and started at once (pending → queued → in_progress, both
     # legal moves), so it is copied once rather than twice.
-    if action.status is not ActionStatus.PENDING:
-        check_transition(action.status, ActionStatus.IN_PROGRESS, action_id=action.id)
-    started = replace(action, status=ActionStatus.IN_PROGRESS, started_at=now, reason=None)
+    if action.status is not _A_PENDING:
+        check_transition(action.status, _A_IN_PROGRESS, action_id=action.id)
+    started = _started(action, _A_IN_PROGRESS, now, None)
     return _decision(started, budgets=tuple(budgets), effects=(_execute(s, started),))
 
 
@@ -345,21 +379,21 @@ def unwritable(s: Situation, decision: Decision, reason: str) -> Decision:
     """A start ``decision`` whose text cannot be written for this lead (a template value is
     missing, the AI could not fill it): the action is skipped instead (``template: …``), no
     budget is used, and the flow advances (R-FLOW-1). The worker and ``step`` both use it."""
-    queued = replace(decision.action, status=ActionStatus.QUEUED, started_at=None)
+    queued = replace(decision.action, status=_A_QUEUED, started_at=None)
     return skip_queued(replace(s, action=queued), f"template: {reason}")
 
 
 def unwritten(s: Situation, decision: Decision, at: datetime, reason: str) -> Decision:
     """A start ``decision`` whose text cannot be written *now* (the AI provider is down): the
     action goes back to pending at ``at``, no budget is used."""
-    queued = replace(decision.action, status=ActionStatus.QUEUED, started_at=None)
+    queued = replace(decision.action, status=_A_QUEUED, started_at=None)
     return retry_queued(replace(s, action=queued), at, reason)
 
 
 def skip_queued(s: Situation, reason: str) -> Decision:
     """Skip a queued action that cannot be carried out (e.g. its template cannot be filled
     for this lead) and queue the next step, as any skip does (R-FLOW-1)."""
-    skipped = _move(s.action, ActionStatus.SKIPPED, reason=reason, finished_at=s.now)
+    skipped = _move(s.action, _A_SKIPPED, reason=reason, finished_at=s.now)
     return _advance(s, skipped, _target_after(s, skipped))
 
 
@@ -373,14 +407,14 @@ _Texts = tuple[str | None, str | None, str | None, str | None, int, Mapping[str,
 # (id(sequence), step id, kind) -> (sequence, texts). The entry holds the sequence itself, so
 # its id cannot be reused by another object while the entry lives; keyed by identity because
 # hashing a Sequence hashes all of its steps.
-_TEXTS: dict[tuple[int, str, ActionKind], tuple[Sequence, _Texts]] = {}
+_TEXTS: dict[tuple[int, str, str], tuple[Sequence, _Texts]] = {}
 _TEXTS_MAX = 1024
 
 
 def _texts(seq: Sequence, step_id: str, kind: ActionKind) -> _Texts:
     """What an ExecuteAction carries from the flow: template, subject, prompt, condition,
     typed length and settings; fixed per sequence, step and kind, so worked out once."""
-    key = (id(seq), step_id, kind)
+    key = (id(seq), step_id, kind._value_)  # the value: an enum member hashes in Python code
     hit = _TEXTS.get(key)
     if hit is not None and hit[0] is seq:
         return hit[1]
@@ -388,9 +422,9 @@ def _texts(seq: Sequence, step_id: str, kind: ActionKind) -> _Texts:
     template = subject = prompt = condition = None
     if step is not None:
         template = {
-            ActionKind.CONNECTION_REQUEST: step.note,
-            ActionKind.DM: step.template,
-            ActionKind.EMAIL: step.body,
+            _K_CONNECTION_REQUEST: step.note,
+            _K_DM: step.template,
+            _K_EMAIL: step.body,
         }.get(kind)
         subject = step.subject
         prompt = step.prompt or seq.settings.comment_prompt
@@ -412,27 +446,26 @@ def _execute(s: Situation, action: Action) -> ExecuteAction:
         action=action,
         lead=s.lead,
         idempotency_key=action.id,
-        delays=human_delays(kind.value, text_len, s.seed, action.id),
+        delays=human_delays(kind._value_, text_len, s.seed, action.id),
         template=template,
         subject=subject,
         prompt=prompt,
         condition=condition,
-        note_limit=s.account.connection_note_limit
-        if kind is ActionKind.CONNECTION_REQUEST
-        else None,
+        note_limit=s.account.connection_note_limit if kind is _K_CONNECTION_REQUEST else None,
         settings=settings,
-        related=str_mapping(dict(s.enrollment.context)),
+        related=str_mapping(dict(context)) if (context := s.enrollment.context) else _NO_RELATED,
     )
 
 
 # ExecuteAction(...) without its converter: ``related`` is converted by hand above.
 _new_execute = maker(ExecuteAction)
+_NO_RELATED = str_mapping({})
 
 
 def _remove(s: Situation, action: Action, reason: str) -> Decision:
-    cancelled = _move(action, ActionStatus.CANCELLED, reason=reason, finished_at=s.now)
+    cancelled = _move(action, _A_CANCELLED, reason=reason, finished_at=s.now)
     others = _without(s.enrollment.pending, action.id)
-    enrollment = replace(s.enrollment, status=EnrollmentStatus.REMOVED, pending=(), reason=reason)
+    enrollment = replace(s.enrollment, status=_E_REMOVED, pending=(), reason=reason)
     return _decision(
         cancelled, enrollment=enrollment, cancel=others, cancel_reason=f"lead_removed: {reason}"
     )
@@ -440,7 +473,7 @@ def _remove(s: Situation, action: Action, reason: str) -> Decision:
 
 def _stop(s: Situation, action: Action, reason: str) -> Decision:
     others = _without(s.enrollment.pending, action.id)
-    enrollment = replace(s.enrollment, status=EnrollmentStatus.STOPPED, pending=(), reason=reason)
+    enrollment = replace(s.enrollment, status=_E_STOPPED, pending=(), reason=reason)
     return _decision(
         action, enrollment=enrollment, cancel=others, cancel_reason=f"enrollment_stopped: {reason}"
     )
@@ -451,7 +484,7 @@ def _target_after(s: Situation, action: Action) -> str | None:
     if not s.sequence.has_step(action.step_id):
         return None
     step = s.sequence.step(action.step_id)
-    if step.action is ActionKind.CONDITION:
+    if step.action is _K_CONDITION:
         # A condition that could not be evaluated counts as not met, without retries.
         return step.if_false
     return step.next
@@ -469,11 +502,11 @@ def _advance(
     enrollment = s.enrollment
     pending = _without(enrollment.pending, finished.id, *cancel)
     new: tuple[Action, ...] = extra
-    if finished.kind is ActionKind.WITHDRAW_CONNECTION or finished.manual:
+    if finished.kind is _K_WITHDRAW_CONNECTION or finished.manual:
         target = None  # R-WITHDRAW-2: withdrawals never advance the lead
         status = enrollment.status
     elif target is None or target == END:
-        status = EnrollmentStatus.COMPLETED
+        status = _E_COMPLETED
     else:
         step = s.sequence.step(target)
         nxt = step_action(
@@ -484,21 +517,21 @@ def _advance(
     pending = pending + tuple(a.id for a in new)
     return _decision(
         finished,
-        enrollment=replace(enrollment, status=status, pending=pending),
+        enrollment=_moved_on(enrollment, status, pending),
         new_actions=new,
         cancel=cancel,
         cancel_reason=cancel_reason,
     )
 
 
-_HALTED = frozenset({EnrollmentStatus.REMOVED, EnrollmentStatus.STOPPED, EnrollmentStatus.PAUSED})
+_HALTED = frozenset({_E_REMOVED, _E_STOPPED, _E_PAUSED})
 
 
 def resolve(s: Situation, outcome: Outcome) -> Decision:
     """Finish a started action with the executor's ``outcome`` and queue what follows."""
     decision = _halted(s, _resolve(s, outcome))
     if decision.enrollment is not None:
-        return replace(decision, basis=s.enrollment)
+        return _with_basis(decision, s.enrollment)
     return decision
 
 
@@ -512,22 +545,22 @@ def _halted(s: Situation, decision: Decision) -> Decision:
     # from here when its sequence resumes.
     action = decision.action
     later = list(decision.new_actions)
-    if action.status is ActionStatus.PENDING:
+    if action.status is _A_PENDING:
         later.append(action)
         why = {
-            EnrollmentStatus.REMOVED: f"lead_removed: {held.reason}",
-            EnrollmentStatus.STOPPED: f"enrollment_stopped: {held.reason}",
-            EnrollmentStatus.PAUSED: "sequence_paused",
+            _E_REMOVED: f"lead_removed: {held.reason}",
+            _E_STOPPED: f"enrollment_stopped: {held.reason}",
+            _E_PAUSED: "sequence_paused",
         }[held.status]
-        action = _move(s.action, ActionStatus.CANCELLED, reason=why, finished_at=s.now)
+        action = _move(s.action, _A_CANCELLED, reason=why, finished_at=s.now)
     resume = held.resume
-    if held.status is EnrollmentStatus.PAUSED:
+    if held.status is _E_PAUSED:
         resume += tuple(
             Held(
                 a.step_id,
                 a.attempt,
                 a.scheduled_at,
-                withdrawal=a.kind is ActionKind.WITHDRAW_CONNECTION,
+                withdrawal=a.kind is _K_WITHDRAW_CONNECTION,
             )
             for a in later
             if not a.manual
@@ -544,7 +577,7 @@ def _resolve(s: Situation, outcome: Outcome) -> Decision:
         prefix = "" if isinstance(outcome, Skipped) else "minor_error: "
         skipped = _move(
             action,
-            ActionStatus.SKIPPED,
+            _A_SKIPPED,
             reason=prefix + outcome.reason,
             finished_at=now,
             facts=dict(getattr(outcome, "facts", {})) or dict(action.facts),
@@ -584,7 +617,7 @@ def _resolve(s: Situation, outcome: Outcome) -> Decision:
         if tries >= MAX_TRIES:
             failed = _move(
                 action,
-                ActionStatus.FAILED,
+                _A_FAILED,
                 finished_at=now,
                 tries=tries,
                 reason=f"failed: gave up after {tries} tries: {outcome.reason}",
@@ -601,7 +634,7 @@ def _resolve(s: Situation, outcome: Outcome) -> Decision:
     if isinstance(outcome, Unknown):
         failed = _move(
             action,
-            ActionStatus.FAILED,
+            _A_FAILED,
             finished_at=now,
             reason=f"unknown_outcome: {outcome.reason}",
         )
@@ -616,12 +649,10 @@ def _failed(s: Situation, failed: Action) -> Decision:
     A pending withdrawal still runs: it only tidies up the request already sent.
     """
     pending = _without(s.enrollment.pending, failed.id)
-    if failed.kind is ActionKind.WITHDRAW_CONNECTION or failed.manual:
+    if failed.kind is _K_WITHDRAW_CONNECTION or failed.manual:
         # Not the flow's action (R-WITHDRAW-2): the lead's place in the flow is unchanged.
         return _decision(failed, enrollment=replace(s.enrollment, pending=pending))
-    enrollment = replace(
-        s.enrollment, pending=pending, status=EnrollmentStatus.STOPPED, reason=failed.reason
-    )
+    enrollment = replace(s.enrollment, pending=pending, status=_E_STOPPED, reason=failed.reason)
     return _decision(failed, enrollment=enrollment)
 
 
@@ -629,31 +660,27 @@ def _completed(s: Situation, outcome: Completed) -> Decision:
     action, seq, now = s.action, s.sequence, s.now
     done = _move(
         action,
-        ActionStatus.COMPLETED,
+        _A_COMPLETED,
         finished_at=now,
         reason=None,
         provider_id=outcome.provider_id,
         content=outcome.content,
-        result=outcome.result if action.kind is ActionKind.CONDITION else None,
+        result=outcome.result if action.kind is _K_CONDITION else None,
         facts={**action.facts, **outcome.facts} if outcome.facts else action.facts,
     )
-    if (
-        action.kind is ActionKind.WITHDRAW_CONNECTION
-        or action.manual
-        or not seq.has_step(action.step_id)
-    ):
+    if action.kind is _K_WITHDRAW_CONNECTION or action.manual or not seq.has_step(action.step_id):
         return _advance(s, done, None)
     post = outcome.facts.get("post")
-    if action.kind is ActionKind.COMMENT and post:
+    if action.kind is _K_COMMENT and post:
         # Later DMs and emails can quote the post this comment answered ({{replied_post}}).
         context = dict(s.enrollment.context)
         context["replied_post"] = post
         s = replace(s, enrollment=replace(s.enrollment, context=tuple(sorted(context.items()))))
     step = seq.step(action.step_id)
-    if step.action is ActionKind.CONDITION:
+    if step.action is _K_CONDITION:
         return _condition(s, step, done, bool(outcome.result))
     extra: tuple[Action, ...] = ()
-    if step.action is ActionKind.CONNECTION_REQUEST and step.auto_withdraw_after_days:
+    if step.action is _K_CONNECTION_REQUEST and step.auto_withdraw_after_days:
         extra = (_withdrawal(s, step, now),)
     return _advance(s, done, step.next, extra=extra)
 
@@ -679,7 +706,7 @@ def withdrawal_at(
         step_id=step_id,
         lead_id=enrollment.lead_id,
         account_id=enrollment.account_id,
-        kind=ActionKind.WITHDRAW_CONNECTION,
+        kind=_K_WITHDRAW_CONNECTION,
         platform=step.platform,
         scheduled_at=_placed(seq, at, seed, aid),
         created_at=now,
@@ -690,10 +717,8 @@ def reopen(enrollment: Enrollment, action: Action) -> Enrollment:
     """The enrollment that ``action``'s unknown outcome stopped, active again, as it was
     while the action ran (a person resolved the outcome)."""
     status = enrollment.status
-    if (
-        status is EnrollmentStatus.STOPPED and enrollment.reason == action.reason
-    ) or status is EnrollmentStatus.COMPLETED:
-        status = EnrollmentStatus.ACTIVE
+    if (status is _E_STOPPED and enrollment.reason == action.reason) or status is _E_COMPLETED:
+        status = _E_ACTIVE
     pending = (
         enrollment.pending
         if action.id in enrollment.pending
@@ -702,7 +727,7 @@ def reopen(enrollment: Enrollment, action: Action) -> Enrollment:
             action.id,
         )
     )
-    reason = None if status is EnrollmentStatus.ACTIVE else enrollment.reason
+    reason = None if status is _E_ACTIVE else enrollment.reason
     return replace(enrollment, status=status, pending=pending, reason=reason)
 
 
@@ -710,7 +735,7 @@ def _condition(s: Situation, step: Step, done: Action, met: bool) -> Decision:
     """R-COND-2/3: met → TRUE branch; not met → retry, FALSE only after the last attempt."""
     if met:
         cancel: tuple[str, ...] = ()
-        if step.condition is ConditionKind.CONNECTION_ACCEPTED:
+        if step.condition is _C_CONNECTION_ACCEPTED:
             cancel = tuple(
                 p for p in s.enrollment.pending if p.endswith(":withdraw") or ":withdraw~" in p
             )

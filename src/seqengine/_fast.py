@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import attrs
 
-__all__ = ["maker", "replace"]
+__all__ = ["maker", "replace", "updater"]
 
 T = TypeVar("T")
 
@@ -69,10 +69,14 @@ _COPIERS: dict[tuple[Any, ...], Callable[[Any, dict[str, Any]], Any]] = {}
 _COPIERS_MAX = 4096
 
 
-def _copier(key: tuple[Any, ...]) -> Callable[[Any, dict[str, Any]], Any]:
-    """Generate ``copy(inst, changes)`` for class ``key[0]`` changing the names ``key[1:]``."""
+def _copier(key: tuple[Any, ...], *, positional: bool = False) -> Callable[..., Any]:
+    """Generate ``copy(inst, changes)`` for class ``key[0]`` changing the names ``key[1:]``
+    (``positional``: ``copy(inst, value, value, ...)``, the values in the order of the names)."""
     cls: type = key[0]
     names: tuple[str, ...] = key[1:]
+    if len(set(names)) != len(names):
+        msg = f"replace: {cls.__name__}: a field is named twice in {names}"
+        raise TypeError(msg)
     if not attrs.has(cls):
         msg = f"replace: {cls.__name__} is not an attrs class; build it with its constructor"
         raise TypeError(msg)
@@ -98,13 +102,15 @@ def _copier(key: tuple[Any, ...]) -> Callable[[Any, dict[str, Any]], Any]:
         )
         raise TypeError(msg)
     env: dict[str, Any] = {"_new": object.__new__, "_builder": _builder(cls), "_cls": cls}
-    lines = ["def copy(inst, c):", "    new = _new(_builder)"]
+    params = [f"_v{j}" for j in range(len(names))]
+    head = f"def copy(inst, {', '.join(params)}):" if positional else "def copy(inst, c):"
+    lines = [head, "    new = _new(_builder)"]
     checks: list[str] = []
     for i, f in enumerate(fields):
         if f.alias not in names:
             lines.append(f"    new.{f.name} = inst.{f.name}")
             continue
-        value = f"c[{f.alias!r}]"
+        value = f"_v{names.index(f.alias)}" if positional else f"c[{f.alias!r}]"
         converter = f.converter
         if isinstance(converter, attrs.Converter):
             msg = f"replace: {cls.__name__}.{f.name} has a converter that takes the instance"
@@ -127,7 +133,9 @@ def _copier(key: tuple[Any, ...]) -> Callable[[Any, dict[str, Any]], Any]:
         lines.append(f"    new.{_HASH_SLOT} = None")
     lines += ["    new.__class__ = _cls", *checks, "    return new"]
     exec("\n".join(lines), env)  # generated from attrs field names only
-    copy: Callable[[Any, dict[str, Any]], Any] = env["copy"]
+    copy: Callable[..., Any] = env["copy"]
+    if positional:
+        return copy
     if len(_COPIERS) >= _COPIERS_MAX:
         _COPIERS.clear()
     _COPIERS[key] = copy
@@ -158,6 +166,14 @@ if TYPE_CHECKING:
     from attrs import evolve as replace
 else:
     replace = _replace
+
+
+def updater(cls: type[T], *names: str) -> Callable[..., T]:
+    """``updater(cls, "a", "b")(inst, x, y) == replace(inst, a=x, b=y)``, with no keyword
+    dict and no lookup per call: for the hot path's fixed copies. The names are checked here,
+    once (a misspelt one raises ``TypeError`` at import time); mypy cannot check the values.
+    """
+    return cast("Callable[..., T]", _copier((cls, *names), positional=True))
 
 
 _MISSING = object()

@@ -203,7 +203,10 @@ def load_zone(name: str) -> zoneinfo.ZoneInfo:
     Raises:
         ConfigError: ``name`` is not an IANA time zone name.
     """
-    zone = _ZONES.get(name) if isinstance(name, str) else None
+    try:
+        zone = _ZONES.get(name)  # only str names are ever stored
+    except TypeError:  # unhashable
+        zone = None
     if zone is not None:
         return zone
     msg = f"timezone: {name!r} is not an IANA time zone name, e.g. 'Europe/Berlin' or 'UTC'"
@@ -242,10 +245,23 @@ def local_time(instant: dt.datetime, zone: dt.tzinfo) -> dt.datetime:
     For callers that need both :func:`in_window_local` and the local date of one instant: the
     conversion is the costly part, so it is done once.
     """
+    global _LAST_LOCAL  # a one-entry cache, replaced whole (see below)
+    last = _LAST_LOCAL
+    if instant is last[0] and zone is last[1]:
+        return last[2]
     # A cheap awareness check for the common input, a plain datetime in UTC.
     if type(instant) is not dt.datetime or instant.tzinfo is not UTC:
         require_aware(instant)
-    return instant.astimezone(zone)
+    local = instant.astimezone(zone)
+    _LAST_LOCAL = (instant, zone, local)
+    return local
+
+
+# The last conversion: deciding one action converts the same instant to the same zone two or
+# three times (the day's counters, the window, the start), and the conversion is the costly
+# part. One tuple, read and replaced whole, so threads cannot see half of an entry; it holds
+# the objects themselves, so identity comparison cannot match a different, recycled object.
+_LAST_LOCAL: tuple[object, object, dt.datetime] = (None, None, dt.datetime(1970, 1, 1, tzinfo=UTC))
 
 
 def local_date(instant: dt.datetime, zone: dt.tzinfo) -> dt.date:

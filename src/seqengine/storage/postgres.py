@@ -296,7 +296,7 @@ def _text(value: object) -> str:
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 #: ``_text`` for the records of a bulk import, without cattrs (equal text; see _encode.py).
-_fast_text = Encoder(_text, datetime.isoformat)
+_fast_text = Encoder(_text, utc_cached(datetime.isoformat))
 #: An instant as ISO text in UTC, for a ``timestamptz`` column written by ``COPY``.
 _utc_text = utc_cached(lambda value: value.astimezone(UTC).isoformat())
 

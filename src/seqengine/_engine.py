@@ -22,7 +22,7 @@ from seqengine._decide import Decision, decide, resolve, unwritable
 from seqengine._exceptions import ConfigError, StaleRecord, TemplateError
 from seqengine._fast import replace
 from seqengine._flow import Sequence
-from seqengine._lifecycle import RUNNABLE, check_transition
+from seqengine._lifecycle import RUNNABLE, TRANSITIONS, check_transition
 from seqengine._model import (
     Account,
     Action,
@@ -475,20 +475,34 @@ class World(Version):
                 store.editing = False
             if not log and created == self.created:
                 return self, result
-            new: World = object.__new__(World)
-            init = object.__setattr__
-            init(new, "_store", store)
-            init(new, "_next", None)
-            init(new, "_change", None)
-            init(new, "seed", self.seed)
-            init(new, "created", created)
-            init(new, "checks", self.checks)
-            init(self, "_next", new)
-            init(self, "_change", log)
+            # Made as a _WorldBuilder (plain assignment, see seqengine._fast), then a World.
+            new: Any = _new_object(_WorldBuilder)
+            new._store = store
+            new._next = None
+            new._change = None
+            new.seed = self.seed
+            new.created = created
+            new.checks = self.checks
+            new.__class__ = World
+            _set_next(self, new)
+            _set_change(self, log)
             return new, result
 
 
 _VERSION_SLOTS = frozenset({"_change", "_next"})
+_new_object = object.__new__
+# The slots' own setters: linking the old version to the new one without World.__setattr__.
+_set_next: Any = Version.__dict__["_next"].__set__
+_set_change: Any = Version.__dict__["_change"].__set__
+
+
+class _WorldBuilder(World):
+    """A World that allows plain assignment, for making a new version (then switched to
+    World: same slots, same layout)."""
+
+    __slots__ = ()
+    __setattr__ = object.__setattr__  # type: ignore[assignment]
+    __delattr__ = object.__delattr__
 
 
 def _frozen(message: str) -> attrs.exceptions.FrozenInstanceError:
@@ -546,6 +560,14 @@ def _set(table: dict[Any, Any], key: Any, value: Any, log: list[_Record]) -> Non
     table[key] = value
 
 
+#: RUNNABLE as status values: a str hashes in C, an enum member's ``__hash__`` is Python code.
+_WAITING = frozenset(status.value for status in RUNNABLE)
+#: The lifecycle's legal moves as value pairs (same reason).
+_LEGAL = frozenset((old.value, new.value) for old, moves in TRANSITIONS.items() for new in moves)
+_IN_PROGRESS = ActionStatus.IN_PROGRESS
+_COMPLETED = ActionStatus.COMPLETED
+
+
 def _put_actions(
     s: _Store, log: list[_Record], actions: Iterable[Action], created: int, popped: str = ""
 ) -> int:
@@ -561,13 +583,13 @@ def _put_actions(
             created += 1
             log.append((order, aid, _MISSING))
             order[aid] = position
-        elif old is not _MISSING and old.status in RUNNABLE and aid != popped:
+        elif old is not _MISSING and old.status._value_ in _WAITING and aid != popped:
             entry = (old.scheduled_at.timestamp(), position, aid)
             s.take_out(entry)
             log.append((_DUE, entry, +1))
         log.append((table, aid, old))
         table[aid] = action
-        if action.status in RUNNABLE:
+        if action.status._value_ in _WAITING:
             entry = (action.scheduled_at.timestamp(), position, aid)
             s.push(entry)
             log.append((_DUE, entry, -1))
@@ -587,6 +609,12 @@ def _apply(
         kind = type(w)
         if kind is PutAction:
             created = _put_actions(s, log, (w.action,), created, popped)  # type: ignore[union-attr]
+        elif kind is Charge:
+            counters = s.counters
+            key = (w.budget.counter, w.budget.day)  # type: ignore[union-attr]
+            old = counters.get(key, _MISSING)
+            log.append((counters, key, old))
+            counters[key] = 1 if old is _MISSING else old + 1
         elif kind is AddAction:
             if w.action.id not in s.actions:  # type: ignore[union-attr]
                 created = _put_actions(s, log, (w.action,), created)  # type: ignore[union-attr]
@@ -595,20 +623,17 @@ def _apply(
         elif kind is PutEnrollment:
             e, expected = w.enrollment, w.expected  # type: ignore[union-attr]
             if expected is not None:
-                held = s.enrollments.get(e.key)
+                held = s.enrollments.get((e.sequence_id, e.lead_id))
                 if held is not expected and held != expected:
                     msg = (
                         f"enrollment {e.key!r} changed since this write was planned; decide "
                         "again from the world as it is now"
                     )
                     raise StaleRecord(msg)
-            _set(s.enrollments, e.key, e, log)
-        elif kind is Charge:
-            counters = s.counters
-            key = (w.budget.counter, w.budget.day)  # type: ignore[union-attr]
-            old = counters.get(key, _MISSING)
-            log.append((counters, key, old))
-            counters[key] = 1 if old is _MISSING else old + 1
+            ekey = (e.sequence_id, e.lead_id)
+            table = s.enrollments
+            log.append((table, ekey, table.get(ekey, _MISSING)))
+            table[ekey] = e
         elif kind is PutLead:
             _set(s.leads, w.lead.id, w.lead, log)  # type: ignore[union-attr]
         elif kind is SetPause:
@@ -826,13 +851,10 @@ def feed(
         if action is None:
             msg = f"no action {action_id!r} in this world"
             raise ConfigError(msg)
-        check_transition(
-            action.status,
-            ActionStatus.COMPLETED
-            if action.status is ActionStatus.IN_PROGRESS
-            else ActionStatus.IN_PROGRESS,
-            action_id=action_id,
-        )
+        status = action.status
+        target = _COMPLETED if status is _IN_PROGRESS else _IN_PROGRESS
+        if (status._value_, target._value_) not in _LEGAL:
+            check_transition(status, target, action_id=action_id)
         situation = _situation(s, action, now, world.seed, counted=False)
         decision = resolve(situation, outcome)
         plan = decision_plan(decision)

@@ -30,7 +30,21 @@ but a short timed window at 100k catches a whole one or none. ``--gc-freeze`` mo
 enrolled world out of the collector's view first (``gc.freeze()``, as a long-running host may
 do after loading).
 
+Instructions per decision (``--callgrind``): wall-clock time on a shared VM varies by up to
+1.6x between minutes, instruction counts by about 1 %. This mode runs valgrind's callgrind on
+``drive(build(1000)[0], N)`` for N = 1,000 and N = 3,000 decisions (``PYTHONHASHSEED=0``) and
+divides the difference of the "Collected" counts by 2,000: the instructions of one decision
+(``next_due`` + ``step`` + ``feed``), without building the world or starting Python. It is the
+same as running, for both N::
+
+    PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/dev/null .venv/bin/python \
+        -c "import sys; sys.path.insert(0, 'bench'); import core_step as cs; \
+            cs.drive(cs.build(1000)[0], N)"
+
+Target (issue 13): at most 140,000 instructions per step + feed.
+
 Run: ``.venv/bin/python bench/core_step.py [--decisions D] [--repeat R] [--gc-freeze] [--profile]``
+or ``.venv/bin/python bench/core_step.py --callgrind`` (needs valgrind).
 """
 
 from __future__ import annotations
@@ -40,8 +54,13 @@ import cProfile
 import datetime as dt
 import functools
 import gc
+import os
 import pathlib
 import pstats
+import re
+import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -73,6 +92,10 @@ START = dt.datetime(2026, 3, 2, 13, 0, tzinfo=dt.UTC)  # a Monday, inside both w
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 TARGET_RATE = 20_000
 TARGET_RATIO = 1.5
+TARGET_INSTRUCTIONS = 140_000
+CALLGRIND_LEADS = 1_000
+CALLGRIND_DECISIONS = (1_000, 3_000)
+BENCH = pathlib.Path(__file__).resolve().parent
 
 
 def _sequences() -> tuple[Sequence, Sequence]:
@@ -163,8 +186,53 @@ def best_of(
     return enrol, best, made, started, best_step
 
 
+def callgrind() -> float:
+    """Instructions per decision, counted by callgrind (see the module docstring)."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        sys.exit("--callgrind needs valgrind on PATH (e.g. apt-get install valgrind)")
+    runs = []
+    for n in CALLGRIND_DECISIONS:
+        code = (
+            f"import sys; sys.path.insert(0, {str(BENCH)!r}); import core_step as cs; "
+            f"cs.drive(cs.build({CALLGRIND_LEADS})[0], {n})"
+        )
+        command = [valgrind, "--tool=callgrind", f"--callgrind-out-file={os.devnull}"]
+        runs.append(
+            subprocess.Popen(
+                [*command, sys.executable, "-c", code],
+                env={**os.environ, "PYTHONHASHSEED": "0"},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    counts = []
+    for n, run in zip(CALLGRIND_DECISIONS, runs, strict=True):
+        _, err = run.communicate()
+        found = re.search(r"Collected\s*:\s*(\d+)", err)
+        if run.returncode or found is None:
+            sys.exit(f"callgrind run with {n} decisions failed:\n{err[-2000:]}")
+        counts.append(int(found.group(1)))
+        print(f"  {n:>6,} decisions: {counts[-1]:>15,} instructions collected")
+    per = (counts[1] - counts[0]) / (CALLGRIND_DECISIONS[1] - CALLGRIND_DECISIONS[0])
+    print(
+        f"instructions per decision (step + feed + next_due, {CALLGRIND_LEADS:,} leads): {per:,.0f}"
+    )
+    print(
+        f"target <= {TARGET_INSTRUCTIONS:,} per step + feed: "
+        f"{'met' if per <= TARGET_INSTRUCTIONS else 'MISSED'}"
+    )
+    return per
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="count instructions per decision with valgrind's callgrind instead of timing",
+    )
     parser.add_argument("--decisions", type=int, default=5_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="cProfile the 100k all-due run")
@@ -174,6 +242,9 @@ def main() -> None:
         help="gc.freeze() each enrolled world before timing (leaves out full-heap collections)",
     )
     args = parser.parse_args()
+    if args.callgrind:
+        callgrind()
+        return
 
     for label, parked in (("all due", False), ("fixed work", True)):
         print(f"\n== {label}: {args.decisions:,} decisions, best of {args.repeat} ==")

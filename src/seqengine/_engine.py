@@ -204,6 +204,8 @@ class _Store(Store):
     def count(self, counter: str, day: date, span_days: int = 1) -> int:
         get = self.counters.get
         total = get((counter, day), 0)
+        if span_days == 1:
+            return total
         for i in range(1, span_days):
             total += get((counter, day - timedelta(days=i)), 0)
         return total
@@ -566,6 +568,7 @@ _WAITING = frozenset(status.value for status in RUNNABLE)
 _LEGAL = frozenset((old.value, new.value) for old, moves in TRANSITIONS.items() for new in moves)
 _IN_PROGRESS = ActionStatus.IN_PROGRESS
 _COMPLETED = ActionStatus.COMPLETED
+_PENDING = ActionStatus.PENDING
 
 
 def _put_actions(
@@ -775,7 +778,7 @@ def step(
             created = _apply(s, log, created, plan, now, popped=action.id)
             effects.extend(decision.effects)
             decided += 1
-            if stopped_by_limit(decision.action):
+            if decision.action.status is _PENDING and stopped_by_limit(decision.action):
                 created = _sweep(s, log, created, situation.sequence, decision, now, seed)
         return created, tuple(effects)
 

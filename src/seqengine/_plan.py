@@ -57,7 +57,7 @@ from seqengine._model import (
     Lead,
     frozen_mapping,
 )
-from seqengine._outcomes import Completed, Notify, PauseAccount
+from seqengine._outcomes import Completed, ExecuteAction, Notify, PauseAccount
 
 __all__ = [
     "UNKNOWN_OUTCOME",
@@ -202,27 +202,33 @@ def decision_plan(decision: Decision) -> Plan:
     the decision was made from; otherwise a holder refuses the whole plan.
     """
     writes: list[Write] = []
-    if decision.budgets:
+    add = writes.append
+    budgets = decision.budgets
+    if len(budgets) == 1:
+        add(_charge(budgets[0]))
+    elif budgets:
         seen: set[tuple[str, object]] = set()
-        for b in decision.budgets:
+        for b in budgets:
             key = (b.counter, b.day)
             if key not in seen:
                 seen.add(key)
-                writes.append(_charge(b))
-    writes.append(_put_action(decision.action))
+                add(_charge(b))
+    add(_put_action(decision.action))
     for new in decision.new_actions:
-        writes.append(_add_action(new))
+        add(_add_action(new))
     if decision.cancel:
         reason = decision.cancel_reason or "cancelled"
         for aid in decision.cancel:
-            writes.append(_cancel(aid, reason))
+            add(_cancel(aid, reason))
     if decision.enrollment is not None:
-        writes.append(_put_enrollment(decision.enrollment, decision.basis))
+        add(_put_enrollment(decision.enrollment, decision.basis))
     for effect in decision.effects:
+        if type(effect) is ExecuteAction:  # the common effect, neither of the two below
+            continue
         if isinstance(effect, PauseAccount):
-            writes.append(SetPause(effect))
+            add(SetPause(effect))
         elif isinstance(effect, Notify):
-            writes.append(QueueNotice(notice_key(decision.action), effect))
+            add(QueueNotice(notice_key(decision.action), effect))
     return tuple(writes)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import json
+import pickle
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -47,6 +48,7 @@ def test_records_read_as_the_tuple_of_action_records_they_replace(report: Report
     # A dict read from the report is the reader's own: changing it changes nothing.
     records[0]["status"] = "changed"
     assert records[0] == plain[0]
+    assert pickle.loads(pickle.dumps(report)) == report
 
 
 def test_compact_and_plain_records_write_the_same_bytes(report: Report, tmp_path: Path) -> None:

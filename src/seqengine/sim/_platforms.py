@@ -441,6 +441,8 @@ class SimulatedExecutor:
     ) -> Outcome:
         b, a, lead = self.behaviour, request.action, request.lead
         kind, acc = a.kind, a.account_id
+        if kind is ActionKind.CONDITION:  # most of what a flow runs: checked first
+            return self._condition(request, now)
         if kind is ActionKind.LIKE:
             posts = self._candidates(request, ctx, commented=False, replay=replay)
             if not posts:

@@ -30,6 +30,7 @@ from seqengine._model import (
     Enrollment,
     EnrollmentStatus,
     Held,
+    frozen_mapping,
 )
 from seqengine._outcomes import (
     BudgetExhausted,
@@ -250,6 +251,18 @@ _with_basis = updater(Decision, "basis")
 _started = updater(Action, "status", "started_at", "reason")
 _deferred = updater(Action, "status", "scheduled_at", "reason")
 _moved_on = updater(Enrollment, "status", "pending")
+# Completing an action: ``facts`` is passed as a read-only mapping already (no converter).
+_done = updater(
+    Action,
+    "status",
+    "finished_at",
+    "reason",
+    "provider_id",
+    "content",
+    "result",
+    "facts",
+    convert=False,
+)
 
 
 def decide(s: Situation, checks: CheckChain = DEFAULT_CHECKS) -> Decision:
@@ -658,15 +671,18 @@ def _failed(s: Situation, failed: Action) -> Decision:
 
 def _completed(s: Situation, outcome: Completed) -> Decision:
     action, seq, now = s.action, s.sequence, s.now
-    done = _move(
+    if (action.status._value_, "completed") not in _LEGAL:
+        check_transition(action.status, _A_COMPLETED, action_id=action.id)
+    done = _done(
         action,
         _A_COMPLETED,
-        finished_at=now,
-        reason=None,
-        provider_id=outcome.provider_id,
-        content=outcome.content,
-        result=outcome.result if action.kind is _K_CONDITION else None,
-        facts={**action.facts, **outcome.facts} if outcome.facts else action.facts,
+        now,
+        None,
+        outcome.provider_id,
+        outcome.content,
+        outcome.result if action.kind is _K_CONDITION else None,
+        # The action's own facts are a read-only copy already; a merge is copied once.
+        frozen_mapping({**action.facts, **outcome.facts}) if outcome.facts else action.facts,
     )
     if action.kind is _K_WITHDRAW_CONNECTION or action.manual or not seq.has_step(action.step_id):
         return _advance(s, done, None)

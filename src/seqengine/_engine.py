@@ -675,6 +675,8 @@ def _cancelled(s: _Store, log: list[_Record], aid: str, reason: str, now: dateti
 def _instant(when: Clock | datetime, what: str) -> datetime:
     """The instant a Clock or a datetime gives; naive datetimes are refused."""
     at = when if isinstance(when, datetime) else when.now()
+    if at.tzinfo is UTC and type(at) is datetime:
+        return at  # the common case, aware for sure
     if at.tzinfo is None or at.utcoffset() is None:
         msg = (
             f"{what}: {at!r} has no time zone; pass a timezone-aware datetime (for example "

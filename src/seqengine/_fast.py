@@ -69,7 +69,9 @@ _COPIERS: dict[tuple[Any, ...], Callable[[Any, dict[str, Any]], Any]] = {}
 _COPIERS_MAX = 4096
 
 
-def _copier(key: tuple[Any, ...], *, positional: bool = False) -> Callable[..., Any]:
+def _copier(
+    key: tuple[Any, ...], *, positional: bool = False, convert: bool = True
+) -> Callable[..., Any]:
     """Generate ``copy(inst, changes)`` for class ``key[0]`` changing the names ``key[1:]``
     (``positional``: ``copy(inst, value, value, ...)``, the values in the order of the names)."""
     cls: type = key[0]
@@ -115,7 +117,7 @@ def _copier(key: tuple[Any, ...], *, positional: bool = False) -> Callable[..., 
         if isinstance(converter, attrs.Converter):
             msg = f"replace: {cls.__name__}.{f.name} has a converter that takes the instance"
             raise TypeError(msg)
-        if converter is not None:
+        if converter is not None and convert:
             env[f"_convert{i}"] = converter
             if isinstance(converter, type):
                 # An enum or other type as converter: skip the call when it is one already.
@@ -168,12 +170,14 @@ else:
     replace = _replace
 
 
-def updater(cls: type[T], *names: str) -> Callable[..., T]:
+def updater(cls: type[T], *names: str, convert: bool = True) -> Callable[..., T]:
     """``updater(cls, "a", "b")(inst, x, y) == replace(inst, a=x, b=y)``, with no keyword
     dict and no lookup per call: for the hot path's fixed copies. The names are checked here,
     once (a misspelt one raises ``TypeError`` at import time); mypy cannot check the values.
+
+    ``convert=False`` leaves out the fields' converters: the caller passes converted values.
     """
-    return cast("Callable[..., T]", _copier((cls, *names), positional=True))
+    return cast("Callable[..., T]", _copier((cls, *names), positional=True, convert=convert))
 
 
 _MISSING = object()

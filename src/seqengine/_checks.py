@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import attrs
 
@@ -97,14 +97,19 @@ def build_situation(
     """
     sequence_today = connect_today = connect_week = 0
     if count is None:
-        require_aware(now)  # without counters there is no need for the local day
+        if type(now) is not datetime or now.tzinfo is not UTC:  # (a UTC datetime is aware)
+            require_aware(now)  # without counters there is no need for the local day
     else:
         day = local_date(now, load_zone(sequence.timezone))  # also rejects a naive ``now``
-        sequence_today = count(f"sequence:{sequence.id}", day, 1)
+        sid = sequence.id
+        key = _SEQUENCE_KEYS.get(sid) or _counter(_SEQUENCE_KEYS, "sequence:", sid)
+        sequence_today = count(key, day, 1)
         if action.kind is _K_CONNECTION_REQUEST:
             acc_day = local_date(now, load_zone(account.timezone))
-            connect_today = count(f"connect:{account.id}", acc_day, 1)
-            connect_week = count(f"connect:{account.id}", acc_day, 7)
+            aid = account.id
+            key = _CONNECT_KEYS.get(aid) or _counter(_CONNECT_KEYS, "connect:", aid)
+            connect_today = count(key, acc_day, 1)
+            connect_week = count(key, acc_day, 7)
     live = paused and (pause_until is None or pause_until > now)
     return _new_situation(
         action,
@@ -120,6 +125,20 @@ def build_situation(
         live,
         pause_until if live else None,
     )
+
+
+def _counter(keys: dict[str, str], prefix: str, owner: str) -> str:
+    """``prefix + owner``, remembered in ``keys``: the same string object each time, so its
+    hash is computed once and no string is built per decision."""
+    if len(keys) >= 4096:
+        keys.clear()
+    key = keys[owner] = prefix + owner
+    return key
+
+
+#: Counter names by sequence id (``sequence:<id>``) and by account id (``connect:<id>``).
+_SEQUENCE_KEYS: dict[str, str] = {}
+_CONNECT_KEYS: dict[str, str] = {}
 
 
 # Situation has neither converters nor validators, so building it needs no __init__ (twice per

@@ -20,9 +20,8 @@ from typing import Protocol
 import attrs
 
 from seqengine._engine import World, feed, next_due, step
-from seqengine._exceptions import ConfigError, TemplateError
-from seqengine._fast import replace
-from seqengine._outcomes import ExecuteAction, Notify, Outcome, PauseAccount, Skipped
+from seqengine._exceptions import ConfigError
+from seqengine._outcomes import ExecuteAction, Notify, Outcome, PauseAccount
 from seqengine._render import render_action
 from seqengine._timing import total_seconds
 
@@ -76,8 +75,8 @@ class Executed:
     Attributes:
         effect: the ``ExecuteAction`` as handed to the executor; its ``action.content`` is the
             rendered text (None for actions that send no template text).
-        outcome: what the executor reported (or ``Skipped("template: …")`` when the text could
-            not be written for this lead; the executor was then not called).
+        outcome: what the executor reported. (An action whose text cannot be written for
+            its lead is skipped before it starts and never reaches the executor.)
         finished_at: the instant the outcome was fed back (start plus human delays).
     """
 
@@ -125,9 +124,10 @@ def drive(
 ) -> Driven:
     """Run ``world`` until ``until``: every action due before it, in due order.
 
-    For each due action :func:`~seqengine.step` decides; a started action is rendered
-    (``render``), handed to ``execute`` with its ``action.content`` set to the text, and its
-    outcome is handed back with :func:`~seqengine.feed`. Then time moves to the next due action.
+    For each due action :func:`~seqengine.step` decides and writes a starting action's text
+    (``render``); a started action is handed to ``execute`` with its ``action.content`` set to
+    the text, and its outcome is handed back with :func:`~seqengine.feed`. Then time moves to
+    the next due action.
 
     Args:
         world: the world to run (left as it is: worlds are values).
@@ -137,7 +137,8 @@ def drive(
         clock: the virtual clock to move (``execute`` may read it); default: a
             :class:`ManualClock` starting at the first due action.
         render: turns an effect into the text it sends (default :func:`render_text`); a
-            ``TemplateError`` skips the action with the reason ``template: …``.
+            ``TemplateError`` skips the action before it starts (``template: …``), as the
+            worker does.
         after_each: called after each action with the world; returns it with the host's
             changes (e.g. ``update_lead`` for what a platform reported about the lead).
         keep_records: keep every :class:`Executed` (off for long simulations).
@@ -164,7 +165,9 @@ def drive(
     while (due := next_due(world)) is not None and due < until:
         if due > now():
             advance(due)
-        new, effects = step(world, clock)
+        # The text is written as the action starts (step's render): one that cannot be
+        # written is skipped before it starts, as the worker skips it — no budget used.
+        new, effects = step(world, clock, render=render)
         if new is world:  # the clock did not reach the due action: nothing would ever run
             msg = f"the clock {clock!r} did not move forward to {due.isoformat()}"
             raise ConfigError(msg)
@@ -173,7 +176,7 @@ def drive(
             if type(effect) is not ExecuteAction and not isinstance(effect, ExecuteAction):
                 others.append(effect)
                 continue
-            world = _run(world, effect, execute, render, now, others, executed)
+            world = _run(world, effect, execute, now, others, executed)
             count += 1
         if after_each is not None:
             world = after_each(world)
@@ -184,23 +187,13 @@ def _run(
     world: World,
     effect: ExecuteAction,
     execute: Callable[[ExecuteAction], Outcome],
-    render: Callable[[ExecuteAction], str | None],
     now: Callable[[], datetime],
     others: list[PauseAccount | Notify],
     executed: list[Executed] | None,
 ) -> World:
-    """Render, execute and feed one started action (noted in ``executed`` if kept)."""
+    """Execute and feed one started action, its text written (noted in ``executed``)."""
     action = effect.action
-    outcome: Outcome
-    try:
-        text = render(effect)
-    except TemplateError as exc:
-        outcome = Skipped(f"template: {exc}")
-    else:
-        if text is not None:
-            # replace(): the copies only swap in the rendered text, nothing to validate.
-            effect = replace(effect, action=replace(action, content=text))
-        outcome = execute(effect)
+    outcome = execute(effect)
     current = now()
     done = action.started_at or current
     delays = effect.delays

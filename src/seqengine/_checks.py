@@ -46,6 +46,7 @@ _A_QUEUED = ActionStatus.QUEUED
 _K_CONNECTION_REQUEST = ActionKind.CONNECTION_REQUEST
 _K_DM = ActionKind.DM
 _K_WITHDRAW_CONNECTION = ActionKind.WITHDRAW_CONNECTION
+_K_CONDITION = ActionKind.CONDITION
 _P_X = Platform.X
 _P_EMAIL = Platform.EMAIL
 _P_LINKEDIN = Platform.LINKEDIN
@@ -102,12 +103,12 @@ def build_situation(
     else:
         day = local_date(now, load_zone(sequence.timezone))  # also rejects a naive ``now``
         sid = sequence.id
-        key = _SEQUENCE_KEYS.get(sid) or _counter(_SEQUENCE_KEYS, "sequence:", sid)
+        key = SEQUENCE_KEYS.get(sid) or counter_name(SEQUENCE_KEYS, "sequence:", sid)
         sequence_today = count(key, day, 1)
         if action.kind is _K_CONNECTION_REQUEST:
             acc_day = local_date(now, load_zone(account.timezone))
             aid = account.id
-            key = _CONNECT_KEYS.get(aid) or _counter(_CONNECT_KEYS, "connect:", aid)
+            key = CONNECT_KEYS.get(aid) or counter_name(CONNECT_KEYS, "connect:", aid)
             connect_today = count(key, acc_day, 1)
             connect_week = count(key, acc_day, 7)
     live = paused and (pause_until is None or pause_until > now)
@@ -127,7 +128,37 @@ def build_situation(
     )
 
 
-def _counter(keys: dict[str, str], prefix: str, owner: str) -> str:
+def uncounted_situation(
+    action: Action,
+    lead: Lead,
+    enrollment: Enrollment,
+    sequence: Sequence,
+    account: Account,
+    pause_until: datetime | None,
+    paused: bool,
+    now: datetime,
+    seed: int,
+) -> Situation:
+    """``build_situation(..., count=None)`` for a ``now`` known to be aware: no counters are
+    read (the counts are 0), as :func:`~seqengine._decide.resolve` needs."""
+    live = paused and (pause_until is None or pause_until > now)
+    return _new_situation(
+        action,
+        lead,
+        enrollment,
+        sequence,
+        account,
+        now,
+        seed,
+        0,
+        0,
+        0,
+        live,
+        pause_until if live else None,
+    )
+
+
+def counter_name(keys: dict[str, str], prefix: str, owner: str) -> str:
     """``prefix + owner``, remembered in ``keys``: the same string object each time, so its
     hash is computed once and no string is built per decision."""
     if len(keys) >= 4096:
@@ -137,8 +168,8 @@ def _counter(keys: dict[str, str], prefix: str, owner: str) -> str:
 
 
 #: Counter names by sequence id (``sequence:<id>``) and by account id (``connect:<id>``).
-_SEQUENCE_KEYS: dict[str, str] = {}
-_CONNECT_KEYS: dict[str, str] = {}
+SEQUENCE_KEYS: dict[str, str] = {}
+CONNECT_KEYS: dict[str, str] = {}
 
 
 # Situation has neither converters nor validators, so building it needs no __init__ (twice per
@@ -315,6 +346,11 @@ _DEFAULT_ITEMS: tuple[tuple[str, Check], ...] = (
 DEFAULT_CHECKS = CheckChain(_DEFAULT_ITEMS)
 
 
+#: TERMINAL_LEAD_STATUSES as values: a str hashes in C, an enum member's ``__hash__`` is
+#: Python code.
+_TERMINAL_VALUES = frozenset(status.value for status in TERMINAL_LEAD_STATUSES)
+
+
 def _default_checks_pass(s: Situation) -> bool:
     """True only when every default check passes: one call instead of eight for the common case.
 
@@ -325,13 +361,15 @@ def _default_checks_pass(s: Situation) -> bool:
     x = lead.x
     return (
         (a.status is _A_PENDING or a.status is _A_QUEUED)
-        and lead.status not in TERMINAL_LEAD_STATUSES
+        and lead.status._value_ not in _TERMINAL_VALUES
         and not lead.crm_stage
         and not lead.competitor
         and not lead.blacklisted
         and not (a.kind is _K_DM and a.platform is _P_X and x is not None and x.can_dm is False)
         and (
-            not a.counts_toward_daily_limit
+            # not a.counts_toward_daily_limit, read on the kind at once
+            a.kind is _K_CONDITION
+            or a.kind is _K_WITHDRAW_CONNECTION
             or s.sequence_count_today < s.sequence.daily_action_limit
         )
         and (a.kind is _K_WITHDRAW_CONNECTION or lead.has_platform_data(a.platform))

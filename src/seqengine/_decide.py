@@ -18,7 +18,15 @@ from typing import Any
 import attrs
 
 from seqengine import _rand
-from seqengine._checks import DEFAULT_CHECKS, CheckChain, Situation, Verdict
+from seqengine._checks import (
+    CONNECT_KEYS,
+    DEFAULT_CHECKS,
+    SEQUENCE_KEYS,
+    CheckChain,
+    Situation,
+    Verdict,
+    counter_name,
+)
 from seqengine._fast import maker, replace, updater
 from seqengine._flow import END, Sequence, SequenceSettings, Step
 from seqengine._lifecycle import TRANSITIONS, check_transition
@@ -231,7 +239,10 @@ def _next_day(seq: Sequence, now: datetime, seed: int, key: str) -> datetime:
 
 
 def _without(pending: tuple[str, ...], *ids: str) -> tuple[str, ...]:
-    return tuple(p for p in pending if p not in ids)
+    if len(ids) == 1:  # the common case: one id, often the only one pending
+        one = ids[0]
+        return tuple([p for p in pending if p != one])
+    return tuple([p for p in pending if p not in ids])
 
 
 def _back_to_pending(
@@ -368,12 +379,17 @@ def _start(s: Situation, action: Action, day: date) -> Decision:
     budgets: list[Budget] = []
     kind = action.kind
     if kind is not _K_CONDITION and kind is not _K_WITHDRAW_CONNECTION:  # counts toward it
-        budgets.append(_budget(f"sequence:{seq.id}", day, seq.daily_action_limit))
+        # ``sequence:<id>``, the same string object the situation's counter read used.
+        sid = seq.id
+        key = SEQUENCE_KEYS.get(sid) or counter_name(SEQUENCE_KEYS, "sequence:", sid)
+        budgets.append(_budget(key, day, seq.daily_action_limit))
     if kind is _K_CONNECTION_REQUEST:
         acc = s.account
         acc_day = local_date(now, load_zone(acc.timezone))
-        budgets.append(_budget(f"connect:{acc.id}", acc_day, acc.connection_request_daily_limit))
-        budgets.append(_budget(f"connect:{acc.id}", acc_day, acc.weekly_invitation_limit, 7))
+        aid = acc.id
+        key = CONNECT_KEYS.get(aid) or counter_name(CONNECT_KEYS, "connect:", aid)
+        budgets.append(_budget(key, acc_day, acc.connection_request_daily_limit))
+        budgets.append(_budget(key, acc_day, acc.weekly_invitation_limit, 7))
     # A pending action is claimed and started at once (pending → queued → in_progress, both
     # legal moves), so it is copied once rather than twice.
     if action.status is not _A_PENDING:
@@ -510,8 +526,12 @@ def _advance(
     extra: tuple[Action, ...] = (),
     cancel: tuple[str, ...] = (),
     cancel_reason: str | None = None,
+    basis: Enrollment | None = None,
 ) -> Decision:
-    """Finish ``finished`` and queue the step ``target`` (R-FLOW-1)."""
+    """Finish ``finished`` and queue the step ``target`` (R-FLOW-1).
+
+    ``basis``: the decision's basis when the caller knows it already (resolve sets it
+    otherwise, by a copy)."""
     enrollment = s.enrollment
     pending = _without(enrollment.pending, finished.id, *cancel)
     new: tuple[Action, ...] = extra
@@ -527,23 +547,27 @@ def _advance(
         )
         new = (*new, nxt)
         status = enrollment.status
-    pending = pending + tuple(a.id for a in new)
+    if new:
+        pending = pending + tuple([a.id for a in new])
     return _decision(
         finished,
         enrollment=_moved_on(enrollment, status, pending),
         new_actions=new,
         cancel=cancel,
         cancel_reason=cancel_reason,
+        basis=basis,
     )
 
 
 _HALTED = frozenset({_E_REMOVED, _E_STOPPED, _E_PAUSED})
+_HALTED_VALUES = frozenset(status.value for status in _HALTED)
 
 
 def resolve(s: Situation, outcome: Outcome) -> Decision:
     """Finish a started action with the executor's ``outcome`` and queue what follows."""
     decision = _halted(s, _resolve(s, outcome))
-    if decision.enrollment is not None:
+    # A completion names its basis already (_completed): no copy then.
+    if decision.enrollment is not None and decision.basis is not s.enrollment:
         return _with_basis(decision, s.enrollment)
     return decision
 
@@ -551,7 +575,7 @@ def resolve(s: Situation, outcome: Outcome) -> Decision:
 def _halted(s: Situation, decision: Decision) -> Decision:
     """``decision`` for a lead whose enrollment is halted (removed, stopped, paused)."""
     held = s.enrollment
-    if held.status not in _HALTED:
+    if held.status._value_ not in _HALTED_VALUES:  # (a str hashes in C, an enum member not)
         return decision
     # The lead was removed or stopped, or its sequence paused, while the action ran: record the
     # outcome but run nothing more now (not even this action again); a paused lead continues
@@ -671,6 +695,7 @@ def _failed(s: Situation, failed: Action) -> Decision:
 
 def _completed(s: Situation, outcome: Completed) -> Decision:
     action, seq, now = s.action, s.sequence, s.now
+    basis = s.enrollment  # what resolve names as the decision's basis, set here at once
     if (action.status._value_, "completed") not in _LEGAL:
         check_transition(action.status, _A_COMPLETED, action_id=action.id)
     done = _done(
@@ -685,7 +710,7 @@ def _completed(s: Situation, outcome: Completed) -> Decision:
         frozen_mapping({**action.facts, **outcome.facts}) if outcome.facts else action.facts,
     )
     if action.kind is _K_WITHDRAW_CONNECTION or action.manual or not seq.has_step(action.step_id):
-        return _advance(s, done, None)
+        return _advance(s, done, None, basis=basis)
     post = outcome.facts.get("post")
     if action.kind is _K_COMMENT and post:
         # Later DMs and emails can quote the post this comment answered ({{replied_post}}).
@@ -694,11 +719,11 @@ def _completed(s: Situation, outcome: Completed) -> Decision:
         s = replace(s, enrollment=replace(s.enrollment, context=tuple(sorted(context.items()))))
     step = seq.step(action.step_id)
     if step.action is _K_CONDITION:
-        return _condition(s, step, done, bool(outcome.result))
+        return _condition(s, step, done, bool(outcome.result), basis)
     extra: tuple[Action, ...] = ()
     if step.action is _K_CONNECTION_REQUEST and step.auto_withdraw_after_days:
         extra = (_withdrawal(s, step, now),)
-    return _advance(s, done, step.next, extra=extra)
+    return _advance(s, done, step.next, extra=extra, basis=basis)
 
 
 def _withdrawal(s: Situation, step: Step, now: datetime) -> Action:
@@ -747,8 +772,12 @@ def reopen(enrollment: Enrollment, action: Action) -> Enrollment:
     return replace(enrollment, status=status, pending=pending, reason=reason)
 
 
-def _condition(s: Situation, step: Step, done: Action, met: bool) -> Decision:
-    """R-COND-2/3: met → TRUE branch; not met → retry, FALSE only after the last attempt."""
+def _condition(
+    s: Situation, step: Step, done: Action, met: bool, basis: Enrollment | None = None
+) -> Decision:
+    """R-COND-2/3: met → TRUE branch; not met → retry, FALSE only after the last attempt.
+
+    ``basis``: the decision's basis (see :func:`_advance`)."""
     if met:
         cancel: tuple[str, ...] = ()
         if step.condition is _C_CONNECTION_ACCEPTED:
@@ -761,6 +790,7 @@ def _condition(s: Situation, step: Step, done: Action, met: bool) -> Decision:
             step.if_true,
             cancel=cancel,
             cancel_reason="connection_accepted: withdrawal no longer needed" if cancel else None,
+            basis=basis,
         )
     if done.attempt < step.max_attempts:
         retry = step_action(
@@ -774,6 +804,9 @@ def _condition(s: Situation, step: Step, done: Action, met: bool) -> Decision:
         )
         pending = (*_without(s.enrollment.pending, done.id), retry.id)
         return _decision(
-            done, enrollment=replace(s.enrollment, pending=pending), new_actions=(retry,)
+            done,
+            enrollment=replace(s.enrollment, pending=pending),
+            new_actions=(retry,),
+            basis=basis,
         )
-    return _advance(s, done, step.if_false)
+    return _advance(s, done, step.if_false, basis=basis)

@@ -17,7 +17,13 @@ from typing import Any, Generic, Protocol, TypeVar, overload
 
 import attrs
 
-from seqengine._checks import DEFAULT_CHECKS, CheckChain, Situation, build_situation
+from seqengine._checks import (
+    DEFAULT_CHECKS,
+    CheckChain,
+    Situation,
+    build_situation,
+    uncounted_situation,
+)
 from seqengine._decide import Decision, decide, resolve, unwritable
 from seqengine._exceptions import ConfigError, StaleRecord, TemplateError
 from seqengine._fast import replace
@@ -464,8 +470,10 @@ class World(Version):
         ``log`` and returns the new creation counter and its result. If it raises, every
         change is undone, so the world is as it was.
         """
-        with self._store.lock:
-            store = self._held()
+        store = self._store
+        with store.lock:
+            if store.editing or self._next is not None:
+                store = self._held()  # raises while editing; reroots an old version
             log: list[_Record] = []
             store.editing = True
             try:
@@ -576,26 +584,32 @@ def _put_actions(
 ) -> int:
     """Store ``actions`` (new or changed) and keep the due queue at one entry per waiting
     action; ``popped`` is the id whose entry the caller already took off the queue."""
-    table, order = s.actions, s.order
     for action in actions:
-        aid = action.id
-        position = order.get(aid)
-        old = table.get(aid, _MISSING)
-        if position is None:
-            position = created
-            created += 1
-            log.append((order, aid, _MISSING))
-            order[aid] = position
-        elif old is not _MISSING and old.status._value_ in _WAITING and aid != popped:
-            entry = (old.scheduled_at.timestamp(), position, aid)
-            s.take_out(entry)
-            log.append((_DUE, entry, +1))
-        log.append((table, aid, old))
-        table[aid] = action
-        if action.status._value_ in _WAITING:
-            entry = (action.scheduled_at.timestamp(), position, aid)
-            s.push(entry)
-            log.append((_DUE, entry, -1))
+        created = _put_action(s, log, action, created, popped)
+    return created
+
+
+def _put_action(s: _Store, log: list[_Record], action: Action, created: int, popped: str) -> int:
+    """Store one action (new or changed), as :func:`_put_actions` does."""
+    table, order = s.actions, s.order
+    aid = action.id
+    position = order.get(aid)
+    old = table.get(aid, _MISSING)
+    if position is None:
+        position = created
+        created += 1
+        log.append((order, aid, _MISSING))
+        order[aid] = position
+    elif old is not _MISSING and old.status._value_ in _WAITING and aid != popped:
+        entry = (old.scheduled_at.timestamp(), position, aid)
+        s.take_out(entry)
+        log.append((_DUE, entry, +1))
+    log.append((table, aid, old))
+    table[aid] = action
+    if action.status._value_ in _WAITING:
+        entry = (action.scheduled_at.timestamp(), position, aid)
+        s.push(entry)
+        log.append((_DUE, entry, -1))
     return created
 
 
@@ -611,7 +625,7 @@ def _apply(
     for w in plan:
         kind = type(w)
         if kind is PutAction:
-            created = _put_actions(s, log, (w.action,), created, popped)  # type: ignore[union-attr]
+            created = _put_action(s, log, w.action, created, popped)  # type: ignore[union-attr]
         elif kind is Charge:
             counters = s.counters
             key = (w.budget.counter, w.budget.day)  # type: ignore[union-attr]
@@ -620,7 +634,7 @@ def _apply(
             counters[key] = 1 if old is _MISSING else old + 1
         elif kind is AddAction:
             if w.action.id not in s.actions:  # type: ignore[union-attr]
-                created = _put_actions(s, log, (w.action,), created)  # type: ignore[union-attr]
+                created = _put_action(s, log, w.action, created, "")  # type: ignore[union-attr]
         elif kind is CancelAction:
             _cancelled(s, log, w.action_id, w.reason, now)  # type: ignore[union-attr]
         elif kind is PutEnrollment:
@@ -725,8 +739,21 @@ def update_lead(world: World, lead: Lead) -> World:
 
 
 def _situation(s: _Store, action: Action, now: datetime, seed: int, *, counted: bool) -> Situation:
-    # ``counted=False`` for feed: resolve never reads the counters.
+    # ``counted=False`` for feed: resolve never reads the counters. ``now`` comes from
+    # _instant, so it is aware.
     pause = s.paused.get(action.account_id)
+    if not counted:
+        return uncounted_situation(
+            action,
+            s.leads[action.lead_id],
+            s.enrollments[(action.sequence_id, action.lead_id)],
+            s.sequences[action.sequence_id],
+            s.accounts[action.account_id],
+            pause.until if pause is not None else None,
+            pause is not None,
+            now,
+            seed,
+        )
     return build_situation(
         action,
         s.leads[action.lead_id],
@@ -737,7 +764,7 @@ def _situation(s: _Store, action: Action, now: datetime, seed: int, *, counted: 
         pause is not None,
         now,
         seed,
-        s.count if counted else None,
+        s.count,
     )
 
 

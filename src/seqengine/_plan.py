@@ -201,28 +201,42 @@ def decision_plan(decision: Decision) -> Plan:
     The enrollment is written only while the stored one is still ``decision.basis``, the one
     the decision was made from; otherwise a holder refuses the whole plan.
     """
-    writes: list[Write] = []
-    add = writes.append
     budgets = decision.budgets
+    put = _put_action(decision.action)
     if len(budgets) == 1:
-        add(_charge(budgets[0]))
+        head: tuple[Write, ...] = (_charge(budgets[0]), put)
     elif budgets:
+        charges: list[Write] = []
         seen: set[tuple[str, object]] = set()
         for b in budgets:
             key = (b.counter, b.day)
             if key not in seen:
                 seen.add(key)
-                add(_charge(b))
-    add(_put_action(decision.action))
-    for new in decision.new_actions:
+                charges.append(_charge(b))
+        head = (*charges, put)
+    else:
+        head = (put,)
+    new_actions, cancel, enrollment = decision.new_actions, decision.cancel, decision.enrollment
+    effects = decision.effects
+    if (not effects or (len(effects) == 1 and type(effects[0]) is ExecuteAction)) and not cancel:
+        # The common shapes (a start; a completion queueing the next step), made at once.
+        if enrollment is None:
+            if not new_actions:
+                return head
+            return (*head, *[_add_action(new) for new in new_actions])
+        if len(new_actions) == 1:
+            return (*head, _add_action(new_actions[0]), _put_enrollment(enrollment, decision.basis))
+    writes: list[Write] = list(head)
+    add = writes.append
+    for new in new_actions:
         add(_add_action(new))
-    if decision.cancel:
+    if cancel:
         reason = decision.cancel_reason or "cancelled"
-        for aid in decision.cancel:
+        for aid in cancel:
             add(_cancel(aid, reason))
-    if decision.enrollment is not None:
-        add(_put_enrollment(decision.enrollment, decision.basis))
-    for effect in decision.effects:
+    if enrollment is not None:
+        add(_put_enrollment(enrollment, decision.basis))
+    for effect in effects:
         if type(effect) is ExecuteAction:  # the common effect, neither of the two below
             continue
         if isinstance(effect, PauseAccount):

@@ -76,6 +76,26 @@ def unit(seed: int, *key: str | int) -> float:
     return (int.from_bytes(digest, "big") >> 11) * _TWO_POW_MINUS_53
 
 
+def keyed(seed: int, key: str) -> Any:
+    """A hasher that has absorbed ``seed`` and ``key``: :func:`unit_after` then draws
+    ``unit(seed, key, part)`` for several parts, hashing the seed and the key once."""
+    data = key.encode("utf-8", "surrogatepass")
+    hasher = _seeded(seed).copy()
+    hasher.update(b"s" + len(data).to_bytes(4, "big") + data)
+    return hasher
+
+
+def unit_after(hasher: Any, part: str) -> float:
+    """``unit(seed, key, part)`` for a hasher made by :func:`keyed` (which it leaves as it
+    is)."""
+    hasher = hasher.copy()
+    encoded = _WORDS.get(part)
+    if encoded is None:
+        encoded = _encode(part)
+    hasher.update(encoded)
+    return (int.from_bytes(hasher.digest(), "big") >> 11) * _TWO_POW_MINUS_53
+
+
 def drawer(seed: int, purpose: str) -> Callable[[str], float]:
     """``lambda key: unit(seed, key, purpose)``, for many draws of one purpose in a row.
 

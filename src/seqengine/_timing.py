@@ -462,11 +462,20 @@ def human_delays(action: str, text_length: int, seed: int, key: str) -> tuple[Hu
         msg = f"human_delays: text_length must not be negative, got {text_length}"
         raise ValueError(msg)
     delays = []
-    for activity, lo, width, top in _SPANS[action]:
+    spans = _SPANS[action]
+    # Two draws or more: the seed and the key are hashed once for all of them.
+    several = len(spans) > 1 and (text_length > 0 or spans[-1][0] != "type")
+    hasher = _rand.keyed(seed, key) if several else None
+    for activity, lo, width, top in spans:
         if activity == "type" and text_length == 0:
             continue
         # _rand.uniform(seed, lo, hi, key, activity), with its constants worked out once.
-        seconds = lo + width * _rand.unit(seed, key, activity) if width else lo
+        if not width:
+            seconds = lo
+        elif hasher is None:
+            seconds = lo + width * _rand.unit(seed, key, activity)
+        else:
+            seconds = lo + width * _rand.unit_after(hasher, activity)
         if seconds > top:
             seconds = top
         if activity == "type":

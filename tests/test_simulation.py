@@ -388,7 +388,15 @@ def test_r_check_9_over_generated_windows_and_limits(
     ordered = sorted(started)
     for day in ordered[1:-1]:
         assert started[day] == limit, (day, started)
-    assert sum(started.values()) == waiting or started[ordered[-1]] == limit
+    # The last day is full, or nobody waits — except leads due after the run ended (its end
+    # can cut the last active day short: they were never due within the run).
+    end = DEFAULT_START + timedelta(days=9)
+    left = [r for r in records if r["status"] == "pending"]
+    assert (
+        sum(started.values()) == waiting
+        or started[ordered[-1]] == limit
+        or all(datetime.fromisoformat(r["scheduled_at"]) >= end for r in left)
+    ), (started, [(r["action_id"], r["scheduled_at"]) for r in left])
     for r in records:
         if r["status"] == "pending":
             at = datetime.fromisoformat(r["scheduled_at"])

@@ -32,7 +32,6 @@ from seqengine.ai import (
     NegativityRequest,
     NegativityVerdict,
     OfflineWriter,
-    OpenAIWriter,
     PlaceholderFill,
     PlaceholderRequest,
     ReplyRequest,
@@ -41,8 +40,8 @@ from seqengine.ai import (
     generate_comment,
     generate_reply,
     personalize,
-    writer_from_config,
 )
+from seqengine.runtime import OpenAIWriter, writer_from_config
 
 T = TypeVar("T")
 KEY = "sk-test-7f3a9c1e5b2d"

@@ -9,11 +9,11 @@ host's own generator gets the same guarantees as the built-in ones.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 import attrs
 
-from seqengine._exceptions import ConfigError, PluginError, TemplateError
+from seqengine._exceptions import TemplateError
 from seqengine._template import (
     LengthLimit,
     MissingPolicy,
@@ -42,7 +42,6 @@ __all__ = [
     "generate_comment",
     "generate_reply",
     "personalize",
-    "writer_from_config",
 ]
 
 
@@ -247,30 +246,3 @@ async def generate_reply(
         max_chars=max_chars,
     )
     return await _checked(generator.write_reply, request, "reply")
-
-
-def writer_from_config(
-    table: Mapping[str, Any] | None, *, environ: Mapping[str, str] | None = None
-) -> TextGenerator:
-    """The generator a workspace's ``[ai]`` table asks for; no table means offline.
-
-    Raises:
-        ConfigError: an unknown provider, or a bad ``openai`` configuration.
-        PluginError: ``provider = "openai"`` without the ``ai`` extra installed.
-    """
-    table = table or {}
-    provider = table.get("provider", "offline")
-    if provider == "offline":
-        return OfflineWriter()
-    if provider != "openai":
-        msg = f'[ai] provider must be "openai" or "offline", got {provider!r}'
-        raise ConfigError(msg)
-    try:
-        from seqengine.ai._openai import OpenAIWriter
-    except ImportError as exc:
-        msg = (
-            f'[ai] provider "openai" needs {exc.name or "httpx and tenacity"} — '
-            "install seqengine[ai]"
-        )
-        raise PluginError(msg) from None
-    return OpenAIWriter.from_config(table, environ=environ)

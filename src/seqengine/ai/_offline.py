@@ -19,7 +19,7 @@ NLP dependency is needed because the question is narrow — is this post about d
 layoffs, disaster or grief, so that a cheerful comment would be tone-deaf — and the cost of a
 false positive is only one skipped comment. A word list answers that transparently, in
 microseconds, identically on every machine (which simulations need), and a user can read why a
-post was skipped. Hosts that want nuance plug in :class:`~seqengine.ai.OpenAIWriter` or their
+post was skipped. Hosts that want nuance plug in :class:`~seqengine.runtime.OpenAIWriter` or their
 own generator.
 """
 

@@ -284,7 +284,7 @@ class TextGenerator(Protocol):
     """What a host implements to plug its own AI into seqengine.
 
     Implementations: :class:`~seqengine.ai.OfflineWriter` (deterministic, no key) and
-    :class:`~seqengine.ai.OpenAIWriter` (any OpenAI-compatible chat-completions API).
+    :class:`~seqengine.runtime.OpenAIWriter` (any OpenAI-compatible chat-completions API).
     """
 
     async def fill_placeholders(self, request: PlaceholderRequest) -> PlaceholderFill:

@@ -106,7 +106,7 @@ async def run_workspace(args: argparse.Namespace) -> int:
     )
     writer = None
     if ws.ai.provider != "offline":
-        from seqengine.ai._fill import writer_from_config
+        from seqengine.runtime import writer_from_config
 
         writer = writer_from_config(ws.ai.to_table())
     notifier = _notifier(ws)

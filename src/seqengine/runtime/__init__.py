@@ -1,6 +1,6 @@
 """The runtime shell: clocks, channel executors and the worker."""
 
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from seqengine.runtime._clock import RuntimeClock, SystemClock, VirtualClock
 from seqengine.runtime._drive import drive_executors, executor_callable
@@ -19,6 +19,10 @@ from seqengine.runtime._secrets import Secret
 from seqengine.runtime._sections import ChannelConfig, moved_name
 from seqengine.runtime._tables import ConfigTable
 from seqengine.runtime._worker import Worker, WorkerStats
+from seqengine.runtime._writer import writer_from_config
+
+if TYPE_CHECKING:
+    from seqengine.runtime._openai import OpenAIWriter
 from seqengine.runtime._workspace import AccountConfig, AIConfig, Workspace, load_workspace
 
 #: Channel settings that moved to the channel packages (each reads its own
@@ -36,7 +40,12 @@ _MOVED: Final = {
 
 
 def __getattr__(name: str) -> Any:
-    """``seqengine.runtime.XConfig`` and the other moved names, from their channel package."""
+    """``seqengine.runtime.XConfig`` and the other moved names, from their channel package;
+    ``OpenAIWriter`` on first use (httpx and tenacity are the optional ``ai`` extra)."""
+    if name == "OpenAIWriter":
+        from seqengine.runtime._openai import OpenAIWriter
+
+        return OpenAIWriter
     section = _MOVED.get(name)
     if section is None:
         msg = f"module {__name__!r} has no attribute {name!r}"
@@ -54,6 +63,7 @@ __all__ = [
     "LeadRow",
     "LeadsFile",
     "Notifier",
+    "OpenAIWriter",
     "RuntimeClock",
     "Secret",
     "SystemClock",
@@ -72,4 +82,5 @@ __all__ = [
     "parse_leads",
     "render_content",
     "route",
+    "writer_from_config",
 ]

@@ -107,7 +107,7 @@ class AIConfig:
     temperature: float | None = None
 
     def to_table(self) -> dict[str, Any]:
-        """The table ``seqengine.ai.writer_from_config`` takes.
+        """The table ``seqengine.runtime.writer_from_config`` takes.
 
         An ``env:`` key stays a reference (the writer reads it); a literal key is passed as is.
         """

@@ -48,8 +48,8 @@ from seqengine import (
 )
 from seqengine._flow import ActivityWindow
 from seqengine.console import create_app, serve
-from seqengine.console._security import SESSION_COOKIE
 from seqengine.runtime import ExecContext, VirtualClock, Worker
+from seqengine.runtime.console._security import SESSION_COOKIE
 from seqengine.sim._simulate import drive, enroll_all
 from seqengine.storage import InboxMessage, Storage
 from seqengine.storage._console_reads import console_reads
@@ -747,7 +747,7 @@ def test_no_workspace_secret_is_ever_displayed(tmp_path: Any, monkeypatch: Any) 
     import argparse
     import shutil
 
-    from seqengine.console._cli import _open
+    from seqengine.runtime.console._cli import _open
 
     shutil.copy(ROOT / "examples" / "x-default.toml", tmp_path / "x.toml")
     monkeypatch.setenv("X_REFRESH_SECRET", "env-secret-refresh-7f3a")

@@ -330,6 +330,6 @@ def add_runtime_commands(sub: Any) -> None:
     u.add_argument("--url", required=True)
     u.add_argument("--schema", default=None, help="PostgreSQL schema (default: seqengine)")
     u.set_defaults(func=cmd_db_upgrade)
-    from seqengine.console._cli import add_console_command
+    from seqengine.console import add_console_command
 
     add_console_command(sub)

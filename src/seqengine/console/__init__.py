@@ -4,26 +4,26 @@ Install with ``pip install "seqengine[console]"``. :func:`create_app` returns an
 it under any prefix of a host app); :func:`serve` runs it with uvicorn, bound to 127.0.0.1
 unless a token is set. See ``docs/console.md``.
 
-Importing this package does not import Starlette (the CLI registers ``seqengine console``
-without the extra installed); ``create_app`` loads it on first use.
+The console is part of the runtime shell (``seqengine.runtime.console``: it reads the clock and
+serves HTTP); this is its public name. Importing it does not import Starlette.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from seqengine.console._cli import add_console_command, serve
+from seqengine.runtime.console import add_console_command, serve
 
 if TYPE_CHECKING:
-    from seqengine.console._app import TOKEN_ENV, Authorize, create_app
+    from seqengine.runtime.console import TOKEN_ENV, Authorize, create_app
 
 __all__ = ["TOKEN_ENV", "Authorize", "add_console_command", "create_app", "serve"]
 
 
 def __getattr__(name: str) -> Any:
     if name in ("TOKEN_ENV", "Authorize", "create_app"):
-        from seqengine.console import _app
+        from seqengine.runtime import console
 
-        return getattr(_app, name)
+        return getattr(console, name)
     msg = f"module 'seqengine.console' has no attribute {name!r}"
     raise AttributeError(msg)

@@ -29,8 +29,8 @@ def serve(
     """
     import uvicorn
 
-    from seqengine.console._app import TOKEN_ENV, create_app
-    from seqengine.console._security import is_loopback
+    from seqengine.runtime.console._app import TOKEN_ENV, create_app
+    from seqengine.runtime.console._security import is_loopback
 
     token = token or os.environ.get(TOKEN_ENV) or None
     if not is_loopback(host) and token is None:

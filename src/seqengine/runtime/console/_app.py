@@ -42,8 +42,8 @@ from seqengine._flow import Sequence
 from seqengine._mermaid import to_mermaid
 from seqengine._model import ActionStatus, EnrollmentStatus
 from seqengine._timing import load_zone
-from seqengine.console._render import bar_chart, flow_graph, funnel_chart, when
-from seqengine.console._security import (
+from seqengine.runtime.console._render import bar_chart, flow_graph, funnel_chart, when
+from seqengine.runtime.console._security import (
     SESSION_COOKIE,
     SESSION_MAX_AGE,
     Sessions,
@@ -161,7 +161,7 @@ class _Console:
         self.page_size = page_size
         self.sessions = Sessions(secret)
         self.env = jinja2.Environment(
-            loader=jinja2.PackageLoader("seqengine.console", "templates"),
+            loader=jinja2.PackageLoader("seqengine.runtime.console", "templates"),
             autoescape=True,
             undefined=jinja2.StrictUndefined,
         )
@@ -547,7 +547,7 @@ def create_app(
     )
     if setup:
         console.warm()
-    static = resources.files("seqengine.console") / "static"
+    static = resources.files("seqengine.runtime.console") / "static"
     routes = [
         Route("/", console.overview, name="overview"),
         Route("/login", console.login_page, methods=["GET"], name="login"),

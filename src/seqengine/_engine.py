@@ -51,6 +51,7 @@ from seqengine._plan import (
     QueueNotice,
     SetPause,
     Write,
+    cancelled,
     decision_plan,
     enroll_plan,
     pause_plan,
@@ -676,14 +677,9 @@ def _apply(
 
 
 def _cancelled(s: _Store, log: list[_Record], aid: str, reason: str, now: datetime) -> None:
-    action = s.actions.get(aid)
-    if action is None or action.status not in RUNNABLE:
-        return
-    if action.status is ActionStatus.QUEUED:
-        action = replace(action, status=ActionStatus.PENDING)
-    check_transition(action.status, ActionStatus.CANCELLED, action_id=aid)
-    cancelled = replace(action, status=ActionStatus.CANCELLED, reason=reason, finished_at=now)
-    _put_actions(s, log, [cancelled], 0)
+    done = cancelled(s.actions.get(aid), reason, now)
+    if done is not None:
+        _put_actions(s, log, [done], 0)
 
 
 def _instant(when: Clock | datetime, what: str) -> datetime:
@@ -742,19 +738,7 @@ def _situation(s: _Store, action: Action, now: datetime, seed: int, *, counted: 
     # ``counted=False`` for feed: resolve never reads the counters. ``now`` comes from
     # _instant, so it is aware.
     pause = s.paused.get(action.account_id)
-    if not counted:
-        return uncounted_situation(
-            action,
-            s.leads[action.lead_id],
-            s.enrollments[(action.sequence_id, action.lead_id)],
-            s.sequences[action.sequence_id],
-            s.accounts[action.account_id],
-            pause.until if pause is not None else None,
-            pause is not None,
-            now,
-            seed,
-        )
-    return build_situation(
+    args = (
         action,
         s.leads[action.lead_id],
         s.enrollments[(action.sequence_id, action.lead_id)],
@@ -764,8 +748,8 @@ def _situation(s: _Store, action: Action, now: datetime, seed: int, *, counted: 
         pause is not None,
         now,
         seed,
-        s.count,
     )
+    return build_situation(*args, s.count) if counted else uncounted_situation(*args)
 
 
 def step(

@@ -46,7 +46,7 @@ from seqengine._decide import (
 from seqengine._exceptions import ConfigError
 from seqengine._fast import maker, replace
 from seqengine._flow import Sequence
-from seqengine._lifecycle import RUNNABLE
+from seqengine._lifecycle import RUNNABLE, check_transition
 from seqengine._model import (
     Action,
     ActionKind,
@@ -74,6 +74,7 @@ __all__ = [
     "SetPause",
     "Write",
     "awaits_person",
+    "cancelled",
     "decision_plan",
     "enroll_plan",
     "enrollment_plan",
@@ -250,6 +251,16 @@ def notice_key(action: Action) -> str:
     """The outbox key of the notification a decision on ``action`` queues: unique per event
     (an action pauses its account again only after a new reschedule)."""
     return f"{action.id}@{action.scheduled_at.isoformat()}#{action.tries}"
+
+
+def cancelled(action: Action | None, reason: str, now: datetime) -> Action | None:
+    """What :class:`CancelAction` makes of ``action`` (each holder's interpreter calls this):
+    a waiting action becomes cancelled with ``reason`` at ``now``; anything else (gone,
+    running, finished) is left alone (None)."""
+    if action is None or action.status not in RUNNABLE:
+        return None
+    check_transition(action.status, ActionStatus.CANCELLED, action_id=action.id)
+    return replace(action, status=ActionStatus.CANCELLED, reason=reason, finished_at=now)
 
 
 def budgets_of(plan: Plan) -> tuple[Budget, ...]:

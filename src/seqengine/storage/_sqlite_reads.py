@@ -34,7 +34,7 @@ from seqengine.storage._reads import (
     group_enrollments,
     tally,
 )
-from seqengine.storage.sqlite import SQLiteStorage, _from_ts, _load, _pause
+from seqengine.storage.sqlite import SQLiteStorage, _load, _pause, inbox_message
 
 __all__ = ["INDEXES", "SQLiteReads"]
 
@@ -254,20 +254,7 @@ class SQLiteReads:
             "LIMIT ? OFFSET ?",
             [self.ws, limit + 1, offset],
         )
-        messages = [
-            InboxMessage(
-                id=r[0],
-                platform=r[1],
-                account_id=r[2],
-                lead_id=r[3],
-                sender=r[4],
-                text=r[5],
-                received_at=_from_ts(r[6]),
-                thread_id=r[7],
-                subject=r[8],
-            )
-            for r in rows
-        ]
+        messages = [inbox_message(r) for r in rows]
         return Page.of(messages, offset, limit)
 
     def awaiting_person(self, offset: int, limit: int) -> Page[Action]:

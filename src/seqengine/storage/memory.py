@@ -44,6 +44,7 @@ from seqengine._plan import (
     PutLead,
     QueueNotice,
     SetPause,
+    cancelled,
     decision_plan,
     enrollment_plan,
     pause_plan,
@@ -529,14 +530,10 @@ class MemoryStorage(StorageBase):
             elif isinstance(w, AddAction):
                 self._add_action(w.action)
             elif isinstance(w, CancelAction):
-                action = s.actions.get(w.action_id)
-                if action is None or action.status not in RUNNABLE:
+                done = cancelled(s.actions.get(w.action_id), w.reason, now)
+                if done is None:
                     continue
-                self._set_action(
-                    attrs.evolve(
-                        action, status=ActionStatus.CANCELLED, reason=w.reason, finished_at=now
-                    )
-                )
+                self._set_action(done)
                 # A worker still holding the cancelled action must not revive it.
                 s.leases.pop(w.action_id, None)
             elif isinstance(w, PutEnrollment):

@@ -66,6 +66,7 @@ from seqengine._plan import (
     PutLead,
     QueueNotice,
     SetPause,
+    cancelled,
     decision_plan,
     enrollment_plan,
     pause_plan,
@@ -301,6 +302,25 @@ def workspaces_in(path: str) -> list[str]:
     finally:
         conn.close()
     return [str(r[0]) for r in rows]
+
+
+#: The columns of ``inbox`` that :func:`inbox_message` reads, in its order.
+INBOX_COLUMNS = "id, platform, account_id, lead_id, sender, text, received_at, thread_id, subject"
+
+
+def inbox_message(row: Seq[Any]) -> InboxMessage:
+    """An inbox row (:data:`INBOX_COLUMNS`) as an :class:`InboxMessage`."""
+    return InboxMessage(
+        id=row[0],
+        platform=row[1],
+        account_id=row[2],
+        lead_id=row[3],
+        sender=row[4],
+        text=row[5],
+        received_at=_from_ts(row[6]),
+        thread_id=row[7],
+        subject=row[8],
+    )
 
 
 class _Refused(Exception):
@@ -1079,16 +1099,11 @@ class SQLiteStorage(StorageBase):
                     "SELECT data FROM actions WHERE workspace = ? AND id = ?",
                     (ws, w.action_id),
                 ).fetchone()
-                if row is None:
+                done = cancelled(None if row is None else _load(row[0], Action), w.reason, now)
+                if done is None:
                     continue
-                old = _load(row[0], Action)
-                if old.status not in RUNNABLE:
-                    continue
-                cancelled = attrs.evolve(
-                    old, status=ActionStatus.CANCELLED, reason=w.reason, finished_at=now
-                )
                 # Ending the lease fences out a worker still holding the cancelled action.
-                self._set_action(cur, cancelled, end_lease=True)
+                self._set_action(cur, done, end_lease=True)
             elif isinstance(w, PutEnrollment):
                 e = w.enrollment
                 self._run(
@@ -1492,20 +1507,7 @@ class SQLiteStorage(StorageBase):
             f"subject FROM inbox WHERE {' AND '.join(where)} ORDER BY received_at, seq",
             params,
         )
-        return [
-            InboxMessage(
-                id=r[0],
-                platform=r[1],
-                account_id=r[2],
-                lead_id=r[3],
-                sender=r[4],
-                text=r[5],
-                received_at=_from_ts(r[6]),
-                thread_id=r[7],
-                subject=r[8],
-            )
-            for r in rows
-        ]
+        return [inbox_message(r) for r in rows]
 
     def record_bounce(self, lead_id: str, detail: str) -> None:
         """Mark a lead as bounced; a bounce for an unknown lead is ignored."""

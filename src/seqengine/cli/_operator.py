@@ -41,9 +41,10 @@ def _operated(args: argparse.Namespace) -> Iterator[Storage]:
 
         found = inspect_database(args.db)
         if found.kind != "seqengine":
+            what = "no such file" if found.kind == "absent" else "an empty file"
             msg = (
-                f"{args.db}: holds no seqengine database ({found.kind}) — give the --db file "
-                "of a run (seqengine simulate/demo --db, or a workspace's [storage] url)"
+                f"{args.db}: {what}, not a seqengine database — give the --db file of a run "
+                "(seqengine simulate/demo --db, or a workspace's [storage] url)"
             )
             raise ConfigError(msg)
         storage = open_storage(f"sqlite:///{args.db}", _workspace_of(args.db, args.workspace))

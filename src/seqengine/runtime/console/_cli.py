@@ -47,10 +47,12 @@ def serve(
 
 def _open(args: argparse.Namespace) -> Any:
     if args.db:
-        if not os.path.exists(args.db):
-            msg = f"--db {args.db!r}: no such file; pass the SQLite file a run or demo wrote"
-            raise ConfigError(msg)
+        from seqengine.storage._files import inspect_database
         from seqengine.storage.sqlite import SQLiteStorage
+
+        if inspect_database(args.db).kind != "seqengine":  # a text file, a directory: refused
+            msg = f"--db {args.db!r}: no such database; pass the SQLite file a run or demo wrote"
+            raise ConfigError(msg)
 
         return SQLiteStorage(args.db, args.workspace)
     from seqengine.runtime._config import load_workspace
